@@ -1,0 +1,126 @@
+"""The stage-by-stage Python API behind ``leaf distill`` and ``leaf calibrate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from leafiqa.calibration.finetune import CalibrationConfig, finetune_head
+from leafiqa.calibration.mapping import fit_score_map
+from leafiqa.calibration.selection import select_labels
+from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, load_network, save_model
+from leafiqa.judgments.runner import hash_manifest
+from leafiqa.judgments.store import JudgmentStore
+from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets
+from leafiqa.student.features import FeatureExtractor
+from leafiqa.student.student import Student
+
+
+def training_images(manifest: Manifest) -> Manifest:
+    """The train split when the manifest has one, else every image."""
+    if any(item.split for item in manifest):
+        return manifest.split("train")
+    return manifest
+
+
+def _only_teacher(store: JudgmentStore, teacher_id: str | None) -> str:
+    teachers = store.teachers()
+    if teacher_id:
+        if not any(t == teacher_id for t, *_ in teachers):
+            raise ValueError(f"{store.path}: no judgments by teacher '{teacher_id}'; found "
+                             f"{[t for t, *_ in teachers]}")
+        return teacher_id
+    ids = sorted({t for t, *_ in teachers})
+    if len(ids) != 1:
+        raise ValueError(f"{store.path}: holds judgments of {ids or 'no teacher'}; "
+                         "choose one with --teacher-id")
+    return ids[0]
+
+
+def stored_targets(store_path: Path, teacher_id: str | None, keys: list[str]) -> TeacherTargets:
+    with JudgmentStore(store_path) as store:
+        teacher_id = _only_teacher(store, teacher_id)
+        points = store.points(teacher_id, keys=keys)
+        pairs = store.pairs(teacher_id, keys=keys)
+    if not points:
+        raise ValueError(f"{store_path}: teacher '{teacher_id}' judged none of these images; "
+                         "run `leaf teach` first")
+    return build_targets(keys, points, pairs)
+
+
+def distill_from_store(
+    manifest: Manifest,
+    store_path: str | Path,
+    out: str | Path,
+    *,
+    teacher_id: str | None = None,
+    backbone: str = "efficientnet-lite0",
+    input_size: int = 384,
+    cache_dir: str | Path | None = "runs/cache",
+    point_weight: float = 1.0,
+    pair_weight: float = 1.0,
+    use_reliability: bool = True,
+) -> Path:
+    images = training_images(manifest)
+    keys = hash_manifest(images)
+    targets = stored_targets(Path(store_path), teacher_id, keys)
+    config = DistillConfig(point_weight=point_weight, pair_weight=pair_weight,
+                           use_reliability=use_reliability)
+    student = Student(backbone, input_size, cache_dir, distill=config).fit(images, targets, keys)
+    assert student.head is not None
+    network = LeafNetwork(MultiLevelBackbone(backbone), student.head, student.score_map)
+    info = ModelInfo(backbone=backbone, input_size=input_size, head=student.head.config(),
+                     score_map=student.score_map, teacher_ids=targets.teacher_ids,
+                     manifest_hash=images.fingerprint(), notes={"stage": "distilled"})
+    return save_model(out, network, info)
+
+
+def calibrate_model(
+    model_path: str | Path,
+    manifest: Manifest,
+    *,
+    budget: float = 0.1,
+    selection: str = "random",
+    seed: int = 0,
+    store: str | Path | None = None,
+    teacher_id: str | None = None,
+    out: str | Path | None = None,
+    cache_dir: str | Path | None = "runs/cache",
+    config: CalibrationConfig | None = None,
+) -> Path:
+    """Fine-tune a model file's head on MOS labels and fit its map onto the MOS scale."""
+    from leafiqa.pipeline import label_count
+
+    network, info = load_network(model_path)
+    pool = training_images(manifest)
+    if not pool.has_mos:
+        raise DataError(f"{pool.source}: calibration needs a MOS for every image")
+    keys = hash_manifest(pool)
+    features = FeatureExtractor(info.backbone, info.input_size, cache_dir).transform(pool, keys)
+    targets = stored_targets(Path(store), teacher_id, keys) if store else None
+    teacher_scores = None
+    if selection == "spread":
+        if targets is None:
+            raise ValueError("label selection 'spread' needs the teacher's judgments (--store)")
+        teacher_scores = np.zeros(len(keys))
+        teacher_scores[targets.point_index] = targets.point_target
+    n_labels = label_count(budget, len(pool))
+    rows = select_labels(len(pool), n_labels, strategy=selection,
+                         teacher_scores=teacher_scores, seed=seed)
+    mos = np.array(pool.mos_array())[rows]
+    head = finetune_head(network.head, features, rows, mos, config or CalibrationConfig(seed=seed),
+                         targets=targets)
+    score_map = fit_score_map(head.predict(features[rows]), mos)
+    calibrated = LeafNetwork(network.backbone, head, score_map)
+    info = ModelInfo(backbone=info.backbone, input_size=info.input_size, head=head.config(),
+                     score_map=score_map, teacher_ids=info.teacher_ids,
+                     manifest_hash=info.manifest_hash,
+                     mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
+                     notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
+                            "selection": selection})
+    out = Path(out) if out else Path(model_path).with_name(
+        Path(model_path).stem + "-calibrated.safetensors")
+    return save_model(out, calibrated, info)

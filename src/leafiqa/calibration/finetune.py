@@ -1,0 +1,123 @@
+"""Calibration with a few human labels: fine-tune the distilled head on MOS, then map onto the
+MOS scale.
+
+Fine-tuning loss, on the labelled images (MOS standardised with the labels' own mean/std):
+    MSE(a·s + b, mos_z) + λ_rank · BCE(σ((s_i − s_j)/τ), [mos_i > mos_j])
+plus, while labels are few, λ_teacher · (the distillation loss on all images): the teacher's
+perception keeps regularising the head so a few labels re-scale it rather than overwrite it.
+λ_teacher shrinks as labels grow: λ_teacher = teacher_weight · k / (k + n_labels).
+The same routine with no teacher and a fresh head is the "student on labels alone" baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from leafiqa.calibration.mapping import ScoreMap, fit_score_map
+from leafiqa.student.distill import DistillationLoss, DistillConfig, TeacherTargets, train_head
+from leafiqa.student.head import QualityHead
+from leafiqa.student.losses import pair_loss
+
+
+@dataclass
+class CalibrationConfig:
+    steps: int = 200
+    lr: float = 5e-4
+    weight_decay: float = 1e-3
+    rank_weight: float = 1.0
+    rank_temperature: float = 0.3
+    teacher_weight: float = 1.0
+    teacher_half_life: int = 250  # k in λ_teacher = teacher_weight · k / (k + n_labels)
+    max_rank_pairs: int = 20000
+    seed: int = 0
+
+
+class LabelLoss:
+    def __init__(self, rows: np.ndarray, mos: np.ndarray, config: CalibrationConfig,
+                 affine: torch.nn.Parameter) -> None:
+        self.rows = torch.as_tensor(rows)
+        mos = np.asarray(mos, dtype=np.float64)
+        self.target = torch.as_tensor((mos - mos.mean()) / (mos.std() or 1.0), dtype=torch.float32)
+        self.affine = affine
+        self.config = config
+        rng = np.random.default_rng(config.seed)
+        i, j = np.triu_indices(len(rows), k=1)
+        if i.size > config.max_rank_pairs:
+            pick = rng.choice(i.size, size=config.max_rank_pairs, replace=False)
+            i, j = i[pick], j[pick]
+        differs = mos[i] != mos[j]
+        self.pair_i = torch.as_tensor(i[differs])
+        self.pair_j = torch.as_tensor(j[differs])
+        self.pair_target = torch.as_tensor((mos[i] > mos[j])[differs], dtype=torch.float32)
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        s = scores[self.rows]
+        loss = ((self.affine[0] * s + self.affine[1] - self.target) ** 2).mean()
+        if self.config.rank_weight > 0 and self.pair_i.numel():
+            loss = loss + self.config.rank_weight * pair_loss(
+                s[self.pair_i], s[self.pair_j], self.pair_target,
+                torch.ones_like(self.pair_target), self.config.rank_temperature)
+        return loss
+
+
+def teacher_lambda(config: CalibrationConfig, n_labels: int) -> float:
+    return config.teacher_weight * config.teacher_half_life / (config.teacher_half_life + n_labels)
+
+
+def finetune_head(
+    head: QualityHead,
+    features: np.ndarray,
+    label_rows: np.ndarray,
+    mos: np.ndarray,
+    config: CalibrationConfig | None = None,
+    targets: TeacherTargets | None = None,
+    distill_config: DistillConfig | None = None,
+) -> QualityHead:
+    """A copy of ``head`` fine-tuned on the labelled rows (see module docstring)."""
+    config = config or CalibrationConfig()
+    head = copy.deepcopy(head)
+    if len(label_rows) < 2:
+        return head
+    with torch.no_grad():
+        s = head.predict(features[label_rows])
+        mos_z = (mos - mos.mean()) / (mos.std() or 1.0)
+        slope = float(np.polyfit(s, mos_z, 1)[0]) if s.std() > 0 else 1.0
+    affine = torch.nn.Parameter(torch.tensor([max(slope, 0.05), 0.0]))
+    label_loss = LabelLoss(label_rows, mos, config, affine)
+    weight = teacher_lambda(config, len(label_rows)) if targets is not None else 0.0
+    teacher_loss = DistillationLoss(targets, distill_config or DistillConfig()) if weight else None
+
+    def objective(scores: torch.Tensor) -> torch.Tensor:
+        loss = label_loss(scores)
+        if teacher_loss is not None:
+            loss = loss + weight * teacher_loss(scores)
+        return loss
+
+    train_head(head, features, objective, None, steps=config.steps, lr=config.lr,
+               weight_decay=config.weight_decay, seed=config.seed, extra_parameters=[affine])
+    return head
+
+
+def train_on_labels(
+    features: np.ndarray,
+    label_rows: np.ndarray,
+    mos: np.ndarray,
+    config: CalibrationConfig | None = None,
+    hidden: int = 256,
+    dropout: float = 0.2,
+) -> QualityHead:
+    """Baseline: the same head, from scratch, on the labels alone (same loss, same steps)."""
+    config = config or CalibrationConfig()
+    torch.manual_seed(config.seed)
+    head = QualityHead(features.shape[1], hidden, dropout)
+    head.set_normalisation(features)
+    return finetune_head(head, features, label_rows, mos, config, targets=None)
+
+
+def fit_calibration(head: QualityHead, features: np.ndarray, mos: np.ndarray) -> ScoreMap:
+    """The monotonic map from head scores to MOS, fitted on the labelled images."""
+    return fit_score_map(head.predict(features), mos)

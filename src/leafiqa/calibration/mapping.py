@@ -1,0 +1,85 @@
+"""Monotonic maps from student scores onto the MOS scale.
+
+The 4-parameter logistic of VQEG / IQA practice:
+    f(s) = (β1 − β2) / (1 + exp(−(s − β3) / |β4|)) + β2,   β1 > β2 (increasing)
+fitted with scipy's least squares. With too few labels for four parameters it falls back to a
+linear map; with none there is no map (``kind = "none"``) and only rank metrics make sense.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit
+
+MIN_LABELS_FOR_LOGISTIC = 8
+
+
+def logistic4(s: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    z = np.clip(-(s - b3) / max(abs(b4), 1e-6), -60.0, 60.0)
+    return (b1 - b2) / (1.0 + np.exp(z)) + b2
+
+
+@dataclass
+class ScoreMap:
+    kind: str = "none"  # none | linear | logistic4
+    params: list[float] = field(default_factory=list)
+    n_labels: int = 0
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        if self.kind == "none":
+            return scores
+        if self.kind == "linear":
+            slope, intercept = self.params
+            return slope * scores + intercept
+        if self.kind == "logistic4":
+            return logistic4(scores, *self.params)
+        raise ValueError(f"unknown score map '{self.kind}'")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScoreMap:
+        return cls(kind=data["kind"], params=[float(p) for p in data["params"]],
+                   n_labels=int(data.get("n_labels", 0)))
+
+
+def fit_linear(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
+    scores, mos = np.asarray(scores, float), np.asarray(mos, float)
+    if scores.size < 2 or scores.std() == 0:
+        return ScoreMap("linear", [0.0, float(mos.mean()) if mos.size else 0.0], int(mos.size))
+    slope, intercept = np.polyfit(scores, mos, 1)
+    # A map onto MOS must not reverse the order the student learnt.
+    if slope <= 0:
+        slope, intercept = 0.0, float(mos.mean())
+    return ScoreMap("linear", [float(slope), float(intercept)], int(mos.size))
+
+
+def fit_score_map(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
+    """Best monotonic increasing map of ``scores`` onto ``mos`` (see module docstring)."""
+    scores, mos = np.asarray(scores, float), np.asarray(mos, float)
+    if scores.size == 0:
+        return ScoreMap()
+    linear = fit_linear(scores, mos)
+    if scores.size < MIN_LABELS_FOR_LOGISTIC or scores.std() == 0:
+        return linear
+    spread = scores.std()
+    initial = [mos.max(), mos.min(), float(np.median(scores)), spread]
+    bounds = ([mos.min() - 3 * mos.std(), -np.inf, scores.min() - 3 * spread, 1e-3 * spread],
+              [np.inf, mos.max() + 3 * mos.std(), scores.max() + 3 * spread, 100 * spread])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(logistic4, scores, mos, p0=initial, bounds=bounds, maxfev=20000)
+    except (RuntimeError, ValueError):
+        return linear
+    fitted = ScoreMap("logistic4", [float(p) for p in params], int(mos.size))
+    if params[0] <= params[1]:
+        return linear
+    linear_error = np.mean((linear(scores) - mos) ** 2)
+    logistic_error = np.mean((fitted(scores) - mos) ** 2)
+    return fitted if logistic_error <= linear_error else linear

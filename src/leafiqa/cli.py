@@ -1,0 +1,365 @@
+"""``leaf``: the command line. Each command is a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from leafiqa.data.manifest import DataError, Manifest
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="LEAF — label-efficient image quality assessment.")
+judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import judgments.")
+app.add_typer(judgments_app, name="judgments")
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
+              limit: int | None = None) -> Manifest:
+    from leafiqa.data.readers import read_dataset
+
+    target = Path(path)
+    if kind == "auto":
+        if target.is_file():
+            kind = "csv"
+        elif (target / "data.csv").is_file() and (target / "splits.csv").is_file():
+            kind = "agiqa3k"
+        elif (target / "koniq10k_scores_and_distributions.csv").is_file():
+            kind = "koniq10k"
+        elif (target / "dmos.csv").is_file():
+            kind = "kadid10k"
+        else:
+            kind = "folder"
+    options: dict[str, object] = {"split": split} if kind == "agiqa3k" else {}
+    manifest = read_dataset(kind, target, **options)
+    return manifest.head(limit) if limit else manifest
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="YAML config (see configs/demo.yaml)"),
+        quiet: bool = typer.Option(False, help="no progress bars")) -> None:
+    """Run every stage (teach → distill → calibrate → evaluate → model file) from one config."""
+    from leafiqa.config import load_config
+    from leafiqa.pipeline import format_results, run_pipeline
+
+    try:
+        summary = run_pipeline(load_config(config), progress=not quiet)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(format_results(summary))
+
+
+@app.command()
+def teach(
+    data: str = typer.Option(..., help="dataset folder, manifest CSV or image folder"),
+    teacher: str = typer.Option("cues", help="teacher spec: cues, qbench:FILE, jsonl:FILE, "
+                                             "openai, transformers:MODEL"),
+    store: Path = typer.Option(Path("runs/judgments.sqlite"), help="SQLite judgment store"),
+    kind: str = typer.Option("auto", help="dataset kind (agiqa3k, koniq10k, spaq, livec, "
+                                          "kadid10k, csv, folder)"),
+    split: str = typer.Option("split_1", help="split column for AGIQA-3K"),
+    limit: int = typer.Option(None, help="only the first N images"),
+    pairs_per_image: int = typer.Option(4, help="pair-wise judgments per image (0: none)"),
+    max_requests: int = typer.Option(None, help="stop after this many judgments"),
+    url: str = typer.Option(None, help="OpenAI-compatible base URL (or LEAF_TEACHER_URL)"),
+    model: str = typer.Option(None, help="model name (or LEAF_TEACHER_MODEL)"),
+    concurrency: int = typer.Option(None, help="requests in flight (openai)"),
+    timeout: float = typer.Option(None, help="seconds per request (openai)"),
+    backend: str = typer.Option(None, help="alias: --backend openai means --teacher openai"),
+    quiet: bool = typer.Option(False),
+) -> None:
+    """Ask a teacher for point-wise and pair-wise judgments; resumes where a run stopped."""
+    from leafiqa.judgments.runner import teach as run_teach
+    from leafiqa.judgments.store import JudgmentStore
+    from leafiqa.teachers.registry import make_teacher
+
+    spec = backend if backend and teacher == "cues" else teacher
+    options = {k: v for k, v in {"url": url, "model": model, "concurrency": concurrency,
+                                 "timeout": timeout}.items() if v is not None}
+    try:
+        manifest = read_data(data, kind, split, limit)
+        chosen = make_teacher(spec, **options) if spec.startswith("openai") else make_teacher(spec)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    with JudgmentStore(store) as judgment_store:
+        try:
+            report = run_teach(chosen, manifest, judgment_store, pairs_per_image=pairs_per_image,
+                               max_requests=max_requests, progress=not quiet)
+        finally:
+            chosen.close()
+    typer.echo(report.summary())
+    for error in report.errors[:5]:
+        typer.echo(f"  failed: {error}", err=True)
+
+
+@app.command()
+def distill(
+    data: str = typer.Option(..., help="images the student learns from (their train split)"),
+    store: Path = typer.Option(Path("runs/judgments.sqlite")),
+    teacher_id: str = typer.Option(None, help="teacher id in the store (default: the only one)"),
+    out: Path = typer.Option(Path("runs/student.safetensors"), help="model file to write"),
+    kind: str = typer.Option("auto"),
+    split: str = typer.Option("split_1"),
+    limit: int = typer.Option(None),
+    backbone: str = typer.Option("efficientnet-lite0"),
+    input_size: int = typer.Option(384),
+    point_weight: float = typer.Option(1.0),
+    pair_weight: float = typer.Option(1.0),
+    no_reliability: bool = typer.Option(False, help="weight every judgment equally"),
+    cache: Path = typer.Option(Path("runs/cache"), help="feature cache folder"),
+) -> None:
+    """Distil stored teacher judgments into a student (an uncalibrated model file)."""
+    from leafiqa.api import distill_from_store
+
+    try:
+        manifest = read_data(data, kind, split, limit)
+        path = distill_from_store(manifest, store, out, teacher_id=teacher_id,
+                                  backbone=backbone, input_size=input_size, cache_dir=cache,
+                                  point_weight=point_weight, pair_weight=pair_weight,
+                                  use_reliability=not no_reliability)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def calibrate(
+    model_path: Path = typer.Argument(..., help="a distilled model file"),
+    labels: str = typer.Option(..., help="images with MOS (dataset folder or CSV)"),
+    budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
+    selection: str = typer.Option("random", help="random or spread (needs --store)"),
+    seed: int = typer.Option(0),
+    store: Path = typer.Option(None, help="judgment store: keeps the teacher in the loss"),
+    teacher_id: str = typer.Option(None),
+    out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
+    kind: str = typer.Option("auto"),
+    split: str = typer.Option("split_1"),
+    cache: Path = typer.Option(Path("runs/cache")),
+) -> None:
+    """Fine-tune on a few MOS labels and fit the 4-parameter logistic onto the MOS scale."""
+    from leafiqa.api import calibrate_model
+
+    try:
+        manifest = read_data(labels, kind, split)
+        path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
+                               seed=seed, store=store, teacher_id=teacher_id, out=out,
+                               cache_dir=cache)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def evaluate(
+    model_path: Path = typer.Argument(...),
+    data: str = typer.Option(..., help="images with MOS"),
+    kind: str = typer.Option("auto"),
+    split: str = typer.Option("split_1"),
+    subset: str = typer.Option("test", help="split value to evaluate on ('' for all)"),
+    json_out: Path = typer.Option(None, "--json", help="write the metrics here"),
+    runtime: str = typer.Option("auto"),
+) -> None:
+    """SRCC / KRCC / PLCC / RMSE of a model file against MOS."""
+    import numpy as np
+
+    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.evaluation.metrics import evaluate as compute
+
+    try:
+        manifest = read_data(data, kind, split)
+        if subset and any(i.split for i in manifest):
+            manifest = manifest.split(subset)
+        scorer = Scorer(model_path, runtime=runtime)
+        predictions = scorer.score_paths([i.path for i in manifest])
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    ok = ~np.isnan(predictions)
+    metrics = compute(predictions[ok], np.array(manifest.mos_array())[ok],
+                      calibrated=scorer.info.score_map.kind != "none")
+    metrics["unreadable"] = int((~ok).sum())
+    typer.echo(json.dumps(metrics, indent=2))
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2))
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    from leafiqa.data.readers import IMAGE_SUFFIXES
+
+    paths: list[Path] = []
+    for entry in inputs:
+        target = Path(entry)
+        if target.is_dir():
+            paths += sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif target.suffix.lower() == ".csv" and target.is_file():
+            with target.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                column = next((c for c in ("path", "name", "image") if c in (reader.fieldnames
+                                                                           or [])), None)
+                if column is None:
+                    raise DataError(f"{target}: needs a 'path' or 'name' column")
+                paths += [Path(r[column]) if Path(r[column]).is_absolute()
+                          else target.parent / r[column] for r in reader]
+        elif target.suffix.lower() == ".txt" and target.is_file():
+            paths += [Path(line.strip()) for line in target.read_text().splitlines()
+                      if line.strip()]
+        elif any(ch in entry for ch in "*?["):
+            paths += sorted(Path(p) for p in glob.glob(entry, recursive=True))
+        else:
+            paths.append(target)
+    return paths
+
+
+@app.command()
+def score(
+    model_path: Path = typer.Argument(..., help="calibrated model file"),
+    inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists or CSVs"),
+    out: Path = typer.Option(Path("scores.csv"), help="CSV or .parquet"),
+    runtime: str = typer.Option("auto", help="torch, onnx or auto"),
+    batch_size: int = typer.Option(32),
+    workers: int = typer.Option(None, help="decoding processes (default: CPU count)"),
+    threads: int = typer.Option(None, help="inference threads"),
+) -> None:
+    """Score images with a model file, in batches, written as it goes."""
+    from tqdm.auto import tqdm
+
+    from leafiqa.deploy.scorer import Scorer
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        paths = expand_inputs(inputs)
+        scorer = Scorer(model_path, runtime=runtime, threads=threads)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    if not paths:
+        fail("no images to score")
+    failures: list[tuple[Path, str]] = []
+    rows: list[tuple[str, float]] = []
+    start = time.time()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parquet = out.suffix == ".parquet"
+    handle = None if parquet else out.open("w", newline="")
+    writer = csv.writer(handle) if handle else None
+    if writer:
+        writer.writerow(["path", "score"])
+    with tqdm(total=len(paths), unit="img", desc="scoring") as bar:
+        for batch in scorer.iter_scores(paths, batch_size, workers):
+            for path, value in zip(batch.paths, batch.scores, strict=True):
+                rows.append((str(path), value))
+                if writer:
+                    writer.writerow([str(path), f"{value:.6f}"])
+            for path, reason in batch.failures:
+                failures.append((path, reason))
+                logging.warning("skipped %s", reason)
+            if handle:
+                handle.flush()
+            bar.update(len(batch.paths) + len(batch.failures))
+    if handle:
+        handle.close()
+    else:
+        import pandas as pd
+
+        pd.DataFrame(rows, columns=["path", "score"]).to_parquet(out)
+    elapsed = time.time() - start
+    typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
+               f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable")
+    for path, reason in failures[:10]:
+        typer.echo(f"  skipped: {reason}", err=True)
+
+
+@app.command()
+def export(model_path: Path = typer.Argument(...),
+           format: str = typer.Option("onnx", help="onnx"),
+           out: Path = typer.Option(None)) -> None:
+    """Export the calibrated student (calibration included) as one ONNX graph."""
+    if format != "onnx":
+        fail(f"unknown format '{format}' (onnx)")
+    from leafiqa.deploy.onnx_export import export_model_onnx
+
+    try:
+        path = export_model_onnx(model_path, out)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8000,
+          runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16) -> None:
+    """An HTTP scoring service: POST /score, GET /health, GET /model."""
+    import uvicorn
+
+    from leafiqa.deploy.service import create_app
+
+    uvicorn.run(create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
+                           max_batch=max_batch), host=host, port=port)
+
+
+@app.command()
+def bench(config: Path = typer.Argument(...),
+          quick: bool = typer.Option(False, help="a small grid (CI)"),
+          out: Path = typer.Option(None, help="report folder (default: <output>/bench)")) -> None:
+    """Label-budget study: methods × budgets × splits × seeds, with plots and an HTML report."""
+    from leafiqa.bench import run_bench
+    from leafiqa.config import load_config
+
+    try:
+        report = run_bench(load_config(config), quick=quick, out=out)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(report.markdown)
+    typer.echo(f"\nreport: {report.html}   csv: {report.csv}   time: {report.seconds:.0f} s")
+
+
+@judgments_app.command("list")
+def judgments_list(store: Path = typer.Option(Path("runs/judgments.sqlite"))) -> None:
+    """Teachers in a store with their judgment counts."""
+    from leafiqa.judgments.store import JudgmentStore
+
+    with JudgmentStore(store) as judgment_store:
+        for teacher_id, version, points, pairs in judgment_store.teachers():
+            typer.echo(f"{teacher_id}\t{version}\tpoints={points}\tpairs={pairs}")
+        failures = judgment_store.failures()
+        if failures:
+            typer.echo(f"{len(failures)} failed judgments (retried on the next run)")
+
+
+@judgments_app.command("export")
+def judgments_export(out: Path = typer.Argument(..., help=".jsonl, .csv or .parquet"),
+                     store: Path = typer.Option(Path("runs/judgments.sqlite"))) -> None:
+    """Export judgments (JSONL keeps everything; CSV/Parquet write one file per table)."""
+    from leafiqa.judgments.jsonl import export_store
+    from leafiqa.judgments.store import JudgmentStore
+
+    with JudgmentStore(store) as judgment_store:
+        written = export_store(judgment_store, out)
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@judgments_app.command("import")
+def judgments_import(source: Path = typer.Argument(..., help="a LEAF JSONL export"),
+                     store: Path = typer.Option(Path("runs/judgments.sqlite"))) -> None:
+    """Import a JSONL export (judgments computed on another machine)."""
+    from leafiqa.judgments.jsonl import import_jsonl
+    from leafiqa.judgments.store import JudgmentStore
+
+    with JudgmentStore(store) as judgment_store:
+        try:
+            counts = import_jsonl(judgment_store, source)
+        except (DataError, FileNotFoundError) as error:
+            fail(str(error))
+    typer.echo(f"imported {counts['point']} point-wise and {counts['pair']} pair-wise judgments")
+
+
+def main() -> None:  # pragma: no cover
+    app(sys.argv[1:])

@@ -1,0 +1,70 @@
+"""Decoding images into tensors the student reads, and content hashes that key judgments."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from leafiqa.data.manifest import DataError
+
+# Decompression-bomb guard stays on, but at a level real photos never reach.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class ImageDecodeError(DataError):
+    """An image file that is missing or cannot be decoded."""
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageDecodeError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"{path}: cannot decode image ({error})") from None
+
+
+def decode_bytes_rgb(data: bytes, label: str = "<upload>") -> Image.Image:
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"{label}: not a decodable image ({error})") from None
+
+
+def to_model_input(image: Image.Image, size: int) -> np.ndarray:
+    """Resize the whole image to size×size and normalise: a CHW float32 array."""
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = (array - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def load_model_input(path: str | Path, size: int) -> np.ndarray:
+    return to_model_input(open_rgb(path), size)
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (first 32 hex digits): the same image under another name
+    or folder shares its stored judgments."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageDecodeError(f"{path}: image file not found")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]

@@ -1,0 +1,215 @@
+"""Readers for the MOS files IQA datasets ship with; each returns a validated Manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from leafiqa.data.manifest import DataError, Manifest, build_manifest, require_columns
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path, **kwargs)  # type: ignore[arg-type]
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: not a readable CSV ({error})") from None
+
+
+def read_plain_csv(
+    path: str | Path,
+    image_root: str | Path | None = None,
+    *,
+    check_files: bool = True,
+) -> Manifest:
+    """``name,mos[,std][,split]`` (``path`` or ``image`` also accepted for the name column)."""
+    path = Path(path)
+    frame = _read_csv(path)
+    name_column = next((c for c in ("name", "path", "image") if c in frame.columns), "name")
+    return build_manifest(
+        frame,
+        root=Path(image_root) if image_root else path.parent,
+        source=str(path),
+        name_column=name_column,
+        mos_column="mos" if "mos" in frame.columns else None,
+        std_column="std" if "std" in frame.columns else None,
+        split_column="split" if "split" in frame.columns else None,
+        check_files=check_files,
+    )
+
+
+def read_agiqa3k(
+    root: str | Path,
+    split: str | None = "split_1",
+    *,
+    check_files: bool = True,
+) -> Manifest:
+    """AGIQA-3K: ``data.csv`` (``mos_quality``, ``std_quality``) and ``splits.csv``."""
+    root = Path(root)
+    data_csv = root / "data.csv"
+    frame = _read_csv(data_csv)
+    manifest = build_manifest(
+        frame,
+        root=root / "images",
+        source=str(data_csv),
+        name_column="name",
+        mos_column="mos_quality",
+        std_column="std_quality",
+        check_files=check_files,
+    )
+    if split is None:
+        return manifest
+    splits_csv = root / "splits.csv"
+    splits = _read_csv(splits_csv)
+    require_columns(splits, ["name", split], str(splits_csv))
+    mapping = dict(zip(splits["name"].astype(str), splits[split].astype(str), strict=True))
+    manifest.source = f"{data_csv}+{splits_csv}:{split}"
+    return manifest.with_split(mapping, f"{splits_csv}:{split}")
+
+
+def read_koniq10k(root: str | Path, *, check_files: bool = True) -> Manifest:
+    """KonIQ-10k: ``koniq10k_scores_and_distributions.csv`` (``image_name``, ``MOS``, ``SD``);
+    images in ``1024x768/`` (or beside the CSV). Its official ``set`` column is used as split."""
+    root = Path(root)
+    csv = root / "koniq10k_scores_and_distributions.csv"
+    frame = _read_csv(csv)
+    image_root = root / "1024x768" if (root / "1024x768").is_dir() else root
+    if "set" in frame.columns:
+        frame = frame.rename(columns={"set": "split"})
+    return build_manifest(
+        frame,
+        root=image_root,
+        source=str(csv),
+        name_column="image_name",
+        mos_column="MOS",
+        std_column="SD",
+        split_column="split" if "split" in frame.columns else None,
+        check_files=check_files,
+    )
+
+
+def read_spaq(root: str | Path, *, check_files: bool = True) -> Manifest:
+    """SPAQ: ``MOS and Image attribute scores.xlsx`` (``Image name``, ``MOS``) or a CSV export;
+    images in ``TestImage/``."""
+    root = Path(root)
+    candidates = [
+        root / "Annotations" / "MOS and Image attribute scores.xlsx",
+        root / "MOS and Image attribute scores.xlsx",
+        root / "mos.csv",
+    ]
+    sheet = next((c for c in candidates if c.is_file()), None)
+    if sheet is None:
+        raise DataError(f"{root}: no SPAQ MOS file found (looked for {[str(c) for c in candidates]})")
+    if sheet.suffix == ".xlsx":
+        try:
+            frame = pd.read_excel(sheet)
+        except ImportError as error:
+            raise DataError(f"{sheet}: reading .xlsx needs openpyxl ({error})") from None
+    else:
+        frame = _read_csv(sheet)
+    image_root = root / "TestImage" if (root / "TestImage").is_dir() else root
+    return build_manifest(
+        frame,
+        root=image_root,
+        source=str(sheet),
+        name_column="Image name",
+        mos_column="MOS",
+        check_files=check_files,
+    )
+
+
+def read_live_challenge(root: str | Path, *, check_files: bool = True) -> Manifest:
+    """LIVE In the Wild Challenge: ``Data/AllImages_release.mat`` and ``Data/AllMOS_release.mat``
+    (+ ``AllStdDev_release.mat`` when present); images in ``Images/``. The first 7 images are
+    the training images of the original release and are conventionally dropped; we keep all."""
+    from scipy.io import loadmat
+
+    root = Path(root)
+    data_dir = root / "Data" if (root / "Data").is_dir() else root
+    names_mat = data_dir / "AllImages_release.mat"
+    mos_mat = data_dir / "AllMOS_release.mat"
+    for mat in (names_mat, mos_mat):
+        if not mat.is_file():
+            raise DataError(f"{mat}: file not found")
+    try:
+        names = [str(entry[0][0]) for entry in loadmat(names_mat)["AllImages_release"]]
+        mos = [float(v) for v in loadmat(mos_mat)["AllMOS_release"].ravel()]
+    except (KeyError, ValueError, IndexError) as error:
+        raise DataError(f"{names_mat} / {mos_mat}: unexpected .mat layout ({error})") from None
+    if len(names) != len(mos):
+        raise DataError(f"{names_mat}: {len(names)} names but {mos_mat}: {len(mos)} MOS values")
+    frame = pd.DataFrame({"name": names, "mos": mos})
+    std_mat = data_dir / "AllStdDev_release.mat"
+    if std_mat.is_file():
+        frame["std"] = [float(v) for v in loadmat(std_mat)["AllStdDev_release"].ravel()]
+    image_root = root / "Images" if (root / "Images").is_dir() else root
+    return build_manifest(
+        frame,
+        root=image_root,
+        source=str(mos_mat),
+        name_column="name",
+        mos_column="mos",
+        std_column="std" if "std" in frame.columns else None,
+        check_files=check_files,
+    )
+
+
+def read_kadid10k(root: str | Path, *, check_files: bool = True) -> Manifest:
+    """KADID-10k: ``dmos.csv`` (``dist_img``, ``ref_img``, ``dmos``, ``var``); images in
+    ``images/``. Despite its name KADID's ``dmos`` grows with quality (1–5), so it is used as MOS."""
+    root = Path(root)
+    csv = root / "dmos.csv"
+    frame = _read_csv(csv)
+    require_columns(frame, ["dist_img", "dmos"], str(csv))
+    if "var" in frame.columns:
+        frame["std"] = pd.to_numeric(frame["var"], errors="coerce") ** 0.5
+    image_root = root / "images" if (root / "images").is_dir() else root
+    return build_manifest(
+        frame,
+        root=image_root,
+        source=str(csv),
+        name_column="dist_img",
+        mos_column="dmos",
+        std_column="std" if "std" in frame.columns else None,
+        check_files=check_files,
+    )
+
+
+def read_folder(folder: str | Path, *, recursive: bool = True) -> Manifest:
+    """Every image file under a folder, sorted, without MOS."""
+    from leafiqa.data.manifest import ImageItem
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    pattern = "**/*" if recursive else "*"
+    paths = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise DataError(f"{folder}: no image files found")
+    return Manifest(
+        [ImageItem(path=p, name=str(p.relative_to(folder))) for p in paths], source=str(folder)
+    )
+
+
+READERS = {
+    "agiqa3k": read_agiqa3k,
+    "koniq10k": read_koniq10k,
+    "spaq": read_spaq,
+    "livec": read_live_challenge,
+    "kadid10k": read_kadid10k,
+    "csv": read_plain_csv,
+    "folder": read_folder,
+}
+
+
+def read_dataset(kind: str, path: str | Path, **options: object) -> Manifest:
+    """Dispatch on a dataset kind name (see ``READERS``)."""
+    try:
+        reader = READERS[kind]
+    except KeyError:
+        raise DataError(f"unknown dataset kind '{kind}'; choose from {sorted(READERS)}") from None
+    return reader(path, **options)  # type: ignore[operator]

@@ -1,0 +1,130 @@
+"""The file a user keeps: one safetensors file with the student's weights (backbone, head,
+calibration) and its metadata — backbone name, input size, calibration, teacher id, training
+manifest hash. No pickle: loading a model file never runs code from it."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from leafiqa.calibration.mapping import ScoreMap
+from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.head import QualityHead
+
+FORMAT = "leaf-model/1"
+
+
+class TorchScoreMap(nn.Module):
+    """``ScoreMap`` as tensor operations (so it is part of the exported ONNX graph)."""
+
+    def __init__(self, score_map: ScoreMap) -> None:
+        super().__init__()
+        self.kind = score_map.kind
+        params = score_map.params or [0.0]
+        self.register_buffer("params", torch.tensor(params, dtype=torch.float32))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        if self.kind == "none":
+            return s
+        if self.kind == "linear":
+            return self.params[0] * s + self.params[1]
+        b1, b2, b3, b4 = self.params[0], self.params[1], self.params[2], self.params[3]
+        z = torch.clamp(-(s - b3) / b4.abs().clamp_min(1e-6), -60.0, 60.0)
+        return (b1 - b2) / (1.0 + torch.exp(z)) + b2
+
+
+class LeafNetwork(nn.Module):
+    """images (B, 3, S, S), ImageNet-normalised → calibrated quality scores (B,)."""
+
+    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.calibration = TorchScoreMap(score_map)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.calibration(self.head(self.backbone(images)))
+
+
+@dataclass
+class ModelInfo:
+    backbone: str
+    input_size: int
+    head: dict
+    score_map: ScoreMap
+    teacher_ids: list[str] = field(default_factory=list)
+    manifest_hash: str = ""
+    mos_range: tuple[float, float] | None = None
+    created: str = ""
+    notes: dict = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            "format": FORMAT,
+            "backbone": self.backbone,
+            "input_size": str(self.input_size),
+            "head": json.dumps(self.head),
+            "calibration": json.dumps(self.score_map.to_dict()),
+            "teacher_ids": json.dumps(self.teacher_ids),
+            "manifest_hash": self.manifest_hash,
+            "mos_range": json.dumps(self.mos_range),
+            "created": self.created or time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "notes": json.dumps(self.notes),
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], source: str) -> ModelInfo:
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
+        try:
+            mos_range = json.loads(metadata.get("mos_range", "null"))
+            return cls(
+                backbone=metadata["backbone"],
+                input_size=int(metadata["input_size"]),
+                head=json.loads(metadata["head"]),
+                score_map=ScoreMap.from_dict(json.loads(metadata["calibration"])),
+                teacher_ids=json.loads(metadata.get("teacher_ids", "[]")),
+                manifest_hash=metadata.get("manifest_hash", ""),
+                mos_range=tuple(mos_range) if mos_range else None,
+                created=metadata.get("created", ""),
+                notes=json.loads(metadata.get("notes", "{}")),
+            )
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{source}: damaged LEAF model metadata ({error})") from None
+
+
+def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    save_file(tensors, str(path), metadata=info.to_metadata())
+    return path
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a safetensors model file ({error})") from None
+    return ModelInfo.from_metadata(metadata, str(path))
+
+
+def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
+    info = read_info(path)
+    backbone = MultiLevelBackbone(info.backbone, pretrained=False)
+    head = QualityHead(**info.head)
+    network = LeafNetwork(backbone, head, info.score_map)
+    network.load_state_dict(load_file(str(path)))
+    return network.eval(), info

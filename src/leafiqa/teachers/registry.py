@@ -1,0 +1,43 @@
+"""Build a teacher from a short spec string (CLI flags and config files use these)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from leafiqa.teachers.protocol import Teacher
+
+SPECS = """\
+cues                         offline classical NR cues (BRISQUE, sharpness, exposure); no download
+qbench:PATH.json             a recorded Q-Bench judgment file (two-level good/poor logits)
+jsonl:PATH.jsonl             LEAF's own recorded judgments (JSONL export)
+openai                       an OpenAI-compatible server (--url/LEAF_TEACHER_URL, --model/LEAF_TEACHER_MODEL)
+transformers:MODEL           a local transformers VLM (hub id or path; needs leaf-iqa[transformers])
+"""
+
+
+def make_teacher(spec: str, **options: object) -> Teacher:
+    kind, _, argument = spec.partition(":")
+    if kind == "cues":
+        from leafiqa.teachers.offline import CueTeacher
+
+        return CueTeacher()
+    if kind == "qbench":
+        from leafiqa.teachers.recorded import QBenchRecordedTeacher
+
+        return QBenchRecordedTeacher(Path(argument))
+    if kind == "jsonl":
+        from leafiqa.teachers.recorded import JsonlRecordedTeacher
+
+        return JsonlRecordedTeacher(Path(argument))
+    if kind == "openai":
+        from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
+
+        settings = TeacherSettings.from_env(**options)  # type: ignore[arg-type]
+        return OpenAITeacher(settings)
+    if kind == "transformers":
+        from leafiqa.teachers.transformers_vlm import TransformersTeacher
+
+        model = argument or os.environ.get("LEAF_TEACHER_MODEL", "")
+        return TransformersTeacher(model, **options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")
