@@ -273,7 +273,7 @@ def score(
     elapsed = time.time() - start
     typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
                f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable")
-    for path, reason in failures[:10]:
+    for _, reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
 
 

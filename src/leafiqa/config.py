@@ -18,7 +18,7 @@ class DataConfig:
     kind: str = "agiqa3k"
     path: str = "../shared/data/agiqa3k"
     split: str | None = "split_1"
-    limit: int | None = None  # first N images (quick runs)
+    limit: int | None = None  # N images spread over the dataset (quick runs)
 
 
 @dataclass

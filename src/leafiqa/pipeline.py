@@ -44,7 +44,7 @@ def load_manifest(config: RunConfig) -> Manifest:
         options["split"] = config.data.split
     manifest = read_dataset(config.data.kind, config.data.path, **options)
     if config.data.limit:
-        manifest = manifest.head(int(config.data.limit))
+        manifest = manifest.spread(int(config.data.limit))
     return manifest
 
 
@@ -167,9 +167,13 @@ def prepare(config: RunConfig, progress: bool = True) -> Workspace:
 
 
 def label_count(budget: float, n_train: int) -> int:
+    """A budget ≤ 1 given as a float is a fraction of the training split (1.0 = all of it);
+    an integer or a value above 1 is a count of labels."""
     if budget < 0:
         raise ValueError(f"label budget must be ≥ 0, got {budget}")
-    return int(round(budget * n_train)) if budget < 1 else min(int(budget), n_train)
+    if budget < 1 or (isinstance(budget, float) and budget == 1.0):
+        return int(round(budget * n_train))
+    return min(int(budget), n_train)
 
 
 @dataclass
@@ -204,7 +208,7 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, distill: DistillConfig,
     return MethodResult(name, predictions, score_map, head, time.time() - start)
 
 
-def run_labels_only(ws: Workspace, label_rows: np.ndarray, hidden: int = 256,
+def run_labels_only(ws: Workspace, label_rows: np.ndarray, hidden: int = 64,
                     dropout: float = 0.2) -> MethodResult:
     start = time.time()
     x_train = ws.features[ws.train_rows]

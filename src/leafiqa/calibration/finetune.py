@@ -25,7 +25,7 @@ from leafiqa.student.losses import pair_loss
 
 @dataclass
 class CalibrationConfig:
-    steps: int = 200
+    steps: int = 120
     lr: float = 5e-4
     weight_decay: float = 1e-3
     rank_weight: float = 1.0
@@ -107,7 +107,7 @@ def train_on_labels(
     label_rows: np.ndarray,
     mos: np.ndarray,
     config: CalibrationConfig | None = None,
-    hidden: int = 256,
+    hidden: int = 64,
     dropout: float = 0.2,
 ) -> QualityHead:
     """Baseline: the same head, from scratch, on the labels alone (same loss, same steps)."""

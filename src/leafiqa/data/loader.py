@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from leafiqa.data.images import ImageDecodeError, load_model_input
@@ -63,6 +62,6 @@ def iter_batches(
         collate_fn=_collate,
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
-        multiprocessing_context="fork" if workers > 0 and hasattr(torch, "multiprocessing") else None,
+        multiprocessing_context="fork" if workers > 0 else None,
     )
     yield from loader

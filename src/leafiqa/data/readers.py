@@ -103,7 +103,8 @@ def read_spaq(root: str | Path, *, check_files: bool = True) -> Manifest:
     ]
     sheet = next((c for c in candidates if c.is_file()), None)
     if sheet is None:
-        raise DataError(f"{root}: no SPAQ MOS file found (looked for {[str(c) for c in candidates]})")
+        looked = [str(c) for c in candidates]
+        raise DataError(f"{root}: no SPAQ MOS file found (looked for {looked})")
     if sheet.suffix == ".xlsx":
         try:
             frame = pd.read_excel(sheet)
@@ -160,7 +161,7 @@ def read_live_challenge(root: str | Path, *, check_files: bool = True) -> Manife
 
 def read_kadid10k(root: str | Path, *, check_files: bool = True) -> Manifest:
     """KADID-10k: ``dmos.csv`` (``dist_img``, ``ref_img``, ``dmos``, ``var``); images in
-    ``images/``. Despite its name KADID's ``dmos`` grows with quality (1–5), so it is used as MOS."""
+    ``images/``. Despite its name KADID's ``dmos`` grows with quality (1–5): used as MOS."""
     root = Path(root)
     csv = root / "dmos.csv"
     frame = _read_csv(csv)

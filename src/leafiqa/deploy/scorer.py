@@ -66,7 +66,9 @@ class Scorer:
             from leafiqa.deploy.onnx_export import export_model_onnx
 
             onnx_path = self.model_path.with_suffix(".onnx")
-            if not onnx_path.is_file() or onnx_path.stat().st_mtime < self.model_path.stat().st_mtime:
+            stale = onnx_path.is_file() and (
+                onnx_path.stat().st_mtime < self.model_path.stat().st_mtime)
+            if not onnx_path.is_file() or stale:
                 onnx_path = _onnx_cache_path(self.model_path)
                 if not onnx_path.is_file():
                     export_model_onnx(self.model_path, onnx_path)

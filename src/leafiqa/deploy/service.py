@@ -128,7 +128,8 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
                         raise HTTPException(413, f"images[{index}] exceeds the size limit")
                     uploads.append((f"images[{index}]", base64.b64decode(text, validate=True)))
             except (ValueError, KeyError, TypeError, binascii.Error) as error:
-                raise HTTPException(400, f"expected JSON {{'images': [base64, …]}} ({error})")
+                raise HTTPException(
+                    400, f"expected JSON {{'images': [base64, …]}} ({error})") from None
         else:
             raise HTTPException(415, "send multipart/form-data files or JSON with base64 images")
         if not uploads:

@@ -1,1 +1,1 @@
-"""evaluation"""
+"""Stage 6 — evaluation: SRCC/KRCC/PLCC/RMSE and plots."""

@@ -1,1 +1,2 @@
-"""judgments"""
+"""Stage 3 — judgments: the SQLite store, the resumable teaching loop, pair selection, derived
+pairs, teacher ensembles and JSONL import/export."""

@@ -99,7 +99,7 @@ class MultiLevelBackbone(nn.Module):
         return torch.cat(pooled, dim=1)
 
     def trainable_tail(self, n_blocks: int) -> list[nn.Parameter]:
-        """Parameters of the last ``n_blocks`` blocks and the head conv (for partial fine-tuning)."""
+        """Parameters of the last ``n_blocks`` blocks and the head conv (partial fine-tuning)."""
         if n_blocks <= 0:
             return []
         modules: list[nn.Module] = list(self.net._blocks)[-n_blocks:]

@@ -29,7 +29,7 @@ class DistillConfig:
     pair_loss: str = "bce"
     use_reliability: bool = True
     reliability_floor: float = 0.2
-    hidden: int = 256
+    hidden: int = 64
     dropout: float = 0.2
     steps: int = 300
     lr: float = 1e-3

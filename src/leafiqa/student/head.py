@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 from torch import nn
 
+_PCA_CACHE: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def pca_projection(features: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, projection) standardising features and projecting them on their top principal
+    components, with one global scale (per-component whitening would blow up noise directions).
+    Memoised per matrix: every head trained on the same images shares it."""
+    digest = hashlib.sha1(np.ascontiguousarray(features, dtype=np.float32).tobytes()).hexdigest()
+    cached = _PCA_CACHE.get((digest, components))
+    if cached is not None:
+        return cached
+    features = np.asarray(features, dtype=np.float64)
+    mean = features.mean(axis=0)
+    std = features.std(axis=0) + 1e-4
+    centred = (features - mean) / std
+    k = min(components, centred.shape[0] - 1, centred.shape[1])
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    scale = np.sqrt(np.mean(singular[:k] ** 2) / max(centred.shape[0] - 1, 1)) + 1e-6
+    projection = np.zeros((features.shape[1], components))
+    projection[:, :k] = (vt[:k].T / scale) / std[:, None]
+    if len(_PCA_CACHE) > 32:
+        _PCA_CACHE.clear()
+    _PCA_CACHE[(digest, components)] = (mean, projection)
+    return mean, projection
+
+
+class FastDropout(nn.Module):
+    """Inverted dropout from a uniform mask: same maths as ``nn.Dropout`` but about 3× faster
+    on CPU (torch's bernoulli_ dominates full-batch head training otherwise)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p <= 0:
+            return x
+        keep = 1.0 - self.p
+        return x * (torch.rand_like(x) < keep).to(x.dtype) / keep
+
 
 class QualityHead(nn.Module):
-    """A small MLP (``hidden=0``: linear) on standardised features. Feature mean/std are buffers,
-    so they travel inside the model file and the ONNX graph."""
+    """A small MLP (``hidden=0``: linear) on standardised, PCA-projected features. The fixed
+    projection (fitted on unlabeled features) makes the head fast to train on 2 cores and hard
+    to overfit; mean and projection are buffers, so they travel in the model file and ONNX."""
 
     def __init__(
         self, dim: int, hidden: int = 256, dropout: float = 0.1, components: int = 384
@@ -17,33 +60,21 @@ class QualityHead(nn.Module):
         super().__init__()
         self.dim, self.hidden, self.dropout, self.components = dim, hidden, dropout, components
         self.register_buffer("feature_mean", torch.zeros(dim))
-        # Standardisation and a whitened PCA projection fitted on unlabeled features: a fixed
-        # linear map that makes the small head fast to train on 2 cores and hard to overfit.
         self.register_buffer("projection", torch.eye(dim, components))
         if hidden > 0:
             self.net: nn.Module = nn.Sequential(
-                nn.Dropout(dropout), nn.Linear(components, hidden), nn.GELU(),
+                FastDropout(dropout), nn.Linear(components, hidden), nn.GELU(),
                 nn.Linear(hidden, 1),
             )
         else:
-            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(components, 1))
+            self.net = nn.Sequential(FastDropout(dropout), nn.Linear(components, 1))
 
     def config(self) -> dict:
         return {"dim": self.dim, "hidden": self.hidden, "dropout": self.dropout,
                 "components": self.components}
 
     def set_normalisation(self, features: np.ndarray) -> None:
-        """Fit the standardisation + whitened PCA on (unlabeled) features."""
-        features = np.asarray(features, dtype=np.float64)
-        mean = features.mean(axis=0)
-        std = features.std(axis=0) + 1e-4
-        centred = (features - mean) / std
-        k = min(self.components, centred.shape[0] - 1, centred.shape[1])
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-        # One global scale (not per-component whitening, which blows up noise directions).
-        scale = np.sqrt(np.mean(singular[:k] ** 2) / max(centred.shape[0] - 1, 1)) + 1e-6
-        projection = np.zeros((features.shape[1], self.components))
-        projection[:, :k] = (vt[:k].T / scale) / std[:, None]
+        mean, projection = pca_projection(np.asarray(features), self.components)
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.projection.copy_(torch.as_tensor(projection, dtype=torch.float32))
 

@@ -29,7 +29,9 @@ def pair_loss(
         losses = F.binary_cross_entropy_with_logits(logits, prob_a_better, reduction="none")
     elif kind == "fidelity":
         p = torch.sigmoid(logits)
-        losses = 1.0 - (p * prob_a_better + 1e-8).sqrt() - ((1 - p) * (1 - prob_a_better) + 1e-8).sqrt()
+        agree = (p * prob_a_better + 1e-8).sqrt()
+        disagree = ((1 - p) * (1 - prob_a_better) + 1e-8).sqrt()
+        losses = 1.0 - agree - disagree
     else:
         raise ValueError(f"unknown pair loss '{kind}' (bce or fidelity)")
     return weighted_mean(losses, weight)

@@ -140,7 +140,8 @@ def create_mock_app(behaviour: MockBehaviour | None = None):  # noqa: ANN201
         rng = np.random.default_rng(seed)
         choices = []
         for index in range(n):
-            word = words[int(np.argmax(probs))] if n == 1 else words[rng.choice(len(words), p=probs)]
+            pick = int(np.argmax(probs)) if n == 1 else int(rng.choice(len(words), p=probs))
+            word = words[pick]
             choice: dict = {"index": index, "finish_reason": "stop",
                             "message": {"role": "assistant", "content": word.capitalize()}}
             if behaviour.logprobs and body.get("logprobs"):

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from leafiqa.data.manifest import ImageItem
-from leafiqa.teachers.prompts import DEFAULT_PROMPTS, PromptSet
+from leafiqa.teachers.prompts import DEFAULT_PROMPTS, PromptSet, match_word
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
     PairJob,
@@ -106,25 +106,6 @@ def image_data_url(path: Path, max_side: int) -> str:
     except (OSError, SyntaxError, ValueError) as error:
         raise TeacherError(f"{path}: cannot read image ({error})") from None
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
-
-
-def _clean(token: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", token.strip().lower())
-
-
-def match_word(token: str, words: Sequence[str]) -> str | None:
-    """The word a token stands for: exact (any case/space), or the unique word it begins
-    (≥2 characters), for words split into several tokens."""
-    cleaned = _clean(token)
-    if not cleaned:
-        return None
-    if cleaned in words:
-        return cleaned
-    if len(cleaned) >= 2:
-        candidates = [w for w in words if w.startswith(cleaned)]
-        if len(candidates) == 1:
-            return candidates[0]
-    return None
 
 
 def distribution_from_logprobs(top: Sequence[dict], words: Sequence[str]) -> np.ndarray | None:

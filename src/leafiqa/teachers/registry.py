@@ -11,7 +11,8 @@ SPECS = """\
 cues                         offline classical NR cues (BRISQUE, sharpness, exposure); no download
 qbench:PATH.json             a recorded Q-Bench judgment file (two-level good/poor logits)
 jsonl:PATH.jsonl             LEAF's own recorded judgments (JSONL export)
-openai                       an OpenAI-compatible server (--url/LEAF_TEACHER_URL, --model/LEAF_TEACHER_MODEL)
+openai                       an OpenAI-compatible server (--url or LEAF_TEACHER_URL,
+                             --model or LEAF_TEACHER_MODEL)
 transformers:MODEL           a local transformers VLM (hub id or path; needs leaf-iqa[transformers])
 """
 

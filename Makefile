@@ -1,0 +1,39 @@
+# Everything a fresh machine needs. `make demo` runs the README's demo, `make test` the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.leaf-installed
+
+.PHONY: setup demo demo-cues test lint bench bench-quick clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	@scripts/install-system-deps.sh
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/leaf run configs/demo.yaml
+
+demo-cues: setup
+	$(BIN)/leaf run configs/demo-cues.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup
+	$(BIN)/leaf bench configs/demo.yaml
+
+bench-quick: setup
+	$(BIN)/leaf bench configs/demo.yaml --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

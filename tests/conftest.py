@@ -1,0 +1,56 @@
+"""Shared fixtures: small synthetic images made by the tests, and the real AGIQA-3K data in
+../shared when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LEAF_SHARED", REPO.parent / "shared"))
+AGIQA = SHARED / "data" / "agiqa3k"
+QBENCH = AGIQA / "mllm-judgments"
+
+needs_agiqa = pytest.mark.skipif(
+    not (AGIQA / "data.csv").is_file(),
+    reason=f"AGIQA-3K not found at {AGIQA} (a fresh clone without ../shared/data); "
+    "set LEAF_SHARED to the folder holding data/agiqa3k",
+)
+
+
+def make_image(path: Path, seed: int, blur: float = 0.0, size: int = 96) -> Path:
+    """A textured image; more blur = less detail = lower quality for every teacher here."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(size // 8, size // 8, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize((size, size), Image.NEAREST)
+    noise = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+    image = Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + noise - 30, 0, 255)
+                            .astype(np.uint8))
+    if blur:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=95)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """12 images, blur growing with the index (image_00 sharpest)."""
+    folder = tmp_path / "images"
+    for i in range(12):
+        make_image(folder / f"image_{i:02d}.jpg", seed=i, blur=i * 0.6)
+    return folder
+
+
+@pytest.fixture
+def plain_manifest_csv(image_folder: Path) -> Path:
+    lines = ["name,mos,std,split"]
+    for i in range(12):
+        lines.append(f"image_{i:02d}.jpg,{5 - i * 0.3:.2f},0.5,{'test' if i % 4 == 0 else 'train'}")
+    path = image_folder / "manifest.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
