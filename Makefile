@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leaf-installed
 
-.PHONY: setup demo demo-cues test lint bench bench-quick clean
+.PHONY: setup demo demo-cues test lint bench bench-quick clean table-recorded
 
 setup: $(STAMP)
 
@@ -37,3 +37,8 @@ bench-quick: setup
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+table-recorded: setup
+	$(BIN)/leaf bench configs/demo.yaml
+	$(BIN)/leaf bench configs/ensemble.yaml
+	$(BIN)/python benchmarks/recorded_teachers_table.py runs/demo/bench runs/ensemble/bench

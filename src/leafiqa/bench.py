@@ -50,6 +50,9 @@ class BenchGrid:
     selections: list[str] = field(default_factory=lambda: ["random", "spread"])
     ablation_selections: list[str] = field(default_factory=lambda: ["random"])
     limit: int | None = None
+    # more teachers to report "alone + logistic" on the same label draws (e.g. every recorded
+    # MLLM): teacher specs, judged into the same store
+    teachers_alone: list[str] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, values: dict, quick: bool) -> BenchGrid:
@@ -102,6 +105,12 @@ def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int, bar: t
             n_labels = label_count(budget, n_train)
             label_rows = select_labels(n_train, n_labels, strategy=selection,
                                        teacher_scores=teacher_train, seed=seed)
+            for teacher_id, scores in ws_alone(ws).items():
+                result = teacher_alone(ws, scores, label_rows, f"alone: {teacher_id}")
+                metrics = _evaluate_cell(ws, result, n_labels)
+                rows.append({"split": split, "seed": seed, "selection": selection,
+                             "budget": budget, "n_labels": n_labels, "method": result.method,
+                             **metrics, "seconds": 0.0})
             for method in _methods_for(grid, selection):
                 bar.set_postfix_str(f"{split} s{seed} {selection} {n_labels} {method[:18]}")
                 if n_labels < 2 and method in ("student on labels alone", "linear probe (ridge)"):
@@ -129,7 +138,8 @@ def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int, bar: t
 
 
 def _cell_count(grid: BenchGrid) -> int:
-    per = sum(len(_methods_for(grid, s)) * len(grid.budgets) for s in grid.selections)
+    per = sum((len(_methods_for(grid, s)) + len(grid.teachers_alone)) * len(grid.budgets)
+              for s in grid.selections)
     return per * len(grid.splits) * len(grid.seeds)
 
 
@@ -222,6 +232,40 @@ def _md_to_html(markdown: str) -> str:
 
 
 _WORKSPACES: dict[str, Workspace] = {}  # shared with forked workers, never pickled
+_ALONE: dict[int, dict[str, np.ndarray]] = {}  # id(workspace) → teacher id → score per row
+
+
+def ws_alone(ws: Workspace) -> dict[str, np.ndarray]:
+    return _ALONE.get(id(ws), {})
+
+
+def teacher_alone(ws: Workspace, scores: np.ndarray, label_rows: np.ndarray,
+                  name: str) -> MethodResult:
+    from leafiqa.calibration.mapping import ScoreMap, fit_score_map
+
+    labelled = ws.train_rows[label_rows]
+    score_map = fit_score_map(scores[labelled], ws.mos[labelled]) if label_rows.size else (
+        ScoreMap())
+    return MethodResult(name, score_map(scores[ws.test_rows]), score_map)
+
+
+def judge_alone(ws: Workspace, specs: list[str]) -> dict[str, np.ndarray]:
+    """Point-wise scores of extra teachers for every image of the workspace (from the store)."""
+    from leafiqa.judgments.runner import teach
+    from leafiqa.judgments.store import JudgmentStore
+    from leafiqa.teachers.registry import make_teacher
+
+    out: dict[str, np.ndarray] = {}
+    with JudgmentStore(ws.config.judgments_path) as store:
+        for spec in specs:
+            teacher = make_teacher(spec)
+            teach(teacher, ws.manifest, store, progress=False)
+            points = store.points(teacher.teacher_id, teacher.prompt_version, ws.keys)
+            if len(points) < len(set(ws.keys)):
+                raise ValueError(f"teacher {teacher.teacher_id} misses "
+                                 f"{len(set(ws.keys)) - len(points)} images")
+            out[teacher.teacher_id] = np.array([points[k].score for k in ws.keys])
+    return out
 
 
 def _task(split: str, seed: int, grid: BenchGrid) -> tuple[list[dict], dict]:
@@ -251,6 +295,9 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
     for split in tqdm(grid.splits, desc="preparing splits", disable=not progress):
         config.data.split = split
         _WORKSPACES[split] = prepare(config, progress=False)
+        if grid.teachers_alone:
+            _ALONE[id(_WORKSPACES[split])] = judge_alone(_WORKSPACES[split],
+                                                         grid.teachers_alone)
     first = _WORKSPACES[grid.splits[0]]
     teacher_name, n_train = first.teacher.name, first.train_rows.size
     tasks = [(split, seed) for split in grid.splits for seed in grid.seeds]
@@ -270,6 +317,7 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
                     best.update(task_best)
                     bar.update(per_task)
     _WORKSPACES.clear()
+    _ALONE.clear()
     out = out or Path(config.output) / "bench"
     return write_report(pd.DataFrame(rows), out, teacher_name, n_train, time.time() - started,
                         grid, best)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -77,15 +79,14 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
                max_images: int = 64, max_batch: int = 16) -> FastAPI:
     scorer = Scorer(model_path, runtime=runtime)
     batcher = MicroBatcher(scorer, max_batch=max_batch)
-    app = FastAPI(title="LEAF scoring service")
 
-    @app.on_event("startup")
-    async def _start() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
-
-    @app.on_event("shutdown")
-    async def _stop() -> None:
+        yield
         await batcher.stop()
+
+    app = FastAPI(title="LEAF scoring service", lifespan=lifespan)
 
     def decode(data: bytes, name: str) -> np.ndarray:
         if len(data) > max_upload_bytes:

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
 from leafiqa.calibration.mapping import fit_score_map
 
 
+def _correlation(function, pred: np.ndarray, mos: np.ndarray) -> float:  # noqa: ANN001
+    """A constant input (a teacher that says the same for every image) correlates 0, not NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        value = float(function(pred, mos).statistic)
+    return 0.0 if np.isnan(value) else value
+
+
 def srcc(pred: np.ndarray, mos: np.ndarray) -> float:
-    return float(stats.spearmanr(pred, mos).statistic)
+    return _correlation(stats.spearmanr, pred, mos)
 
 
 def krcc(pred: np.ndarray, mos: np.ndarray) -> float:
-    return float(stats.kendalltau(pred, mos).statistic)
+    return _correlation(stats.kendalltau, pred, mos)
 
 
 def plcc(pred: np.ndarray, mos: np.ndarray) -> float:
-    return float(stats.pearsonr(pred, mos).statistic)
+    return _correlation(stats.pearsonr, pred, mos)
 
 
 def evaluate(pred: np.ndarray, mos: np.ndarray, calibrated: bool = True) -> dict[str, float]:

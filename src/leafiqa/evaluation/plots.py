@@ -49,7 +49,7 @@ def budget_curves(
         ax.plot(x, mean, marker="o", ms=3, label=method)
         ax.fill_between(x, mean - std, mean + std, alpha=0.15)
     ax.set_xscale("log")
-    ax.set_xlabel(f"MOS labels (of {n_train} training images; 0 labels drawn at {zero_at:g})")
+    ax.set_xlabel(f"MOS labels (of {n_train} training images; 0 labels drawn at {zero_at:.0f})")
     ax.set_ylabel(metric.upper())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
