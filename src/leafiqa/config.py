@@ -35,6 +35,9 @@ class TeacherConfig:
 class StudentConfig:
     backbone: str = "efficientnet-lite0"
     input_size: int = 384
+    unfreeze_blocks: int = 0  # > 0: partial fine-tuning of the last blocks (slow on a CPU)
+    tail_epochs: int = 4
+    tail_lr: float = 1e-4
 
 
 @dataclass

@@ -242,13 +242,42 @@ def run_linear_probe(ws: Workspace, label_rows: np.ndarray) -> MethodResult:
     return MethodResult("linear probe (ridge)", model(ws.features[ws.test_rows]), ScoreMap())
 
 
-def build_network(ws: Workspace, head: QualityHead, score_map: ScoreMap) -> LeafNetwork:
-    backbone = MultiLevelBackbone(ws.config.student.backbone, pretrained=True)
+def build_network(ws: Workspace, head: QualityHead, score_map: ScoreMap,
+                  backbone: MultiLevelBackbone | None = None) -> LeafNetwork:
+    backbone = backbone or MultiLevelBackbone(ws.config.student.backbone, pretrained=True)
     return LeafNetwork(backbone, head, score_map).eval()
 
 
+def tune_backbone_tail(ws: Workspace, progress: bool = True
+                       ) -> tuple[Workspace, MultiLevelBackbone, QualityHead]:
+    """Distil, then fine-tune the last blocks on the teacher's judgments of the training images;
+    returns the workspace with every image's features recomputed by the tuned backbone."""
+    import dataclasses
+
+    import torch
+
+    from leafiqa.student.tail_tuning import TailConfig, _tail, cache_front, tune_tail
+
+    student = ws.config.student
+    head = distill_head(ws.features[ws.train_rows], ws.targets(ws.train_rows), ws.config.distill)
+    backbone = MultiLevelBackbone(student.backbone, pretrained=True).eval()
+    train_paths = [ws.manifest[i].path for i in ws.train_rows]
+    backbone, head = tune_tail(
+        backbone, head, train_paths, student.input_size, ws.targets(ws.train_rows),
+        TailConfig(blocks=student.unfreeze_blocks, epochs=student.tail_epochs,
+                   lr=student.tail_lr, seed=ws.config.distill.seed),
+        ws.config.distill, progress=progress)
+    cut = len(backbone.net._blocks) - student.unfreeze_blocks
+    before, activation = cache_front(backbone, [i.path for i in ws.manifest],
+                                     student.input_size, cut, progress)
+    with torch.inference_mode():
+        features = torch.cat([_tail(backbone, before[i:i + 64], activation[i:i + 64], cut)
+                              for i in range(0, len(ws.manifest), 64)]).numpy()
+    return dataclasses.replace(ws, features=features), backbone, head
+
+
 def save_student(ws: Workspace, result: MethodResult, path: Path,
-                 label_rows: np.ndarray) -> Path:
+                 label_rows: np.ndarray, backbone: MultiLevelBackbone | None = None) -> Path:
     assert result.head is not None
     labelled_mos = ws.mos[ws.train_rows[label_rows]] if label_rows.size else np.zeros(0)
     train_manifest = ws.manifest.subset([ws.manifest[i] for i in ws.train_rows], "train")
@@ -264,7 +293,7 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
         notes={"teacher": ws.teacher.name, "labels": int(label_rows.size),
                "dataset": ws.manifest.source},
     )
-    return save_model(path, build_network(ws, result.head, result.score_map), info)
+    return save_model(path, build_network(ws, result.head, result.score_map, backbone), info)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
@@ -278,7 +307,12 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
     label_rows = select_labels(ws.train_rows.size, n_labels, strategy=config.labels.selection,
                                teacher_scores=ws.teacher_scores[ws.train_rows],
                                seed=config.labels.seed)
-    results = [run_leaf(ws, label_rows, config.distill)]
+    tuned_backbone = None
+    if config.student.unfreeze_blocks > 0:
+        tuned_ws, tuned_backbone, tuned_head = tune_backbone_tail(ws, progress)
+        results = [run_leaf(tuned_ws, label_rows, config.distill, distilled=tuned_head)]
+    else:
+        results = [run_leaf(ws, label_rows, config.distill)]
     if n_labels >= 2:
         results.append(run_labels_only(ws, label_rows, config.distill.hidden,
                                        config.distill.dropout))
@@ -286,7 +320,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
     mos_test = ws.mos[ws.test_rows]
     calibrated = n_labels >= 2
     metrics = {r.method: evaluate(r.predictions, mos_test, calibrated) for r in results}
-    model_path = save_student(ws, results[0], output / "leaf-model.safetensors", label_rows)
+    model_path = save_student(ws, results[0], output / "leaf-model.safetensors", label_rows,
+                              tuned_backbone)
     from leafiqa.evaluation.plots import scatter_plot
 
     plot = scatter_plot(results[0].predictions, mos_test, output / "scatter.png",

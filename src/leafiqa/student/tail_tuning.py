@@ -1,0 +1,172 @@
+"""Partial fine-tuning: unfreeze the last N blocks of the backbone (plus its head convolution)
+and train them with the head on the teacher's judgments.
+
+The frozen front is run once: each image's activation at the cut and the pooled features of the
+levels before it are cached in memory, so an epoch costs only the tail. BatchNorm statistics stay
+frozen (small batches on a CPU would corrupt them). The pair-wise term uses the teacher's pairs
+with at least one image in the batch, the other image's score taken from the previous epoch
+(detached). A validation slice of the training images (never the test split) stops training
+early and keeps the best state. Slow on 2 CPU cores at 384 px (minutes per epoch): an option
+(``student.unfreeze_blocks``), off by default."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from leafiqa.data.loader import iter_batches
+from leafiqa.data.manifest import DataError
+from leafiqa.student.backbone import MultiLevelBackbone, mean_std_pool
+from leafiqa.student.distill import DistillConfig, TeacherTargets, _weights, split_validation
+from leafiqa.student.head import QualityHead
+from leafiqa.student.losses import pair_loss, point_loss
+
+
+@dataclass
+class TailConfig:
+    blocks: int = 1
+    epochs: int = 4
+    lr: float = 1e-4
+    batch_size: int = 32
+    patience: int = 2
+    seed: int = 0
+
+
+def _front(backbone: MultiLevelBackbone, images: torch.Tensor, cut: int
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled features of taps before block ``cut``, activation entering block ``cut``)."""
+    net = backbone.net
+    x = net._swish(net._bn0(net._conv_stem(images)))
+    pooled = []
+    for index, block in enumerate(net._blocks):
+        if index == cut:
+            break
+        x = block(x)
+        if index in backbone._taps:
+            pooled.append(mean_std_pool(x))
+    before = torch.cat(pooled, dim=1) if pooled else images.new_zeros((images.shape[0], 0))
+    return before, x
+
+
+def _tail(backbone: MultiLevelBackbone, before: torch.Tensor, x: torch.Tensor,
+          cut: int) -> torch.Tensor:
+    net = backbone.net
+    pooled = [before]
+    for index in range(cut, len(net._blocks)):
+        x = net._blocks[index](x)
+        if index in backbone._taps:
+            pooled.append(mean_std_pool(x))
+    x = net._swish(net._bn1(net._conv_head(x)))
+    pooled.append(mean_std_pool(x))
+    return torch.cat(pooled, dim=1)
+
+
+def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], size: int, cut: int,
+                progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    befores, activations = [], []
+    backbone.eval()
+    with torch.inference_mode(), tqdm(total=len(paths), desc="caching frozen front",
+                                      unit="img", disable=not progress) as bar:
+        for batch in iter_batches(paths, size, batch_size=16):
+            if batch.failures:
+                raise DataError("; ".join(reason for _, reason in batch.failures))
+            before, x = _front(backbone, torch.from_numpy(batch.pixels), cut)
+            befores.append(before)
+            activations.append(x)
+            bar.update(len(batch.indices))
+    return torch.cat(befores), torch.cat(activations)
+
+
+def tune_tail(
+    backbone: MultiLevelBackbone,
+    head: QualityHead,
+    paths: Sequence[Path],
+    input_size: int,
+    targets: TeacherTargets,
+    config: TailConfig | None = None,
+    distill: DistillConfig | None = None,
+    progress: bool = True,
+) -> tuple[MultiLevelBackbone, QualityHead]:
+    """Copies of ``backbone`` and ``head`` with the last ``config.blocks`` blocks, the head
+    convolution and the head's MLP trained on ``targets`` (rows = ``paths``)."""
+    config = config or TailConfig()
+    distill = distill or DistillConfig()
+    backbone, head = copy.deepcopy(backbone), copy.deepcopy(head)
+    cut = len(backbone.net._blocks) - config.blocks
+    before, activation = cache_front(backbone, paths, input_size, cut, progress)
+    parameters = backbone.trainable_tail(config.blocks) + list(head.net.parameters())
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=distill.weight_decay)
+    train_rows, val_rows = split_validation(len(paths), distill.val_fraction, distill.seed)
+    train_targets = targets.restricted(train_rows)
+    point_target = torch.zeros(len(paths))
+    point_weight = torch.zeros(len(paths))
+    point_target[torch.as_tensor(targets.point_index)] = torch.as_tensor(targets.point_target)
+    point_weight[torch.as_tensor(targets.point_index)] = _weights(targets.point_reliability,
+                                                                  distill)
+    pair_w = _weights(train_targets.pair_reliability, distill)
+    pair_a, pair_b = torch.as_tensor(train_targets.pair_a), torch.as_tensor(train_targets.pair_b)
+    pair_p = torch.as_tensor(train_targets.pair_prob)
+
+    def all_scores() -> torch.Tensor:
+        backbone.eval()
+        head.eval()
+        with torch.no_grad():
+            return torch.cat([head(_tail(backbone, before[i:i + 64], activation[i:i + 64], cut))
+                              for i in range(0, len(paths), 64)])
+
+    def validation_loss(scores: torch.Tensor) -> float:
+        rows = torch.as_tensor(val_rows)
+        return float(point_loss(scores[rows], point_target[rows], point_weight[rows]))
+
+    scores = all_scores()
+    best = (validation_loss(scores) if val_rows.size else float("inf"),
+            copy.deepcopy((backbone.state_dict(), head.state_dict())))
+    generator = np.random.default_rng(config.seed)
+    bad_epochs = 0
+    for _ in tqdm(range(config.epochs), desc=f"tuning last {config.blocks} block(s)",
+                  disable=not progress):
+        head.train()  # dropout on; BatchNorm stays in eval mode below
+        backbone.eval()
+        order = generator.permutation(train_rows)
+        for start in range(0, order.size, config.batch_size):
+            rows = torch.as_tensor(order[start:start + config.batch_size])
+            batch_scores = head(_tail(backbone, before[rows], activation[rows], cut))
+            table = scores.clone()
+            table[rows] = batch_scores
+            loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
+                                                     point_weight[rows])
+            in_batch = torch.isin(pair_a, rows) | torch.isin(pair_b, rows)
+            if distill.pair_weight > 0 and bool(in_batch.any()):
+                loss = loss + distill.pair_weight * pair_loss(
+                    table[pair_a[in_batch]], table[pair_b[in_batch]], pair_p[in_batch],
+                    pair_w[in_batch], distill.temperature, distill.pair_loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        scores = all_scores()
+        if val_rows.size:
+            value = validation_loss(scores)
+            if value < best[0] - 1e-5:
+                best, bad_epochs = (value, copy.deepcopy((backbone.state_dict(),
+                                                          head.state_dict()))), 0
+            else:
+                bad_epochs += 1
+                if bad_epochs >= config.patience:
+                    break
+        else:
+            best = (0.0, copy.deepcopy((backbone.state_dict(), head.state_dict())))
+    backbone.load_state_dict(best[1][0])
+    head.load_state_dict(best[1][1])
+    for parameter in [*backbone.parameters(), *head.parameters()]:
+        parameter.requires_grad_(True)
+    return backbone.eval(), head.eval()
