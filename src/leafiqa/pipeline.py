@@ -90,8 +90,10 @@ def gather_judgments(
         member_points[teacher.teacher_id] = store.points(teacher.teacher_id,
                                                          teacher.prompt_version, keys)
         if index == 0 and not tcfg.ensemble:
-            pair_keys = [keys[i] for i in pair_rows]
-            primary_pairs = store.pairs(teacher.teacher_id, teacher.prompt_version, keys=pair_keys)
+            # only this run's planned pairs: a store shared by runs on other splits holds more
+            planned = set(reports[-1].planned_pairs)
+            primary_pairs = [p for p in store.pairs(teacher.teacher_id, teacher.prompt_version)
+                             if (p.key_a, p.key_b) in planned]
     if tcfg.ensemble:
         name = ensemble_id(list(member_points))
         points = ensemble_points(member_points, keys)

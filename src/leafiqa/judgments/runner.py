@@ -39,6 +39,7 @@ class TeachReport:
     pairs_derived: int = 0
     budget_exhausted: bool = False
     errors: list[str] = field(default_factory=list)
+    planned_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def summary(self) -> str:
         text = (
@@ -138,6 +139,7 @@ def teach(
     planned = select_pairs(judged_keys, scores, pairs_per_image=pairs_per_image,
                            near_fraction=near_fraction, seed=pair_seed)
     report.pairs_planned = len(planned)
+    report.planned_pairs = planned
     if not teacher.supports_pairs:
         derived = derive_pairs(points, planned)
         store.put_pairs(derived)

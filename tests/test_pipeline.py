@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from leafiqa.config import load_config
+from leafiqa.judgments.runner import hash_manifest
+from leafiqa.judgments.store import JudgmentStore
+from leafiqa.pipeline import gather_judgments, label_count, load_manifest
+from tests.conftest import REPO, make_image
+
+
+def test_a_shared_store_gives_each_run_only_its_own_planned_pairs(tmp_path: Path) -> None:
+    lines = ["name,mos"]
+    for i in range(60):
+        make_image(tmp_path / f"im{i:02d}.jpg", seed=i, size=32)
+        lines.append(f"im{i:02d}.jpg,{i / 20:.2f}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    recorded = tmp_path / "teacher.json"
+    recorded.write_text("".join(
+        f'{{"img_path": "im{i:02d}.jpg", "logit_good": {i / 10}, "logit_poor": 0}}'
+        for i in range(60)))
+    config = load_config(REPO / "configs" / "demo.yaml", {
+        "data.kind": "csv", "data.path": str(tmp_path / "m.csv"), "data.split": None,
+        "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
+        "teacher.pairs_per_image": 3, "output": str(tmp_path / "run")})
+    manifest = load_manifest(config)
+    keys = hash_manifest(manifest)
+
+    def pair_keys(view) -> set[tuple[str, str]]:  # noqa: ANN001
+        return {(p.key_a, p.key_b) for p in view.pairs}
+
+    with JudgmentStore(tmp_path / "j.sqlite") as store:
+        first = gather_judgments(config, manifest, keys, np.arange(30), store, progress=False)
+        # a run on an overlapping image set (another split) plans other pairs among them
+        other = gather_judgments(config, manifest, keys, np.arange(60), store, progress=False)
+        again = gather_judgments(config, manifest, keys, np.arange(30), store, progress=False)
+    half = set(keys[:30])
+    assert first.pairs and all({a, b} <= half for a, b in pair_keys(first))
+    assert any({a, b} <= half for a, b in pair_keys(other) - pair_keys(first))
+    assert pair_keys(again) == pair_keys(first)  # the store's extra pairs are not used
+
+
+def test_label_budget_fraction_or_count() -> None:
+    assert label_count(0.1, 2386) == 239
+    assert label_count(1.0, 2386) == 2386
+    assert label_count(50, 2386) == 50
+    assert label_count(0, 2386) == 0
