@@ -106,7 +106,7 @@ def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int, bar: t
             label_rows = select_labels(n_train, n_labels, strategy=selection,
                                        teacher_scores=teacher_train, seed=seed)
             for teacher_id, scores in ws_alone(ws).items():
-                result = teacher_alone(ws, scores, label_rows, f"alone: {teacher_id}")
+                result = run_teacher_alone(ws, label_rows, scores, f"alone: {teacher_id}")
                 metrics = _evaluate_cell(ws, result, n_labels)
                 rows.append({"split": split, "seed": seed, "selection": selection,
                              "budget": budget, "n_labels": n_labels, "method": result.method,
@@ -237,16 +237,6 @@ _ALONE: dict[int, dict[str, np.ndarray]] = {}  # id(workspace) â†’ teacher id â†
 
 def ws_alone(ws: Workspace) -> dict[str, np.ndarray]:
     return _ALONE.get(id(ws), {})
-
-
-def teacher_alone(ws: Workspace, scores: np.ndarray, label_rows: np.ndarray,
-                  name: str) -> MethodResult:
-    from leafiqa.calibration.mapping import ScoreMap, fit_score_map
-
-    labelled = ws.train_rows[label_rows]
-    score_map = fit_score_map(scores[labelled], ws.mos[labelled]) if label_rows.size else (
-        ScoreMap())
-    return MethodResult(name, score_map(scores[ws.test_rows]), score_map)
 
 
 def judge_alone(ws: Workspace, specs: list[str]) -> dict[str, np.ndarray]:

@@ -222,8 +222,10 @@ def run_labels_only(ws: Workspace, label_rows: np.ndarray, hidden: int = 64,
                         time.time() - start)
 
 
-def run_teacher_alone(ws: Workspace, label_rows: np.ndarray) -> MethodResult:
-    scores = ws.teacher_scores
+def run_teacher_alone(ws: Workspace, label_rows: np.ndarray, scores: np.ndarray | None = None,
+                      name: str = "teacher alone + logistic") -> MethodResult:
+    """A teacher's scores (default: the run's teacher) mapped onto MOS with the labelled images."""
+    scores = ws.teacher_scores if scores is None else scores
     labelled = ws.train_rows[label_rows]
     keep = ~np.isnan(scores[labelled])
     score_map = fit_score_map(scores[labelled][keep], ws.mos[labelled][keep]) if (
@@ -231,7 +233,7 @@ def run_teacher_alone(ws: Workspace, label_rows: np.ndarray) -> MethodResult:
     test_scores = scores[ws.test_rows]
     if np.isnan(test_scores).any():
         raise ValueError("the teacher has no judgment for some test images")
-    return MethodResult("teacher alone + logistic", score_map(test_scores), score_map)
+    return MethodResult(name, score_map(test_scores), score_map)
 
 
 def run_linear_probe(ws: Workspace, label_rows: np.ndarray) -> MethodResult:
@@ -256,9 +258,12 @@ def tune_backbone_tail(ws: Workspace, progress: bool = True
     returns the workspace with every image's features recomputed by the tuned backbone."""
     import dataclasses
 
-    import torch
-
-    from leafiqa.student.tail_tuning import TailConfig, _tail, cache_front, tune_tail
+    from leafiqa.student.tail_tuning import (
+        TailConfig,
+        cache_front,
+        tail_features_batched,
+        tune_tail,
+    )
 
     student = ws.config.student
     head = distill_head(ws.features[ws.train_rows], ws.targets(ws.train_rows), ws.config.distill)
@@ -272,9 +277,7 @@ def tune_backbone_tail(ws: Workspace, progress: bool = True
     cut = len(backbone.net._blocks) - student.unfreeze_blocks
     before, activation = cache_front(backbone, [i.path for i in ws.manifest],
                                      student.input_size, cut, progress)
-    with torch.inference_mode():
-        features = torch.cat([_tail(backbone, before[i:i + 64], activation[i:i + 64], cut)
-                              for i in range(0, len(ws.manifest), 64)]).numpy()
+    features = tail_features_batched(backbone, before, activation, cut).numpy()
     return dataclasses.replace(ws, features=features), backbone, head
 
 

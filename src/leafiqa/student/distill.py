@@ -106,7 +106,7 @@ def build_targets(
     )
 
 
-def _weights(reliability: np.ndarray, config: DistillConfig) -> torch.Tensor:
+def judgment_weights(reliability: np.ndarray, config: DistillConfig) -> torch.Tensor:
     if not config.use_reliability:
         return torch.ones(reliability.size)
     floor = config.reliability_floor
@@ -121,11 +121,11 @@ class DistillationLoss:
         self.config = config
         self.point_index = torch.as_tensor(targets.point_index)
         self.point_target = torch.as_tensor(targets.point_target)
-        self.point_w = _weights(targets.point_reliability, config)
+        self.point_w = judgment_weights(targets.point_reliability, config)
         self.pair_a = torch.as_tensor(targets.pair_a)
         self.pair_b = torch.as_tensor(targets.pair_b)
         self.pair_prob = torch.as_tensor(targets.pair_prob)
-        self.pair_w = _weights(targets.pair_reliability, config)
+        self.pair_w = judgment_weights(targets.pair_reliability, config)
 
     def __call__(self, scores: torch.Tensor) -> torch.Tensor:
         config = self.config

@@ -23,7 +23,12 @@ from tqdm.auto import tqdm
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError
 from leafiqa.student.backbone import MultiLevelBackbone, mean_std_pool
-from leafiqa.student.distill import DistillConfig, TeacherTargets, _weights, split_validation
+from leafiqa.student.distill import (
+    DistillConfig,
+    TeacherTargets,
+    judgment_weights,
+    split_validation,
+)
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
 
@@ -54,7 +59,7 @@ def _front(backbone: MultiLevelBackbone, images: torch.Tensor, cut: int
     return before, x
 
 
-def _tail(backbone: MultiLevelBackbone, before: torch.Tensor, x: torch.Tensor,
+def tail_features(backbone: MultiLevelBackbone, before: torch.Tensor, x: torch.Tensor,
           cut: int) -> torch.Tensor:
     net = backbone.net
     pooled = [before]
@@ -65,6 +70,15 @@ def _tail(backbone: MultiLevelBackbone, before: torch.Tensor, x: torch.Tensor,
     x = net._swish(net._bn1(net._conv_head(x)))
     pooled.append(mean_std_pool(x))
     return torch.cat(pooled, dim=1)
+
+
+def tail_features_batched(backbone: MultiLevelBackbone, before: torch.Tensor,
+                          activation: torch.Tensor, cut: int, batch: int = 64) -> torch.Tensor:
+    """``tail_features`` over cached fronts, ``batch`` images at a time, without gradients."""
+    with torch.no_grad():
+        return torch.cat([tail_features(backbone, before[i:i + batch],
+                                        activation[i:i + batch], cut)
+                          for i in range(0, before.shape[0], batch)])
 
 
 def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], size: int, cut: int,
@@ -111,9 +125,9 @@ def tune_tail(
     point_target = torch.zeros(len(paths))
     point_weight = torch.zeros(len(paths))
     point_target[torch.as_tensor(targets.point_index)] = torch.as_tensor(targets.point_target)
-    point_weight[torch.as_tensor(targets.point_index)] = _weights(targets.point_reliability,
+    point_weight[torch.as_tensor(targets.point_index)] = judgment_weights(targets.point_reliability,
                                                                   distill)
-    pair_w = _weights(train_targets.pair_reliability, distill)
+    pair_w = judgment_weights(train_targets.pair_reliability, distill)
     pair_a, pair_b = torch.as_tensor(train_targets.pair_a), torch.as_tensor(train_targets.pair_b)
     pair_p = torch.as_tensor(train_targets.pair_prob)
 
@@ -121,8 +135,7 @@ def tune_tail(
         backbone.eval()
         head.eval()
         with torch.no_grad():
-            return torch.cat([head(_tail(backbone, before[i:i + 64], activation[i:i + 64], cut))
-                              for i in range(0, len(paths), 64)])
+            return head(tail_features_batched(backbone, before, activation, cut))
 
     def validation_loss(scores: torch.Tensor) -> float:
         rows = torch.as_tensor(val_rows)
@@ -140,7 +153,7 @@ def tune_tail(
         order = generator.permutation(train_rows)
         for start in range(0, order.size, config.batch_size):
             rows = torch.as_tensor(order[start:start + config.batch_size])
-            batch_scores = head(_tail(backbone, before[rows], activation[rows], cut))
+            batch_scores = head(tail_features(backbone, before[rows], activation[rows], cut))
             table = scores.clone()
             table[rows] = batch_scores
             loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
