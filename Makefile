@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leaf-installed
 
-.PHONY: setup demo demo-cues test lint bench bench-quick clean table-recorded
+.PHONY: setup demo demo-cues test lint bench bench-quick clean table-recorded table-variants
 
 setup: $(STAMP)
 
@@ -42,3 +42,6 @@ table-recorded: setup
 	$(BIN)/leaf bench configs/demo.yaml
 	$(BIN)/leaf bench configs/ensemble.yaml
 	$(BIN)/python benchmarks/recorded_teachers_table.py runs/demo/bench runs/ensemble/bench
+
+table-variants: setup
+	$(BIN)/python benchmarks/student_variants.py | tee runs/student-variants.md

@@ -3,8 +3,9 @@
 
     python benchmarks/bench_scoring.py MODEL [--images 500] [--size 224]
 
-``--size`` re-labels a copy of the model file with another input size (the head reads pooled
-features, so any size runs); use it to time sizes, not to score for real. Each mode runs in its
+``--size`` re-labels a copy of a single-size model file with another input size (the head
+reads pooled features, so any size runs); use it to time sizes, not to score for real. Without
+it the model's own input size (or image pyramid) is timed. Each mode runs in its
 own process so its peak memory (max RSS) is its own.
 """
 
@@ -22,16 +23,19 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agiqa3k"
 
 
-def relabel(model: Path, size: int, folder: Path) -> Path:
+def relabel(model: Path, size: int | None, folder: Path) -> Path:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     with safe_open(str(model), framework="pt") as handle:
         metadata = dict(handle.metadata())
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    if metadata["input_size"] == str(size):
+    sizes = json.loads(metadata.get("input_sizes", "null")) or [int(metadata["input_size"])]
+    if size is None or sizes == [size]:
         return model
-    metadata["input_size"] = str(size)
+    if len(sizes) > 1:
+        raise SystemExit("--size re-labels single-size models only; this one reads a pyramid")
+    metadata["input_size"], metadata["input_sizes"] = str(size), json.dumps([size])
     out = folder / f"model-{size}.safetensors"
     save_file(tensors, str(out), metadata=metadata)
     return out
@@ -52,8 +56,9 @@ def run_mode(mode: str, model: Path, paths: list[str]) -> dict:
             scorer(path)
     else:
         scorer = Scorer(model, runtime=mode, threads=2)
-        scorer.score_array(__import__("numpy").zeros((1, 3, scorer.input_size,
-                                                      scorer.input_size), "float32"))
+        from PIL import Image
+
+        scorer.score_images([Image.new("RGB", (64, 64))])  # warm-up (ONNX export, allocation)
         start = time.perf_counter()
         count = sum(len(b.paths) for b in scorer.iter_scores([Path(p) for p in paths], 32))
         assert count == len(paths)
@@ -66,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -86,7 +91,11 @@ def main() -> None:
                                     text=True, check=True).stdout
             results.append(json.loads(output.strip().splitlines()[-1]))
     naive = results[0]["images_per_s"]
-    print(f"{len(paths)} AGIQA-3K images at {args.size} px (decode and resize included)")
+    from leafiqa.deploy.modelfile import read_info
+
+    sizes = "+".join(str(s) for s in read_info(args.model).input_sizes) if args.size is None else (
+        str(args.size))
+    print(f"{len(paths)} AGIQA-3K images at {sizes} px (decode and resize included)")
     print(f"{'mode':<24} {'images/s':>9} {'× naive':>8} {'peak MB':>8}")
     names = {"naive": "naive loop (1 at a time)", "torch": "leaf score (PyTorch)",
              "onnx": "leaf score (ONNX)"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from leafiqa.config import load_config
 from leafiqa.judgments.runner import hash_manifest
@@ -47,3 +48,28 @@ def test_label_budget_fraction_or_count() -> None:
     assert label_count(1.0, 2386) == 2386
     assert label_count(50, 2386) == 50
     assert label_count(0, 2386) == 0
+
+
+def test_input_size_is_one_size_or_a_pyramid() -> None:
+    pyramid = load_config(REPO / "configs" / "demo.yaml", {"student.input_size": [224, 512]})
+    assert pyramid.student.input_size == [224, 512]
+    with pytest.raises(ValueError, match="student.input_size"):
+        load_config(REPO / "configs" / "demo.yaml", {"student.input_size": "224,512"})
+
+
+def test_cli_reads_pyramid_sizes() -> None:
+    from leafiqa.cli import parse_sizes
+
+    assert parse_sizes("384") == (384,)
+    assert parse_sizes("224,512") == (224, 512)
+    with pytest.raises(ValueError, match="--input-size"):
+        parse_sizes("big")
+
+
+def test_cli_overrides_are_read_as_yaml() -> None:
+    from leafiqa.cli import parse_overrides
+
+    assert parse_overrides(["student.input_size=[224, 512]", "teacher.fallback=null"]) == {
+        "student.input_size": [224, 512], "teacher.fallback": None}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["student.input_size"])

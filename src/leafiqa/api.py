@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +10,14 @@ import numpy as np
 from leafiqa.calibration.finetune import CalibrationConfig, finetune_head
 from leafiqa.calibration.mapping import fit_score_map
 from leafiqa.calibration.selection import select_labels
+from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, load_network, save_model
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets
-from leafiqa.student.features import FeatureExtractor
+from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
 from leafiqa.student.student import Student
 
 
@@ -58,7 +60,7 @@ def distill_from_store(
     *,
     teacher_id: str | None = None,
     backbone: str = "efficientnet-lite0",
-    input_size: int = 384,
+    input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
     cache_dir: str | Path | None = "runs/cache",
     point_weight: float = 1.0,
     pair_weight: float = 1.0,
@@ -72,7 +74,8 @@ def distill_from_store(
     student = Student(backbone, input_size, cache_dir, distill=config).fit(images, targets, keys)
     assert student.head is not None
     network = LeafNetwork(MultiLevelBackbone(backbone), student.head, student.score_map)
-    info = ModelInfo(backbone=backbone, input_size=input_size, head=student.head.config(),
+    info = ModelInfo(backbone=backbone, input_sizes=as_sizes(input_size),
+                     head=student.head.config(),
                      score_map=student.score_map, teacher_ids=targets.teacher_ids,
                      manifest_hash=images.fingerprint(), notes={"stage": "distilled"})
     return save_model(out, network, info)
@@ -99,7 +102,7 @@ def calibrate_model(
     if not pool.has_mos:
         raise DataError(f"{pool.source}: calibration needs a MOS for every image")
     keys = hash_manifest(pool)
-    features = FeatureExtractor(info.backbone, info.input_size, cache_dir).transform(pool, keys)
+    features = FeatureExtractor(info.backbone, info.input_sizes, cache_dir).transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
     teacher_scores = None
     if selection == "spread":
@@ -115,7 +118,7 @@ def calibrate_model(
                          targets=targets)
     score_map = fit_score_map(head.predict(features[rows]), mos)
     calibrated = LeafNetwork(network.backbone, head, score_map)
-    info = ModelInfo(backbone=info.backbone, input_size=info.input_size, head=head.config(),
+    info = ModelInfo(backbone=info.backbone, input_sizes=info.input_sizes, head=head.config(),
                      score_map=score_map, teacher_ids=info.teacher_ids,
                      manifest_hash=info.manifest_hash,
                      mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -23,6 +24,34 @@ app.add_typer(judgments_app, name="judgments")
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``384`` or ``224,512`` (an image pyramid) → sizes."""
+    try:
+        return as_sizes([int(part) for part in text.replace("+", ",").split(",") if part.strip()])
+    except ValueError:
+        raise ValueError(f"--input-size: expected a size or sizes like 224,512, got {text!r}"
+                         ) from None
+
+
+SET_HELP = "override a config value, e.g. --set student.input_size=384 (repeatable)"
+
+
+def parse_overrides(settings: list[str] | None) -> dict[str, object]:
+    """``key.sub=value`` pairs, values read as YAML (``384``, ``[224, 512]``, ``null``)."""
+    import yaml
+
+    overrides: dict[str, object] = {}
+    for setting in settings or []:
+        key, equals, text = setting.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(f"--set {setting!r}: expected key=value, e.g. student.input_size=384")
+        try:
+            overrides[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--set {setting!r}: value is not valid YAML ({error})") from None
+    return overrides
 
 
 def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
@@ -48,13 +77,14 @@ def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="YAML config (see configs/demo.yaml)"),
-        quiet: bool = typer.Option(False, help="no progress bars")) -> None:
+        quiet: bool = typer.Option(False, help="no progress bars"),
+        set_: list[str] = typer.Option(None, "--set", help=SET_HELP)) -> None:
     """Run every stage (teach → distill → calibrate → evaluate → model file) from one config."""
     from leafiqa.config import load_config
     from leafiqa.pipeline import format_results, run_pipeline
 
     try:
-        summary = run_pipeline(load_config(config), progress=not quiet)
+        summary = run_pipeline(load_config(config, parse_overrides(set_)), progress=not quiet)
     except (DataError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     typer.echo(format_results(summary))
@@ -113,7 +143,8 @@ def distill(
     split: str = typer.Option("split_1"),
     limit: int = typer.Option(None),
     backbone: str = typer.Option("efficientnet-lite0"),
-    input_size: int = typer.Option(384),
+    input_size: str = typer.Option("224,512", help="input size, or the sizes of an image "
+                                                    "pyramid (e.g. 224,512)"),
     point_weight: float = typer.Option(1.0),
     pair_weight: float = typer.Option(1.0),
     no_reliability: bool = typer.Option(False, help="weight every judgment equally"),
@@ -125,7 +156,8 @@ def distill(
     try:
         manifest = read_data(data, kind, split, limit)
         path = distill_from_store(manifest, store, out, teacher_id=teacher_id,
-                                  backbone=backbone, input_size=input_size, cache_dir=cache,
+                                  backbone=backbone, input_size=parse_sizes(input_size),
+                                  cache_dir=cache,
                                   point_weight=point_weight, pair_weight=pair_weight,
                                   use_reliability=not no_reliability)
     except (DataError, FileNotFoundError, ValueError) as error:
@@ -308,13 +340,14 @@ def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port:
 @app.command()
 def bench(config: Path = typer.Argument(...),
           quick: bool = typer.Option(False, help="a small grid (CI)"),
-          out: Path = typer.Option(None, help="report folder (default: <output>/bench)")) -> None:
+          out: Path = typer.Option(None, help="report folder (default: <output>/bench)"),
+          set_: list[str] = typer.Option(None, "--set", help=SET_HELP)) -> None:
     """Label-budget study: methods × budgets × splits × seeds, with plots and an HTML report."""
     from leafiqa.bench import run_bench
     from leafiqa.config import load_config
 
     try:
-        report = run_bench(load_config(config), quick=quick, out=out)
+        report = run_bench(load_config(config, parse_overrides(set_)), quick=quick, out=out)
     except (DataError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     typer.echo(report.markdown)

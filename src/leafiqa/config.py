@@ -10,7 +10,9 @@ from typing import Any
 import yaml
 
 from leafiqa.calibration.finetune import CalibrationConfig
+from leafiqa.data.images import as_sizes
 from leafiqa.student.distill import DistillConfig
+from leafiqa.student.features import DEFAULT_INPUT_SIZE
 
 
 @dataclass
@@ -34,10 +36,17 @@ class TeacherConfig:
 @dataclass
 class StudentConfig:
     backbone: str = "efficientnet-lite0"
-    input_size: int = 384
+    # one size, or a list of sizes: an image pyramid whose features are concatenated
+    input_size: int | list[int] = field(default_factory=lambda: list(DEFAULT_INPUT_SIZE))
     unfreeze_blocks: int = 0  # > 0: partial fine-tuning of the last blocks (slow on a CPU)
     tail_epochs: int = 4
     tail_lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        try:
+            as_sizes(self.input_size)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"student.input_size: {error}") from None
 
 
 @dataclass

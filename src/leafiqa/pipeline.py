@@ -15,6 +15,7 @@ from leafiqa.calibration.finetune import finetune_head, train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map
 from leafiqa.calibration.selection import select_labels
 from leafiqa.config import RunConfig, config_to_dict
+from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import Manifest
 from leafiqa.data.readers import read_dataset
 from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, save_model
@@ -275,9 +276,9 @@ def tune_backbone_tail(ws: Workspace, progress: bool = True
                    lr=student.tail_lr, seed=ws.config.distill.seed),
         ws.config.distill, progress=progress)
     cut = len(backbone.net._blocks) - student.unfreeze_blocks
-    before, activation = cache_front(backbone, [i.path for i in ws.manifest],
-                                     student.input_size, cut, progress)
-    features = tail_features_batched(backbone, before, activation, cut).numpy()
+    front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
+                        progress)
+    features = tail_features_batched(backbone, front, cut).numpy()
     return dataclasses.replace(ws, features=features), backbone, head
 
 
@@ -288,7 +289,7 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
     train_manifest = ws.manifest.subset([ws.manifest[i] for i in ws.train_rows], "train")
     info = ModelInfo(
         backbone=ws.config.student.backbone,
-        input_size=ws.config.student.input_size,
+        input_sizes=as_sizes(ws.config.student.input_size),
         head=result.head.config(),
         score_map=result.score_map,
         teacher_ids=sorted({p.teacher_id for p in ws.teacher.points.values()}),
@@ -333,6 +334,9 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
                         title=f"LEAF, {n_labels} labels — {ws.teacher.name}")
     summary = {
         "teacher": ws.teacher.name,
+        "student": f"{ws.config.student.backbone} at "
+                   + "+".join(str(size) for size in as_sizes(ws.config.student.input_size))
+                   + " px",
         "dataset": ws.manifest.source,
         "n_train": int(ws.train_rows.size),
         "n_test": int(ws.test_rows.size),
@@ -352,6 +356,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
 def format_results(summary: dict) -> str:
     lines = [
         f"teacher: {summary['teacher']}",
+        f"student: {summary['student']}",
         f"data: {summary['dataset']} — {summary['n_train']} train / {summary['n_test']} test, "
         f"{summary['n_labels']} MOS labels ({summary['label_selection']})",
         "",

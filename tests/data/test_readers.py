@@ -111,6 +111,22 @@ def test_corrupt_image_is_a_named_error_and_loader_reports_it(image_folder: Path
     assert batches[0].failures[0][0] == 1 and "corrupt.jpg" in batches[0].failures[0][1]
 
 
+def test_pyramid_batches_hold_every_size_resized_from_the_original(image_folder: Path) -> None:
+    paths = sorted(image_folder.glob("*.jpg"))[:3]
+    (batch,) = list(iter_batches(paths, [48, 96], batch_size=8, workers=0))
+    assert [level.shape for level in batch.levels] == [(3, 3, 48, 48), (3, 3, 96, 96)]
+    assert np.array_equal(batch.levels[1][2], load_model_input(paths[2], 96))
+    assert np.array_equal(batch.levels[0][0], load_model_input(paths[0], 48))
+
+
+@pytest.mark.parametrize("bad", [[], [224, 224], [16], "224,512", [224.5]])
+def test_bad_input_sizes_are_refused(bad: object) -> None:
+    from leafiqa.data.images import as_sizes
+
+    with pytest.raises(ValueError, match="size"):
+        as_sizes(bad)  # type: ignore[arg-type]
+
+
 def test_content_hash_follows_bytes_not_names(image_folder: Path, tmp_path: Path) -> None:
     copy = tmp_path / "renamed.jpg"
     copy.write_bytes((image_folder / "image_03.jpg").read_bytes())

@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 
 def test_model_file_round_trip_without_pickle(model_file: Path) -> None:
     info = read_info(model_file)
-    assert info.backbone == "efficientnet-lite0" and info.input_size == 96
+    assert info.backbone == "efficientnet-lite0" and info.input_sizes == (96,)
     assert info.score_map.kind == "logistic4" and info.teacher_ids == ["qbench:test"]
     network, _ = load_network(model_file)
     assert model_file.read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle
@@ -72,3 +72,44 @@ def test_onnx_matches_pytorch_on_real_images(model_file: Path) -> None:
         expected = network(torch.from_numpy(pixels)).numpy()
     onnx = Scorer(model_file, runtime="onnx").score_array(pixels)
     assert np.abs(expected - onnx).max() < 1e-4
+
+
+def test_pyramid_model_records_its_sizes_and_runtimes_agree(pyramid_model_file: Path,
+                                                           image_folder: Path,
+                                                           tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    assert read_info(pyramid_model_file).input_sizes == (64, 96)
+    path = export_model_onnx(pyramid_model_file, tmp_path / "p.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images_64", "images_96"]
+    paths = sorted(image_folder.glob("*.jpg"))
+    torch_scores = Scorer(pyramid_model_file, runtime="torch").score_paths(paths)
+    onnx_scores = Scorer(pyramid_model_file, runtime="onnx").score_paths(paths)
+    assert np.abs(torch_scores - onnx_scores).max() < 1e-4
+    scorer = Scorer(pyramid_model_file, runtime="onnx")
+    assert scorer(paths[1]) == pytest.approx(onnx_scores[1], abs=1e-5)
+    with pytest.raises(ValueError, match="2 input size"):
+        scorer.score_array(np.zeros((1, 3, 64, 64), np.float32))
+
+
+def test_pyramid_model_scores_what_training_features_predict(pyramid_model_file: Path,
+                                                            image_folder: Path,
+                                                            tmp_path: Path) -> None:
+    """The cached features a head is trained on (one cache per size, concatenated) and the
+    deployed network must see the same numbers, or calibration is fitted to another model."""
+    from leafiqa.data.manifest import ImageItem, Manifest
+    from leafiqa.student.features import FeatureExtractor
+
+    network, info = load_network(pyramid_model_file)
+    paths = sorted(image_folder.glob("*.jpg"))
+    manifest = Manifest([ImageItem(path=p, name=p.name) for p in paths], "folder")
+    keys = [p.name for p in paths]
+    extractor = FeatureExtractor(info.backbone, info.input_sizes, tmp_path / "cache")
+    features = extractor.transform(manifest, keys, progress=False)
+    single = [FeatureExtractor(info.backbone, size, tmp_path / "cache").transform(
+        manifest, keys, progress=False) for size in info.input_sizes]
+    assert np.array_equal(features, np.concatenate(single, axis=1))
+    expected = info.score_map(network.head.predict(features))
+    scores = Scorer(pyramid_model_file, runtime="torch").score_paths(paths)
+    assert np.abs(scores - expected).max() < 1e-3

@@ -65,3 +65,17 @@ def test_concurrent_requests_are_micro_batched(service, image_folder: Path) -> N
         scores = list(pool.map(one, range(16)))
     assert max(scores) - min(scores) < 1e-4
     assert app.state.batcher.batches - before < 16  # several requests shared a forward pass
+
+
+def test_pyramid_model_is_served_with_its_sizes(pyramid_model_file: Path,
+                                                 image_folder: Path) -> None:
+    from leafiqa.deploy.scorer import Scorer
+
+    app = create_app(pyramid_model_file, runtime="torch", max_batch=8)
+    paths = sorted(image_folder.glob("*.jpg"))[:3]
+    with ServerThread(app) as server:
+        assert httpx.get(f"{server.url}/model").json()["input_size"] == [64, 96]
+        files = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+        served = httpx.post(f"{server.url}/score", files=files, timeout=60).json()["scores"]
+    local = Scorer(pyramid_model_file, runtime="torch").score_paths(paths)
+    assert served == pytest.approx(list(local), abs=1e-4)

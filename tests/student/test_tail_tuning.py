@@ -3,10 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from scipy.stats import spearmanr
 
-from leafiqa.data.images import load_model_input
+from leafiqa.data.images import as_sizes, load_model_input
 from leafiqa.judgments.pairs import derive_pairs, select_pairs
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.distill import DistillConfig, build_targets, distill_head
@@ -44,7 +45,9 @@ def test_tuning_the_last_block_fits_the_teacher_better(tmp_path: Path) -> None:
     assert spearmanr(tuned_scores, quality).statistic > 0.5
 
 
-def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("input_size", [64, [48, 64]], ids=["one-size", "pyramid"])
+def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
+        tmp_path: Path, input_size: int | list[int]) -> None:
     from leafiqa.config import load_config
     from leafiqa.deploy.modelfile import load_network
     from leafiqa.deploy.scorer import Scorer
@@ -64,7 +67,7 @@ def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(tmp_path: Path) 
     config = load_config(REPO / "configs" / "demo.yaml", {
         "data.kind": "csv", "data.path": str(folder / "data.csv"), "data.split": None,
         "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
-        "student.input_size": 64, "student.unfreeze_blocks": 1, "student.tail_epochs": 2,
+        "student.input_size": input_size, "student.unfreeze_blocks": 1, "student.tail_epochs": 2,
         "labels.budget": 12, "output": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
         "distill.hidden": 16})
     summary = run_pipeline(config, progress=False)
@@ -77,4 +80,4 @@ def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(tmp_path: Path) 
     # the saved model (tuned backbone + head + calibration) loads and scores images
     test_paths = [folder / f"im{i:02d}.jpg" for i in range(0, 48, 4)]
     scores = Scorer(summary["model"], runtime="torch").score_paths(test_paths)
-    assert np.isfinite(scores).all() and info.input_size == 64
+    assert np.isfinite(scores).all() and info.input_sizes == as_sizes(input_size)

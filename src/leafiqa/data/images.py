@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,25 @@ def to_model_input(image: Image.Image, size: int) -> np.ndarray:
 
 def load_model_input(path: str | Path, size: int) -> np.ndarray:
     return to_model_input(open_rgb(path), size)
+
+
+def as_sizes(size: int | Sequence[int]) -> tuple[int, ...]:
+    """One input size or an image pyramid of several, as a tuple of distinct positive sizes."""
+    if isinstance(size, (int, np.integer)):
+        sizes: tuple[int, ...] = (int(size),)
+    elif isinstance(size, (list, tuple)) and all(isinstance(s, (int, np.integer)) for s in size):
+        sizes = tuple(int(s) for s in size)
+    else:
+        raise ValueError(f"expected a size or a list of sizes, got {size!r}")
+    if not sizes or any(s < 32 for s in sizes) or len(set(sizes)) != len(sizes):
+        raise ValueError(f"expected one size ≥ 32 or a list of distinct ones, got {size!r}")
+    return sizes
+
+
+def to_model_inputs(image: Image.Image, sizes: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """The whole image at each pyramid size, each resized from the original (never from a
+    smaller level, so fine detail survives at the largest size)."""
+    return tuple(to_model_input(image, size) for size in sizes)
 
 
 def content_hash(path: str | Path) -> str:

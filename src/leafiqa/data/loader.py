@@ -9,37 +9,50 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from leafiqa.data.images import ImageDecodeError, load_model_input
+from leafiqa.data.images import ImageDecodeError, as_sizes, open_rgb, to_model_inputs
+
+Levels = tuple[np.ndarray, ...]
 
 
 @dataclass
 class Batch:
     indices: list[int]  # positions in the input list of the images decoded in this batch
-    pixels: np.ndarray  # (n, 3, size, size) float32
+    levels: Levels  # one (n, 3, size, size) float32 array per pyramid size
     failures: list[tuple[int, str]]  # (position, reason) of images that could not be decoded
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The first (for a single-size model: the only) level."""
+        return self.levels[0]
 
 
 class _Images(Dataset):
-    def __init__(self, paths: Sequence[Path], size: int) -> None:
+    def __init__(self, paths: Sequence[Path], sizes: tuple[int, ...]) -> None:
         self.paths = list(paths)
-        self.size = size
+        self.sizes = sizes
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
+    def __getitem__(self, index: int) -> tuple[int, Levels | None, str]:
         try:
-            return index, load_model_input(self.paths[index], self.size), ""
+            return index, to_model_inputs(open_rgb(self.paths[index]), self.sizes), ""
         except ImageDecodeError as error:
             return index, None, str(error)
 
 
-def _collate(samples: list[tuple[int, np.ndarray | None, str]]) -> Batch:
-    good = [(i, a) for i, a, _ in samples if a is not None]
-    failures = [(i, reason) for i, a, reason in samples if a is None]
-    size = samples[0][1].shape[-1] if good and samples[0][1] is not None else 0
-    pixels = np.stack([a for _, a in good]) if good else np.zeros((0, 3, size, size), np.float32)
-    return Batch([i for i, _ in good], pixels, failures)
+class _Collate:
+    def __init__(self, sizes: tuple[int, ...]) -> None:
+        self.sizes = sizes
+
+    def __call__(self, samples: list[tuple[int, Levels | None, str]]) -> Batch:
+        good = [(i, levels) for i, levels, _ in samples if levels is not None]
+        failures = [(i, reason) for i, levels, reason in samples if levels is None]
+        stacked = tuple(
+            np.stack([levels[k] for _, levels in good]) if good
+            else np.zeros((0, 3, size, size), np.float32)
+            for k, size in enumerate(self.sizes))
+        return Batch([i for i, _ in good], stacked, failures)
 
 
 def default_workers() -> int:
@@ -49,17 +62,20 @@ def default_workers() -> int:
 
 
 def iter_batches(
-    paths: Sequence[Path], size: int, batch_size: int = 32, workers: int | None = None
+    paths: Sequence[Path], size: int | Sequence[int], batch_size: int = 32,
+    workers: int | None = None,
 ) -> Iterator[Batch]:
-    """Batches in input order; an unreadable image is reported in ``failures``, never dropped
-    silently and never aborting the run."""
+    """Batches in input order, each image decoded once and resized to every size asked; an
+    unreadable image is reported in ``failures``, never dropped silently and never aborting
+    the run."""
     workers = default_workers() if workers is None else workers
+    sizes = as_sizes(size)
     loader = DataLoader(
-        _Images(paths, size),
+        _Images(paths, sizes),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
-        collate_fn=_collate,
+        collate_fn=_Collate(sizes),
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
         multiprocessing_context="fork" if workers > 0 else None,

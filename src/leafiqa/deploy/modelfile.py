@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from leafiqa.calibration.mapping import ScoreMap
+from leafiqa.data.images import as_sizes
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
 
@@ -40,7 +41,10 @@ class TorchScoreMap(nn.Module):
 
 
 class LeafNetwork(nn.Module):
-    """images (B, 3, S, S), ImageNet-normalised → calibrated quality scores (B,)."""
+    """One ImageNet-normalised (B, 3, S, S) tensor per input size → calibrated scores (B,).
+
+    With several sizes (an image pyramid) the same backbone reads each and the head sees their
+    features side by side, in the order the sizes were given."""
 
     def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap):
         super().__init__()
@@ -48,14 +52,16 @@ class LeafNetwork(nn.Module):
         self.head = head
         self.calibration = TorchScoreMap(score_map)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.calibration(self.head(self.backbone(images)))
+    def forward(self, *levels: torch.Tensor) -> torch.Tensor:
+        features = [self.backbone(images) for images in levels]
+        joined = features[0] if len(features) == 1 else torch.cat(features, dim=1)
+        return self.calibration(self.head(joined))
 
 
 @dataclass
 class ModelInfo:
     backbone: str
-    input_size: int
+    input_sizes: tuple[int, ...]  # one size, or the levels of an image pyramid
     head: dict
     score_map: ScoreMap
     teacher_ids: list[str] = field(default_factory=list)
@@ -64,11 +70,15 @@ class ModelInfo:
     created: str = ""
     notes: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.input_sizes = as_sizes(self.input_sizes)
+
     def to_metadata(self) -> dict[str, str]:
         return {
             "format": FORMAT,
             "backbone": self.backbone,
-            "input_size": str(self.input_size),
+            "input_size": str(max(self.input_sizes)),
+            "input_sizes": json.dumps(list(self.input_sizes)),
             "head": json.dumps(self.head),
             "calibration": json.dumps(self.score_map.to_dict()),
             "teacher_ids": json.dumps(self.teacher_ids),
@@ -86,7 +96,8 @@ class ModelInfo:
             mos_range = json.loads(metadata.get("mos_range", "null"))
             return cls(
                 backbone=metadata["backbone"],
-                input_size=int(metadata["input_size"]),
+                input_sizes=tuple(json.loads(metadata.get("input_sizes", "null"))
+                                  or [int(metadata["input_size"])]),
                 head=json.loads(metadata["head"]),
                 score_map=ScoreMap.from_dict(json.loads(metadata["calibration"])),
                 teacher_ids=json.loads(metadata.get("teacher_ids", "[]")),

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from leafiqa.data.images import open_rgb, to_model_input
+from leafiqa.data.images import open_rgb, to_model_inputs
 from leafiqa.data.loader import iter_batches
 from leafiqa.deploy.modelfile import ModelInfo, load_network
-from leafiqa.student.features import onnx_available, onnx_session
+from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,12 @@ class Scorer:
             self.network = self.network.to(memory_format=torch.channels_last)
 
     @property
-    def input_size(self) -> int:
-        return self.info.input_size
+    def input_sizes(self) -> tuple[int, ...]:
+        return self.info.input_sizes
+
+    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, ...]:
+        """The image as the network reads it: one normalised CHW array per input size."""
+        return to_model_inputs(image, self.input_sizes)
 
     def _session_for(self):  # noqa: ANN202
         if self._session is None:
@@ -75,32 +79,40 @@ class Scorer:
             self._session = onnx_session(onnx_path, self.threads)
         return self._session
 
-    def score_array(self, pixels: np.ndarray) -> np.ndarray:
-        """(B, 3, S, S) normalised pixels → (B,) scores."""
-        if pixels.shape[0] == 0:
+    def score_array(self, *levels: np.ndarray) -> np.ndarray:
+        """One (B, 3, S, S) normalised pixel array per input size → (B,) scores."""
+        if len(levels) != len(self.input_sizes):
+            raise ValueError(f"the model reads {len(self.input_sizes)} input size(s) "
+                             f"{list(self.input_sizes)}, got {len(levels)} array(s)")
+        if levels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         if self.runtime == "onnx":
-            return self._session_for().run(None, {"images": pixels.astype(np.float32)})[0]
+            names = onnx_input_names(self.input_sizes)
+            feed = {name: level.astype(np.float32) for name, level in zip(names, levels,
+                                                                           strict=True)}
+            return self._session_for().run(None, feed)[0]
         with torch.inference_mode():
-            batch = torch.from_numpy(pixels).contiguous(memory_format=torch.channels_last)
-            return self.network(batch).numpy()
+            batches = [torch.from_numpy(level).contiguous(memory_format=torch.channels_last)
+                       for level in levels]
+            return self.network(*batches).numpy()
 
     def __call__(self, image: str | Path | Image.Image | np.ndarray) -> float:
         if isinstance(image, (str, Path)):
             image = open_rgb(image)
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image.astype(np.uint8)).convert("RGB")
-        return float(self.score_array(to_model_input(image, self.input_size)[None])[0])
+        return float(self.score_images([image])[0])
 
     def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros(0, dtype=np.float32)
-        return self.score_array(np.stack([to_model_input(i, self.input_size) for i in images]))
+        per_image = [self.preprocess(image) for image in images]
+        return self.score_array(*(np.stack(level) for level in zip(*per_image, strict=True)))
 
     def iter_scores(self, paths: Sequence[Path], batch_size: int = 32,
                     workers: int | None = None) -> Iterator[ScoredBatch]:
-        for batch in iter_batches(paths, self.input_size, batch_size, workers):
-            scores = self.score_array(batch.pixels)
+        for batch in iter_batches(paths, self.input_sizes, batch_size, workers):
+            scores = self.score_array(*batch.levels)
             yield ScoredBatch(
                 paths=[paths[i] for i in batch.indices],
                 scores=[float(s) for s in scores],
@@ -124,7 +136,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> Scorer:
 def describe(info: ModelInfo) -> dict:
     return {
         "backbone": info.backbone,
-        "input_size": info.input_size,
+        "input_size": list(info.input_sizes) if len(info.input_sizes) > 1 else info.input_sizes[0],
         "calibration": info.score_map.to_dict(),
         "teacher_ids": info.teacher_ids,
         "manifest_hash": info.manifest_hash,

@@ -19,7 +19,8 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb, to_model_input
+from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
+from leafiqa.data.loader import Levels
 from leafiqa.deploy.scorer import Scorer, describe
 
 
@@ -31,7 +32,7 @@ class MicroBatcher:
         self.scorer = scorer
         self.max_batch = max_batch
         self.wait = wait_ms / 1000.0
-        self.queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] | None = None
+        self.queue: asyncio.Queue[tuple[Levels, asyncio.Future]] | None = None
         self.worker: asyncio.Task | None = None
         self.batches = 0
 
@@ -43,10 +44,11 @@ class MicroBatcher:
         if self.worker:
             self.worker.cancel()
 
-    async def score(self, pixels: np.ndarray) -> float:
+    async def score(self, levels: Levels) -> float:
+        """Score one image given as the scorer's preprocessed levels (one array per size)."""
         assert self.queue is not None
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self.queue.put((pixels, future))
+        await self.queue.put((levels, future))
         return await future
 
     async def _run(self) -> None:
@@ -62,9 +64,10 @@ class MicroBatcher:
                     items.append(await asyncio.wait_for(self.queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
-            batch = np.stack([pixels for pixels, _ in items])
+            batch = [np.stack(level) for level in zip(*(levels for levels, _ in items),
+                                                          strict=True)]
             try:
-                scores = await run_in_threadpool(self.scorer.score_array, batch)
+                scores = await run_in_threadpool(self.scorer.score_array, *batch)
                 self.batches += 1
                 for (_, future), value in zip(items, scores, strict=True):
                     if not future.done():
@@ -88,12 +91,12 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
 
     app = FastAPI(title="LEAF scoring service", lifespan=lifespan)
 
-    def decode(data: bytes, name: str) -> np.ndarray:
+    def decode(data: bytes, name: str) -> Levels:
         if len(data) > max_upload_bytes:
             raise HTTPException(413, f"{name}: {len(data)} bytes exceeds the limit of "
                                      f"{max_upload_bytes} bytes")
         try:
-            return to_model_input(decode_bytes_rgb(data, name), scorer.input_size)
+            return scorer.preprocess(decode_bytes_rgb(data, name))
         except ImageDecodeError as error:
             raise HTTPException(415, str(error)) from None
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.calibration.mapping import ScoreMap
+from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import Manifest
 from leafiqa.student.distill import DistillConfig, TeacherTargets, distill_head
-from leafiqa.student.features import FeatureExtractor
+from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
 from leafiqa.student.head import QualityHead
 
 
@@ -23,13 +24,13 @@ class Student:
     def __init__(
         self,
         backbone: str = "efficientnet-lite0",
-        input_size: int = 384,
+        input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
         cache_dir: str | Path | None = None,
         distill: DistillConfig | None = None,
         runtime: str = "auto",
     ) -> None:
         self.backbone = backbone
-        self.input_size = input_size
+        self.input_sizes = as_sizes(input_size)
         self.distill_config = distill or DistillConfig()
         self.extractor = FeatureExtractor(backbone, input_size, cache_dir, runtime=runtime)
         self.head: QualityHead | None = None

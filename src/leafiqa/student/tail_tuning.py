@@ -1,12 +1,12 @@
 """Partial fine-tuning: unfreeze the last N blocks of the backbone (plus its head convolution)
-and train them with the head on the teacher's judgments.
+and train them with the head on the teacher's judgments (AdamW, cosine learning-rate decay).
 
 The frozen front is run once: each image's activation at the cut and the pooled features of the
 levels before it are cached in memory, so an epoch costs only the tail. BatchNorm statistics stay
 frozen (small batches on a CPU would corrupt them). The pair-wise term uses the teacher's pairs
 with at least one image in the batch, the other image's score taken from the previous epoch
 (detached). A validation slice of the training images (never the test split) stops training
-early and keeps the best state. Slow on 2 CPU cores at 384 px (minutes per epoch): an option
+early and keeps the best state. Slow on 2 CPU cores at 384–512 px (minutes per epoch): an option
 (``student.unfreeze_blocks``), off by default."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError
 from leafiqa.student.backbone import MultiLevelBackbone, mean_std_pool
@@ -72,36 +73,62 @@ def tail_features(backbone: MultiLevelBackbone, before: torch.Tensor, x: torch.T
     return torch.cat(pooled, dim=1)
 
 
-def tail_features_batched(backbone: MultiLevelBackbone, before: torch.Tensor,
-                          activation: torch.Tensor, cut: int, batch: int = 64) -> torch.Tensor:
-    """``tail_features`` over cached fronts, ``batch`` images at a time, without gradients."""
+@dataclass
+class FrozenFront:
+    """What the frozen front computed, per pyramid level: pooled features of the taps before
+    the cut and the activation entering it (rows = images)."""
+
+    before: list[torch.Tensor]
+    activation: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return self.before[0].shape[0]
+
+    def rows(self, index: torch.Tensor | slice) -> FrozenFront:
+        return FrozenFront([b[index] for b in self.before], [a[index] for a in self.activation])
+
+
+def pyramid_tail_features(backbone: MultiLevelBackbone, front: FrozenFront, cut: int
+                          ) -> torch.Tensor:
+    """Features of every level (as ``MultiLevelBackbone`` gives them), side by side."""
+    return torch.cat([tail_features(backbone, before, activation, cut)
+                      for before, activation in zip(front.before, front.activation,
+                                                    strict=True)], dim=1)
+
+
+def tail_features_batched(backbone: MultiLevelBackbone, front: FrozenFront, cut: int,
+                          batch: int = 64) -> torch.Tensor:
+    """``pyramid_tail_features`` over cached fronts, ``batch`` images at a time, without
+    gradients."""
     with torch.no_grad():
-        return torch.cat([tail_features(backbone, before[i:i + batch],
-                                        activation[i:i + batch], cut)
-                          for i in range(0, before.shape[0], batch)])
+        return torch.cat([pyramid_tail_features(backbone, front.rows(slice(i, i + batch)), cut)
+                          for i in range(0, len(front), batch)])
 
 
-def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], size: int, cut: int,
-                progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    befores, activations = [], []
+def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], sizes: int | Sequence[int],
+                cut: int, progress: bool = True) -> FrozenFront:
+    levels = len(as_sizes(sizes))
+    befores: list[list[torch.Tensor]] = [[] for _ in range(levels)]
+    activations: list[list[torch.Tensor]] = [[] for _ in range(levels)]
     backbone.eval()
     with torch.inference_mode(), tqdm(total=len(paths), desc="caching frozen front",
                                       unit="img", disable=not progress) as bar:
-        for batch in iter_batches(paths, size, batch_size=16):
+        for batch in iter_batches(paths, sizes, batch_size=16):
             if batch.failures:
                 raise DataError("; ".join(reason for _, reason in batch.failures))
-            before, x = _front(backbone, torch.from_numpy(batch.pixels), cut)
-            befores.append(before)
-            activations.append(x)
+            for level, pixels in enumerate(batch.levels):
+                before, x = _front(backbone, torch.from_numpy(pixels), cut)
+                befores[level].append(before)
+                activations[level].append(x)
             bar.update(len(batch.indices))
-    return torch.cat(befores), torch.cat(activations)
+    return FrozenFront([torch.cat(b) for b in befores], [torch.cat(a) for a in activations])
 
 
 def tune_tail(
     backbone: MultiLevelBackbone,
     head: QualityHead,
     paths: Sequence[Path],
-    input_size: int,
+    input_size: int | Sequence[int],
     targets: TeacherTargets,
     config: TailConfig | None = None,
     distill: DistillConfig | None = None,
@@ -113,7 +140,7 @@ def tune_tail(
     distill = distill or DistillConfig()
     backbone, head = copy.deepcopy(backbone), copy.deepcopy(head)
     cut = len(backbone.net._blocks) - config.blocks
-    before, activation = cache_front(backbone, paths, input_size, cut, progress)
+    front = cache_front(backbone, paths, input_size, cut, progress)
     parameters = backbone.trainable_tail(config.blocks) + list(head.net.parameters())
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
@@ -121,6 +148,10 @@ def tune_tail(
         parameter.requires_grad_(True)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=distill.weight_decay)
     train_rows, val_rows = split_validation(len(paths), distill.val_fraction, distill.seed)
+    steps_per_epoch = -(-train_rows.size // config.batch_size)
+    # cosine decay over the planned epochs: large early steps, small ones near the end
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, config.epochs * steps_per_epoch), eta_min=config.lr * 0.05)
     train_targets = targets.restricted(train_rows)
     point_target = torch.zeros(len(paths))
     point_weight = torch.zeros(len(paths))
@@ -135,7 +166,7 @@ def tune_tail(
         backbone.eval()
         head.eval()
         with torch.no_grad():
-            return head(tail_features_batched(backbone, before, activation, cut))
+            return head(tail_features_batched(backbone, front, cut))
 
     def validation_loss(scores: torch.Tensor) -> float:
         rows = torch.as_tensor(val_rows)
@@ -153,7 +184,7 @@ def tune_tail(
         order = generator.permutation(train_rows)
         for start in range(0, order.size, config.batch_size):
             rows = torch.as_tensor(order[start:start + config.batch_size])
-            batch_scores = head(tail_features(backbone, before[rows], activation[rows], cut))
+            batch_scores = head(pyramid_tail_features(backbone, front.rows(rows), cut))
             table = scores.clone()
             table[rows] = batch_scores
             loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
@@ -166,6 +197,7 @@ def tune_tail(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
         scores = all_scores()
         if val_rows.size:
             value = validation_loss(scores)
