@@ -17,7 +17,10 @@ def fit_ridge(
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     xs = (x - mean) / std
     y_mean = y.mean()
-    u, s, vt = np.linalg.svd(xs, full_matrices=False)
+    # The eigenvectors of the n×n Gram matrix are the left singular vectors of xs: far cheaper
+    # than an SVD when features outnumber images (7,104 pyramid features, ≤ 2,386 images).
+    eigenvalues, u = np.linalg.eigh(xs @ xs.T)
+    s = np.sqrt(np.clip(eigenvalues, 0.0, None))
     uty = u.T @ (y - y_mean)
     alphas = np.logspace(-1, 6, 29) if alphas is None else alphas
     best_alpha, best_error = float(alphas[0]), np.inf
@@ -29,7 +32,7 @@ def fit_ridge(
         error = float(np.mean(residual**2))
         if error < best_error:
             best_alpha, best_error = float(alpha), error
-    coef = vt.T @ (s / (s**2 + best_alpha) * uty)
+    coef = xs.T @ (u @ (uty / (s**2 + best_alpha)))
 
     def predict(new: np.ndarray) -> np.ndarray:
         return ((np.asarray(new, dtype=np.float64) - mean) / std) @ coef + y_mean
