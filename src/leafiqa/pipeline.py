@@ -275,7 +275,7 @@ def tune_backbone_tail(ws: Workspace, progress: bool = True
         TailConfig(blocks=student.unfreeze_blocks, epochs=student.tail_epochs,
                    lr=student.tail_lr, seed=ws.config.distill.seed),
         ws.config.distill, progress=progress)
-    cut = len(backbone.net._blocks) - student.unfreeze_blocks
+    cut = backbone.block_count - student.unfreeze_blocks
     front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
                         progress)
     features = tail_features_batched(backbone, front, cut).numpy()

@@ -86,17 +86,40 @@ class MultiLevelBackbone(nn.Module):
         self._taps = {level.block_index for level in self.levels}
         self.feature_dim = 2 * sum(level.channels for level in self.levels)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    @property
+    def block_count(self) -> int:
+        return len(self.net._blocks)
+
+    def front(self, images: torch.Tensor, cut: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stem and blocks before ``cut``: (pooled features of their levels, the activation
+        entering block ``cut``). With ``tail`` this is ``forward`` split in two, so partial
+        fine-tuning can cache the frozen front."""
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(images)))
         pooled = []
         for index, block in enumerate(net._blocks):
+            if index == cut:
+                break
             x = block(x)  # no drop-connect: features must be deterministic
+            if index in self._taps:
+                pooled.append(mean_std_pool(x))
+        before = torch.cat(pooled, dim=1) if pooled else images.new_zeros((images.shape[0], 0))
+        return before, x
+
+    def tail(self, before: torch.Tensor, x: torch.Tensor, cut: int) -> torch.Tensor:
+        """Blocks from ``cut`` on and the head convolution, after ``front``: the features."""
+        net = self.net
+        pooled = [before]
+        for index in range(cut, len(net._blocks)):
+            x = net._blocks[index](x)
             if index in self._taps:
                 pooled.append(mean_std_pool(x))
         x = net._swish(net._bn1(net._conv_head(x)))
         pooled.append(mean_std_pool(x))
         return torch.cat(pooled, dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.tail(*self.front(images, self.block_count), self.block_count)
 
     def trainable_tail(self, n_blocks: int) -> list[nn.Parameter]:
         """Parameters of the last ``n_blocks`` blocks and the head conv (partial fine-tuning)."""

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError
-from leafiqa.student.backbone import MultiLevelBackbone, mean_std_pool
+from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.distill import (
     DistillConfig,
     TeacherTargets,
@@ -44,35 +44,6 @@ class TailConfig:
     seed: int = 0
 
 
-def _front(backbone: MultiLevelBackbone, images: torch.Tensor, cut: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pooled features of taps before block ``cut``, activation entering block ``cut``)."""
-    net = backbone.net
-    x = net._swish(net._bn0(net._conv_stem(images)))
-    pooled = []
-    for index, block in enumerate(net._blocks):
-        if index == cut:
-            break
-        x = block(x)
-        if index in backbone._taps:
-            pooled.append(mean_std_pool(x))
-    before = torch.cat(pooled, dim=1) if pooled else images.new_zeros((images.shape[0], 0))
-    return before, x
-
-
-def tail_features(backbone: MultiLevelBackbone, before: torch.Tensor, x: torch.Tensor,
-          cut: int) -> torch.Tensor:
-    net = backbone.net
-    pooled = [before]
-    for index in range(cut, len(net._blocks)):
-        x = net._blocks[index](x)
-        if index in backbone._taps:
-            pooled.append(mean_std_pool(x))
-    x = net._swish(net._bn1(net._conv_head(x)))
-    pooled.append(mean_std_pool(x))
-    return torch.cat(pooled, dim=1)
-
-
 @dataclass
 class FrozenFront:
     """What the frozen front computed, per pyramid level: pooled features of the taps before
@@ -91,7 +62,7 @@ class FrozenFront:
 def pyramid_tail_features(backbone: MultiLevelBackbone, front: FrozenFront, cut: int
                           ) -> torch.Tensor:
     """Features of every level (as ``MultiLevelBackbone`` gives them), side by side."""
-    return torch.cat([tail_features(backbone, before, activation, cut)
+    return torch.cat([backbone.tail(before, activation, cut)
                       for before, activation in zip(front.before, front.activation,
                                                     strict=True)], dim=1)
 
@@ -117,7 +88,7 @@ def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], sizes: int 
             if batch.failures:
                 raise DataError("; ".join(reason for _, reason in batch.failures))
             for level, pixels in enumerate(batch.levels):
-                before, x = _front(backbone, torch.from_numpy(pixels), cut)
+                before, x = backbone.front(torch.from_numpy(pixels), cut)
                 befores[level].append(before)
                 activations[level].append(x)
             bar.update(len(batch.indices))
@@ -139,7 +110,7 @@ def tune_tail(
     config = config or TailConfig()
     distill = distill or DistillConfig()
     backbone, head = copy.deepcopy(backbone), copy.deepcopy(head)
-    cut = len(backbone.net._blocks) - config.blocks
+    cut = backbone.block_count - config.blocks
     front = cache_front(backbone, paths, input_size, cut, progress)
     parameters = backbone.trainable_tail(config.blocks) + list(head.net.parameters())
     for parameter in backbone.parameters():
