@@ -259,6 +259,8 @@ def tune_backbone_tail(ws: Workspace, progress: bool = True
     returns the workspace with every image's features recomputed by the tuned backbone."""
     import dataclasses
 
+    import torch
+
     from leafiqa.student.tail_tuning import (
         TailConfig,
         cache_front,
@@ -269,15 +271,15 @@ def tune_backbone_tail(ws: Workspace, progress: bool = True
     student = ws.config.student
     head = distill_head(ws.features[ws.train_rows], ws.targets(ws.train_rows), ws.config.distill)
     backbone = MultiLevelBackbone(student.backbone, pretrained=True).eval()
-    train_paths = [ws.manifest[i].path for i in ws.train_rows]
+    cut = backbone.block_count - student.unfreeze_blocks
+    # the front stays frozen: run it once for every image, tune on the training rows
+    front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
+                        progress)
     backbone, head = tune_tail(
-        backbone, head, train_paths, student.input_size, ws.targets(ws.train_rows),
+        backbone, head, front.rows(torch.as_tensor(ws.train_rows)), ws.targets(ws.train_rows),
         TailConfig(blocks=student.unfreeze_blocks, epochs=student.tail_epochs,
                    lr=student.tail_lr, seed=ws.config.distill.seed),
         ws.config.distill, progress=progress)
-    cut = backbone.block_count - student.unfreeze_blocks
-    front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
-                        progress)
     features = tail_features_batched(backbone, front, cut).numpy()
     return dataclasses.replace(ws, features=features), backbone, head
 

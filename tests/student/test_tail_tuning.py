@@ -11,7 +11,7 @@ from leafiqa.data.images import as_sizes, load_model_input
 from leafiqa.judgments.pairs import derive_pairs, select_pairs
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.distill import DistillConfig, build_targets, distill_head
-from leafiqa.student.tail_tuning import TailConfig, tune_tail
+from leafiqa.student.tail_tuning import TailConfig, cache_front, tune_tail
 from tests.conftest import make_image
 from tests.student.test_student import teacher_points
 
@@ -30,9 +30,10 @@ def test_tuning_the_last_block_fits_the_teacher_better(tmp_path: Path) -> None:
     head = distill_head(features.numpy(), targets, DistillConfig(hidden=16, val_fraction=0))
     frozen_tail = [p.detach().clone() for p in backbone.net._blocks[-1].parameters()]
     early = [p.detach().clone() for p in backbone.net._blocks[0].parameters()]
+    front = cache_front(backbone, paths, 64, backbone.block_count - 1, progress=False)
     tuned_backbone, tuned_head = tune_tail(
-        backbone, head, paths, 64, targets, TailConfig(blocks=1, epochs=3, lr=1e-3,
-                                                       batch_size=8),
+        backbone, head, front, targets, TailConfig(blocks=1, epochs=3, lr=1e-3,
+                                                   batch_size=8),
         DistillConfig(hidden=16, val_fraction=0), progress=False)
     changed = any(not torch.equal(a, b) for a, b in
                   zip(frozen_tail, tuned_backbone.net._blocks[-1].parameters(), strict=True))

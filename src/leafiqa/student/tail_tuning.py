@@ -98,34 +98,33 @@ def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], sizes: int 
 def tune_tail(
     backbone: MultiLevelBackbone,
     head: QualityHead,
-    paths: Sequence[Path],
-    input_size: int | Sequence[int],
+    front: FrozenFront,
     targets: TeacherTargets,
     config: TailConfig | None = None,
     distill: DistillConfig | None = None,
     progress: bool = True,
 ) -> tuple[MultiLevelBackbone, QualityHead]:
     """Copies of ``backbone`` and ``head`` with the last ``config.blocks`` blocks, the head
-    convolution and the head's MLP trained on ``targets`` (rows = ``paths``)."""
+    convolution and the head's MLP trained on ``targets`` (rows = the images of ``front``,
+    from ``cache_front`` with the cut ``backbone.block_count - config.blocks``)."""
     config = config or TailConfig()
     distill = distill or DistillConfig()
     backbone, head = copy.deepcopy(backbone), copy.deepcopy(head)
     cut = backbone.block_count - config.blocks
-    front = cache_front(backbone, paths, input_size, cut, progress)
     parameters = backbone.trainable_tail(config.blocks) + list(head.net.parameters())
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=distill.weight_decay)
-    train_rows, val_rows = split_validation(len(paths), distill.val_fraction, distill.seed)
+    train_rows, val_rows = split_validation(len(front), distill.val_fraction, distill.seed)
     steps_per_epoch = -(-train_rows.size // config.batch_size)
     # cosine decay over the planned epochs: large early steps, small ones near the end
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=max(1, config.epochs * steps_per_epoch), eta_min=config.lr * 0.05)
     train_targets = targets.restricted(train_rows)
-    point_target = torch.zeros(len(paths))
-    point_weight = torch.zeros(len(paths))
+    point_target = torch.zeros(len(front))
+    point_weight = torch.zeros(len(front))
     point_target[torch.as_tensor(targets.point_index)] = torch.as_tensor(targets.point_target)
     point_weight[torch.as_tensor(targets.point_index)] = judgment_weights(targets.point_reliability,
                                                                   distill)
