@@ -30,7 +30,9 @@ def relabel(model: Path, size: int | None, folder: Path) -> Path:
     with safe_open(str(model), framework="pt") as handle:
         metadata = dict(handle.metadata())
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    sizes = json.loads(metadata.get("input_sizes", "null")) or [int(metadata["input_size"])]
+    from leafiqa.deploy.modelfile import read_info
+
+    sizes = list(read_info(model).input_sizes)
     if size is None or sizes == [size]:
         return model
     if len(sizes) > 1:

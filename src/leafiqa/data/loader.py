@@ -26,6 +26,13 @@ class Batch:
         return self.levels[0]
 
 
+def stack_levels(per_image: Sequence[Levels], sizes: Sequence[int]) -> Levels:
+    """Images given as one array per size → one (n, 3, size, size) batch per size."""
+    return tuple(np.stack([levels[k] for levels in per_image]) if per_image
+                 else np.zeros((0, 3, size, size), np.float32)
+                 for k, size in enumerate(sizes))
+
+
 class _Images(Dataset):
     def __init__(self, paths: Sequence[Path], sizes: tuple[int, ...]) -> None:
         self.paths = list(paths)
@@ -48,10 +55,7 @@ class _Collate:
     def __call__(self, samples: list[tuple[int, Levels | None, str]]) -> Batch:
         good = [(i, levels) for i, levels, _ in samples if levels is not None]
         failures = [(i, reason) for i, levels, reason in samples if levels is None]
-        stacked = tuple(
-            np.stack([levels[k] for _, levels in good]) if good
-            else np.zeros((0, 3, size, size), np.float32)
-            for k, size in enumerate(self.sizes))
+        stacked = stack_levels([levels for _, levels in good], self.sizes)
         return Batch([i for i, _ in good], stacked, failures)
 
 

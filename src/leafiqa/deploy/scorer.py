@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from leafiqa.data.images import open_rgb, to_model_inputs
-from leafiqa.data.loader import iter_batches
+from leafiqa.data.loader import iter_batches, stack_levels
 from leafiqa.deploy.modelfile import ModelInfo, load_network
 from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
 
@@ -106,8 +106,8 @@ class Scorer:
     def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros(0, dtype=np.float32)
-        per_image = [self.preprocess(image) for image in images]
-        return self.score_array(*(np.stack(level) for level in zip(*per_image, strict=True)))
+        return self.score_array(*stack_levels([self.preprocess(image) for image in images],
+                                              self.input_sizes))
 
     def iter_scores(self, paths: Sequence[Path], batch_size: int = 32,
                     workers: int | None = None) -> Iterator[ScoredBatch]:

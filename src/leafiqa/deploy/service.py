@@ -15,12 +15,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
-from leafiqa.data.loader import Levels
+from leafiqa.data.loader import Levels, stack_levels
 from leafiqa.deploy.scorer import Scorer, describe
 
 
@@ -64,8 +63,7 @@ class MicroBatcher:
                     items.append(await asyncio.wait_for(self.queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
-            batch = [np.stack(level) for level in zip(*(levels for levels, _ in items),
-                                                          strict=True)]
+            batch = stack_levels([levels for levels, _ in items], self.scorer.input_sizes)
             try:
                 scores = await run_in_threadpool(self.scorer.score_array, *batch)
                 self.batches += 1
