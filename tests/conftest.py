@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,22 @@ def plain_manifest_csv(image_folder: Path) -> Path:
     path = image_folder / "manifest.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_recorded_dataset(
+    folder: Path, n: int, mos: Callable[[int], float], logit_good: Callable[[int], float],
+    split: Callable[[int], str] | None = None, size: int = 32,
+    blur: Callable[[int], float] | None = None,
+) -> tuple[Path, Path]:
+    """``n`` images im00.jpg… in ``folder`` with a ``name,mos[,split]`` CSV and a recorded
+    Q-Bench teacher file; returns (CSV path, teacher file path)."""
+    lines = ["name,mos" + (",split" if split else "")]
+    for i in range(n):
+        make_image(folder / f"im{i:02d}.jpg", seed=i, blur=blur(i) if blur else 0.0, size=size)
+        lines.append(f"im{i:02d}.jpg,{mos(i)}" + (f",{split(i)}" if split else ""))
+    (folder / "data.csv").write_text("\n".join(lines) + "\n")
+    recorded = folder / "teacher.json"
+    recorded.write_text("".join(
+        f'{{"img_path": "im{i:02d}.jpg", "logit_good": {logit_good(i)}, "logit_poor": 0}}'
+        for i in range(n)))
+    return folder / "data.csv", recorded

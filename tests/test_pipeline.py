@@ -9,21 +9,14 @@ from leafiqa.config import load_config
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.pipeline import gather_judgments, label_count, load_manifest
-from tests.conftest import REPO, make_image
+from tests.conftest import REPO, write_recorded_dataset
 
 
 def test_a_shared_store_gives_each_run_only_its_own_planned_pairs(tmp_path: Path) -> None:
-    lines = ["name,mos"]
-    for i in range(60):
-        make_image(tmp_path / f"im{i:02d}.jpg", seed=i, size=32)
-        lines.append(f"im{i:02d}.jpg,{i / 20:.2f}")
-    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    recorded = tmp_path / "teacher.json"
-    recorded.write_text("".join(
-        f'{{"img_path": "im{i:02d}.jpg", "logit_good": {i / 10}, "logit_poor": 0}}'
-        for i in range(60)))
+    csv, recorded = write_recorded_dataset(tmp_path, 60, mos=lambda i: round(i / 20, 2),
+                                           logit_good=lambda i: i / 10)
     config = load_config(REPO / "configs" / "demo.yaml", {
-        "data.kind": "csv", "data.path": str(tmp_path / "m.csv"), "data.split": None,
+        "data.kind": "csv", "data.path": str(csv), "data.split": None,
         "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
         "teacher.pairs_per_image": 3, "output": str(tmp_path / "run")})
     manifest = load_manifest(config)

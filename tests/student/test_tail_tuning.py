@@ -53,20 +53,15 @@ def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
     from leafiqa.deploy.modelfile import load_network
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.pipeline import run_pipeline
-    from tests.conftest import REPO
+    from tests.conftest import REPO, write_recorded_dataset
 
     folder = tmp_path / "images"
-    lines = ["name,mos,split"]
-    for i in range(48):
-        make_image(folder / f"im{i:02d}.jpg", seed=i, blur=(i % 6) * 0.6, size=64)
-        lines.append(f"im{i:02d}.jpg,{4 - (i % 6) * 0.5},{'test' if i % 4 == 0 else 'train'}")
-    (folder / "data.csv").write_text("\n".join(lines) + "\n")
-    recorded = tmp_path / "teacher.json"
-    recorded.write_text("".join(
-        f'{{"img_path": "im{i:02d}.jpg", "logit_good": {2 - (i % 6) * 0.7}, "logit_poor": 0}}'
-        for i in range(48)))
+    csv, recorded = write_recorded_dataset(
+        folder, 48, mos=lambda i: 4 - (i % 6) * 0.5, logit_good=lambda i: 2 - (i % 6) * 0.7,
+        split=lambda i: "test" if i % 4 == 0 else "train", size=64,
+        blur=lambda i: (i % 6) * 0.6)
     config = load_config(REPO / "configs" / "demo.yaml", {
-        "data.kind": "csv", "data.path": str(folder / "data.csv"), "data.split": None,
+        "data.kind": "csv", "data.path": str(csv), "data.split": None,
         "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
         "student.input_size": input_size, "student.unfreeze_blocks": 1, "student.tail_epochs": 2,
         "labels.budget": 12, "output": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
