@@ -102,11 +102,19 @@ def teach(
     limit: int = typer.Option(None, help="only the first N images"),
     pairs_per_image: int = typer.Option(4, help="pair-wise judgments per image (0: none)"),
     max_requests: int = typer.Option(None, help="stop after this many judgments"),
-    url: str = typer.Option(None, help="OpenAI-compatible base URL (or LEAF_TEACHER_URL)"),
+    url: list[str] = typer.Option(None, help="OpenAI-compatible base URL (or LEAF_TEACHER_URL); "
+                                             "repeat to spread requests over several servers"),
     model: str = typer.Option(None, help="model name (or LEAF_TEACHER_MODEL)"),
-    concurrency: int = typer.Option(None, help="requests in flight (openai)"),
+    concurrency: int = typer.Option(None, help="requests in flight (openai; per server with "
+                                               "several --url)"),
     timeout: float = typer.Option(None, help="seconds per request (openai)"),
     backend: str = typer.Option(None, help="alias: --backend openai means --teacher openai"),
+    engine: str = typer.Option("local", help="local, or ray: a Ray Data pipeline with the "
+                                             "teacher in an actor pool (openai, vllm:MODEL, …)"),
+    ray_address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or "
+                                               "a local Ray)"),
+    actors: int = typer.Option(None, help="teacher actors (ray)"),
+    gpus_per_actor: float = typer.Option(0.0, help="GPUs per teacher actor (ray, vllm:MODEL)"),
     quiet: bool = typer.Option(False),
 ) -> None:
     """Ask a teacher for point-wise and pair-wise judgments; resumes where a run stopped."""
@@ -115,11 +123,29 @@ def teach(
     from leafiqa.teachers.registry import make_teacher
 
     spec = backend if backend and teacher == "cues" else teacher
-    options = {k: v for k, v in {"url": url, "model": model, "concurrency": concurrency,
+    options = {k: v for k, v in {"urls": url or None, "model": model,
+                                 "concurrency": concurrency,
                                  "timeout": timeout}.items() if v is not None}
+    if not spec.startswith("openai"):
+        options = {}
+    if engine not in {"local", "ray"}:
+        fail(f"unknown engine '{engine}' (local or ray)")
     try:
         manifest = read_data(data, kind, split, limit)
-        chosen = make_teacher(spec, **options) if spec.startswith("openai") else make_teacher(spec)
+        if engine == "ray":
+            from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+
+            with JudgmentStore(store) as judgment_store:
+                report = teach_with_ray(
+                    spec, options, manifest, judgment_store, pairs_per_image=pairs_per_image,
+                    max_requests=max_requests,
+                    settings=RaySettings(address=ray_address, actors=actors,
+                                         num_gpus=gpus_per_actor))
+            typer.echo(report.summary())
+            for error in report.errors[:5]:
+                typer.echo(f"  failed: {error}", err=True)
+            return
+        chosen = make_teacher(spec, **options)
     except (DataError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     with JudgmentStore(store) as judgment_store:
@@ -129,6 +155,8 @@ def teach(
         finally:
             chosen.close()
     typer.echo(report.summary())
+    for endpoint in getattr(getattr(chosen, "endpoint_pool", None), "stats", list)():
+        typer.echo(f"  {endpoint.line()}")
     for error in report.errors[:5]:
         typer.echo(f"  failed: {error}", err=True)
 
@@ -242,6 +270,15 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
                     raise DataError(f"{target}: needs a 'path' or 'name' column")
                 paths += [Path(r[column]) if Path(r[column]).is_absolute()
                           else target.parent / r[column] for r in reader]
+        elif target.suffix.lower() == ".parquet" and target.is_file():
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(target).names
+            column = next((c for c in ("path", "name", "image") if c in names), None)
+            if column is None:
+                raise DataError(f"{target}: needs a 'path' or 'name' column")
+            for value in pq.read_table(target, columns=[column]).column(0).to_pylist():
+                paths.append(Path(value) if Path(value).is_absolute() else target.parent / value)
         elif target.suffix.lower() == ".txt" and target.is_file():
             paths += [Path(line.strip()) for line in target.read_text().splitlines()
                       if line.strip()]
@@ -255,12 +292,20 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 @app.command()
 def score(
     model_path: Path = typer.Argument(..., help="calibrated model file"),
-    inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists or CSVs"),
+    inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists, CSVs or "
+                                                 "Parquet files of paths"),
     out: Path = typer.Option(Path("scores.csv"), help="CSV or .parquet"),
     runtime: str = typer.Option("auto", help="torch, onnx or auto"),
+    precision: str = typer.Option("auto", help="auto (INT8 when MODEL.int8.onnx passed its "
+                                               "parity check), fp32 or int8"),
     batch_size: int = typer.Option(32),
-    workers: int = typer.Option(None, help="decoding processes (default: CPU count)"),
+    workers: int = typer.Option(None, help="decoding threads (default: CPU count, ≤ 4)"),
     threads: int = typer.Option(None, help="inference threads"),
+    engine: str = typer.Option("local", help="local, or ray: an actor pool on a Ray cluster "
+                                             "(row per input with an error column; resumable)"),
+    ray_address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or "
+                                               "a local Ray)"),
+    actors: int = typer.Option(None, help="scoring actors (ray; default: one per 2 CPUs)"),
 ) -> None:
     """Score images with a model file, in batches, written as it goes."""
     from tqdm.auto import tqdm
@@ -268,13 +313,28 @@ def score(
     from leafiqa.deploy.scorer import Scorer
 
     logging.basicConfig(level=logging.WARNING)
+    if engine not in {"local", "ray"}:
+        fail(f"unknown engine '{engine}' (local or ray)")
     try:
         paths = expand_inputs(inputs)
-        scorer = Scorer(model_path, runtime=runtime, threads=threads)
+        if engine == "local":
+            scorer = Scorer(model_path, runtime=runtime, threads=threads, precision=precision)
+            scorer.engine  # noqa: B018 - load the graph now so a bad --precision fails here
     except (DataError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     if not paths:
         fail("no images to score")
+    if engine == "ray":
+        from leafiqa.distributed.ray_score import score_with_ray
+
+        try:
+            report = score_with_ray(model_path, paths, out, address=ray_address, actors=actors,
+                                    batch_size=batch_size, precision=precision,
+                                    threads=threads)
+        except (FileNotFoundError, ValueError) as error:
+            fail(str(error))
+        typer.echo(report.summary())
+        return
     failures: list[tuple[Path, str]] = []
     rows: list[tuple[str, float]] = []
     start = time.time()
@@ -304,7 +364,7 @@ def score(
         pd.DataFrame(rows, columns=["path", "score"]).to_parquet(out)
     elapsed = time.time() - start
     typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
-               f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable")
+               f"{scorer.engine}) → {out}; skipped {len(failures)} unreadable")
     for _, reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
 
@@ -312,8 +372,18 @@ def score(
 @app.command()
 def export(model_path: Path = typer.Argument(...),
            format: str = typer.Option("onnx", help="onnx"),
-           out: Path = typer.Option(None)) -> None:
-    """Export the calibrated student (calibration included) as one ONNX graph."""
+           out: Path = typer.Option(None),
+           quantize: str = typer.Option(None, help="int8: also write MODEL.int8.onnx (ONNX "
+                                                   "Runtime static quantization; needs --data)"),
+           data: str = typer.Option(None, help="training images to calibrate INT8 on (dataset "
+                                               "folder, manifest CSV or image folder)"),
+           kind: str = typer.Option("auto"),
+           split: str = typer.Option("split_1"),
+           calibration: int = typer.Option(64, help="images to calibrate on"),
+           parity: int = typer.Option(128, help="other images to check INT8 against FP32 on"),
+           quant_format: str = typer.Option("qdq", help="qdq or qoperator")) -> None:
+    """Export the calibrated student (calibration included) as one ONNX graph; with
+    ``--quantize int8``, an INT8 scoring graph with its parity check against FP32."""
     if format != "onnx":
         fail(f"unknown format '{format}' (onnx)")
     from leafiqa.deploy.onnx_export import export_model_onnx
@@ -323,6 +393,24 @@ def export(model_path: Path = typer.Argument(...),
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     typer.echo(f"wrote {path}")
+    if quantize is None:
+        return
+    if quantize != "int8":
+        fail(f"unknown --quantize '{quantize}' (int8)")
+    if not data:
+        fail("--quantize int8 needs --data: training images to calibrate on")
+    from leafiqa.deploy.quantize import quantize_int8
+
+    try:
+        manifest = read_data(data, kind, split)
+        if any(i.split for i in manifest) and manifest.split("train").items:
+            manifest = manifest.split("train")
+        path, record = quantize_int8(model_path, [i.path for i in manifest],
+                                     calibration=calibration, parity=parity,
+                                     quant_format=quant_format)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}\n{record.summary()}")
 
 
 @app.command()

@@ -1,9 +1,19 @@
-"""The calibrated student as one ONNX graph (calibration included, dynamic batch axis)."""
+"""The calibrated student as one ONNX graph (calibration included, dynamic batch axis).
+
+Two input conventions: ``export_model_onnx`` reads normalised float (B, 3, S, S) arrays (what
+``Scorer.score_array`` takes); ``export_pixel_onnx`` reads the decoded uint8 (B, S, S, 3) pixels
+and normalises inside the graph, which is what ``leaf score`` runs (normalising in NumPy cost
+more than the network at 512 px) and what INT8 quantization starts from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from leafiqa.data.images import IMAGENET_MEAN, IMAGENET_STD
 from leafiqa.deploy.modelfile import load_network
 from leafiqa.student.features import export_onnx
 
@@ -12,4 +22,41 @@ def export_model_onnx(model_path: str | Path, output: str | Path | None = None) 
     network, info = load_network(model_path)
     output = Path(output) if output else Path(model_path).with_suffix(".onnx")
     export_onnx(network, info.input_sizes, output)
+    return output
+
+
+def pixel_input_names(sizes: Sequence[int]) -> list[str]:
+    return ["pixels"] if len(sizes) == 1 else [f"pixels_{size}" for size in sizes]
+
+
+class PixelInputs(torch.nn.Module):
+    """uint8 (B, S, S, 3) pixels per level → the normalised float input the network reads."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        scale = 1.0 / (255.0 * IMAGENET_STD)
+        self.register_buffer("scale", torch.from_numpy(scale.astype(np.float32)).view(1, 3, 1, 1))
+        self.register_buffer("shift", torch.from_numpy(
+            (-IMAGENET_MEAN / IMAGENET_STD).astype(np.float32)).view(1, 3, 1, 1))
+
+    def forward(self, *pixels: torch.Tensor) -> torch.Tensor:
+        return self.network(*(p.permute(0, 3, 1, 2).float() * self.scale + self.shift
+                              for p in pixels))
+
+
+def export_pixel_onnx(model_path: str | Path, output: str | Path) -> Path:
+    import warnings
+
+    network, info = load_network(model_path)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    names = pixel_input_names(info.input_sizes)
+    examples = tuple(torch.zeros(2, s, s, 3, dtype=torch.uint8) for s in info.input_sizes)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(PixelInputs(network).eval(), examples, str(output), input_names=names,
+                          output_names=["output"],
+                          dynamic_axes={**{n: {0: "batch"} for n in names}, "output": {0: "batch"}},
+                          opset_version=17, dynamo=False)
     return output

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from leafiqa.data.images import open_rgb, to_model_inputs
-from leafiqa.data.loader import iter_batches, stack_levels
+from leafiqa.data.images import open_rgb_at_least, to_model_inputs, to_pixels
+from leafiqa.data.loader import iter_pixel_batches
 from leafiqa.deploy.modelfile import ModelInfo, load_network
+from leafiqa.deploy.onnx_export import PixelInputs, pixel_input_names
 from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
 
 log = logging.getLogger(__name__)
@@ -27,30 +28,42 @@ class ScoredBatch:
     failures: list[tuple[Path, str]]
 
 
-def _onnx_cache_path(model_path: Path) -> Path:
+def _onnx_cache_path(model_path: Path, suffix: str = ".onnx") -> Path:
     digest = hashlib.sha256()
     with model_path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    return Path.home() / ".cache" / "leaf" / f"{digest.hexdigest()[:16]}.onnx"
+    return Path.home() / ".cache" / "leaf" / f"{digest.hexdigest()[:16]}{suffix}"
 
 
 class Scorer:
     """``Scorer("model.leaf")(image)`` → calibrated quality score, like a pyiqa metric.
 
     ``runtime``: ``torch``, ``onnx`` or ``auto`` (ONNX Runtime when installed: about 3× faster
-    on small CPUs). The ONNX graph is exported once and cached beside the user's cache."""
+    on small CPUs). The ONNX graph is exported once and cached beside the user's cache.
+
+    ``precision`` (ONNX only): ``auto`` runs the INT8 graph ``MODEL.int8.onnx`` written by
+    ``leaf export --quantize int8`` when it belongs to this model file and its parity check
+    passed, else FP32; ``int8`` insists on it; ``fp32`` never uses it."""
 
     def __init__(self, model_path: str | Path, runtime: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         self.model_path = Path(model_path)
         self.network, self.info = load_network(self.model_path)
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
         if runtime not in {"torch", "onnx"}:
             raise ValueError(f"unknown runtime '{runtime}' (torch, onnx or auto)")
+        if precision not in {"auto", "fp32", "int8"}:
+            raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+        if precision == "int8" and runtime != "onnx":
+            raise ValueError("INT8 scoring needs the ONNX runtime (pip install 'leaf-iqa[onnx]')")
         self.runtime = runtime
+        self.precision = precision
+        self.parity = None  # the INT8 graph's parity record, once it is in use
         self.threads = threads
+        self._pixel_session = None
+        self._pixel_module: PixelInputs | None = None
         if threads:
             torch.set_num_threads(threads)
         self._session = None
@@ -79,6 +92,58 @@ class Scorer:
             self._session = onnx_session(onnx_path, self.threads)
         return self._session
 
+    @property
+    def engine(self) -> str:
+        """What scores: ``torch``, ``onnx`` (FP32) or ``onnx-int8``."""
+        if self.runtime == "onnx":
+            self._pixel_session_for()
+            return "onnx-int8" if self.parity is not None else "onnx"
+        return "torch"
+
+    def _pixel_session_for(self):  # noqa: ANN202
+        if self._pixel_session is None:
+            from leafiqa.deploy.onnx_export import export_pixel_onnx
+            from leafiqa.deploy.quantize import int8_path, model_digest, read_parity
+
+            path = int8_path(self.model_path)
+            parity = None
+            if self.precision != "fp32" and path.is_file():
+                parity = read_parity(path)
+                if parity is None or parity.model_sha != model_digest(self.model_path):
+                    log.warning("%s belongs to another model file; ignored", path)
+                    parity = None
+                elif not parity.accepted:
+                    log.warning("%s failed its parity check (%s); scoring in FP32", path,
+                                parity.summary())
+                    parity = None if self.precision == "auto" else parity
+            if self.precision == "int8" and parity is None:
+                raise FileNotFoundError(
+                    f"{path}: no usable INT8 graph for this model; run "
+                    f"`leaf export {self.model_path} --quantize int8 --data TRAIN_IMAGES`")
+            if parity is None:
+                path = _onnx_cache_path(self.model_path, "-pixels.onnx")
+                if not path.is_file():
+                    export_pixel_onnx(self.model_path, path)
+            self.parity = parity
+            self._pixel_session = onnx_session(path, self.threads)
+        return self._pixel_session
+
+    def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
+        """One (B, S, S, 3) uint8 array per input size (decoded, resized, not normalised) →
+        (B,) scores; the fast path ``leaf score`` runs (INT8 when available)."""
+        if len(pixels) != len(self.input_sizes):
+            raise ValueError(f"the model reads {len(self.input_sizes)} input size(s) "
+                             f"{list(self.input_sizes)}, got {len(pixels)} array(s)")
+        if pixels[0].shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        if self.runtime == "onnx":
+            feed = dict(zip(pixel_input_names(self.input_sizes), pixels, strict=True))
+            return self._pixel_session_for().run(None, feed)[0]
+        if self._pixel_module is None:
+            self._pixel_module = PixelInputs(self.network).eval()
+        with torch.inference_mode():
+            return self._pixel_module(*(torch.from_numpy(p) for p in pixels)).numpy()
+
     def score_array(self, *levels: np.ndarray) -> np.ndarray:
         """One (B, 3, S, S) normalised pixel array per input size → (B,) scores."""
         if len(levels) != len(self.input_sizes):
@@ -98,7 +163,7 @@ class Scorer:
 
     def __call__(self, image: str | Path | Image.Image | np.ndarray) -> float:
         if isinstance(image, (str, Path)):
-            image = open_rgb(image)
+            image = open_rgb_at_least(image, max(self.input_sizes))
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image.astype(np.uint8)).convert("RGB")
         return float(self.score_images([image])[0])
@@ -106,13 +171,16 @@ class Scorer:
     def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros(0, dtype=np.float32)
-        return self.score_array(*stack_levels([self.preprocess(image) for image in images],
-                                              self.input_sizes))
+        per_image = [to_pixels(image, self.input_sizes) for image in images]
+        return self.score_pixels(*(np.stack([levels[k] for levels in per_image])
+                                   for k in range(len(self.input_sizes))))
 
     def iter_scores(self, paths: Sequence[Path], batch_size: int = 32,
                     workers: int | None = None) -> Iterator[ScoredBatch]:
-        for batch in iter_batches(paths, self.input_sizes, batch_size, workers):
-            scores = self.score_array(*batch.levels)
+        """Scores batch by batch; ``workers`` decoding threads (default: CPU count, ≤ 4) run
+        ahead of inference."""
+        for batch in iter_pixel_batches(paths, self.input_sizes, batch_size, workers):
+            scores = self.score_pixels(*batch.pixels)
             yield ScoredBatch(
                 paths=[paths[i] for i in batch.indices],
                 scores=[float(s) for s in scores],

@@ -12,8 +12,10 @@ cues                         offline classical NR cues (BRISQUE, sharpness, expo
 qbench:PATH.json             a recorded Q-Bench judgment file (two-level good/poor logits)
 jsonl:PATH.jsonl             LEAF's own recorded judgments (JSONL export)
 openai                       an OpenAI-compatible server (--url or LEAF_TEACHER_URL,
-                             --model or LEAF_TEACHER_MODEL)
+                             --model or LEAF_TEACHER_MODEL); --url A --url B … spreads the
+                             requests over several servers (--concurrency per server)
 transformers:MODEL           a local transformers VLM (hub id or path; needs leaf-iqa[transformers])
+vllm:MODEL                   a vLLM engine in-process (GPU nodes of `leaf teach --engine ray`)
 """
 
 
@@ -34,6 +36,14 @@ def make_teacher(spec: str, **options: object) -> Teacher:
     if kind == "openai":
         from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
 
+        urls = list(options.pop("urls", None) or [])  # type: ignore[call-overload]
+        if len(urls) > 1:
+            from leafiqa.teachers.endpoints import pooled_teacher
+
+            return pooled_teacher(urls, **options)
+        if urls:
+            options["url"] = urls[0]
+
         settings = TeacherSettings.from_env(**options)  # type: ignore[arg-type]
         return OpenAITeacher(settings)
     if kind == "transformers":
@@ -41,4 +51,8 @@ def make_teacher(spec: str, **options: object) -> Teacher:
 
         model = argument or os.environ.get("LEAF_TEACHER_MODEL", "")
         return TransformersTeacher(model, **options)  # type: ignore[arg-type]
+    if kind == "vllm":
+        from leafiqa.distributed.vllm_teacher import VLLMTeacher
+
+        return VLLMTeacher(argument or os.environ.get("LEAF_TEACHER_MODEL", ""), **options)
     raise ValueError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")

@@ -1,0 +1,155 @@
+"""INT8 student: ONNX Runtime static quantization of the uint8-pixel scoring graph, calibrated on
+a sample of training images, with a parity check against FP32 written into the graph.
+
+``leaf export MODEL --quantize int8 --data TRAIN`` writes ``MODEL.int8.onnx`` beside the model
+file; ``leaf score`` then runs it by default when its recorded parity check passed (rank
+correlation with the FP32 scores ≥ ``MIN_SRCC`` on images not used for calibration)."""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from leafiqa.data.loader import iter_pixel_batches
+from leafiqa.deploy.modelfile import read_info
+from leafiqa.deploy.onnx_export import export_pixel_onnx, pixel_input_names
+
+METADATA_KEY = "leaf_int8_parity"
+MIN_SRCC = 0.99
+FORMATS = ("qdq", "qoperator")
+
+
+@dataclass(frozen=True)
+class Parity:
+    """INT8 against FP32 on ``images`` held-out training images (scores on the model's scale)."""
+
+    images: int
+    calibration_images: int
+    srcc: float
+    mean_abs_diff: float
+    max_abs_diff: float
+    fp32_score_std: float
+    accepted: bool
+    quant_format: str
+    model_sha: str
+    created: str
+
+    def summary(self) -> str:
+        verdict = "accepted" if self.accepted else f"REJECTED (SRCC < {MIN_SRCC})"
+        return (f"INT8 vs FP32 on {self.images} held-out images: SRCC {self.srcc:.4f}, mean |Δ| "
+                f"{self.mean_abs_diff:.4f}, max |Δ| {self.max_abs_diff:.4f} (FP32 score std "
+                f"{self.fp32_score_std:.4f}); calibrated on {self.calibration_images} — {verdict}")
+
+
+def int8_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".int8.onnx")
+
+
+def model_digest(model_path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(model_path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def read_parity(onnx_path: str | Path) -> Parity | None:
+    """The parity record of an INT8 graph (None when it has none)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return Parity(**json.loads(prop.value))
+    return None
+
+
+def _feeds(paths: Sequence[Path], sizes: Sequence[int], batch_size: int) -> Iterator[dict]:
+    names = pixel_input_names(sizes)
+    for batch in iter_pixel_batches(paths, sizes, batch_size):
+        if batch.indices:
+            yield dict(zip(names, batch.pixels, strict=True))
+
+
+def _scores(session, paths: Sequence[Path], sizes: Sequence[int]) -> np.ndarray:  # noqa: ANN001
+    return np.concatenate([session.run(None, feed)[0].reshape(-1)
+                           for feed in _feeds(paths, sizes, 16)])
+
+
+def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Path | None = None,
+                  calibration: int = 64, parity: int = 128, seed: int = 0,
+                  quant_format: str = "qdq", threads: int | None = None) -> tuple[Path, Parity]:
+    """Quantize ``model_path`` (weights per channel, activations calibrated by min/max on
+    ``calibration`` images drawn from ``images``) and check it against FP32 on ``parity`` other
+    images drawn from ``images``."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from scipy.stats import spearmanr
+
+    from leafiqa.student.features import onnx_session
+
+    if quant_format not in FORMATS:
+        raise ValueError(f"unknown quantization format '{quant_format}' ({', '.join(FORMATS)})")
+    model_path = Path(model_path)
+    sizes = read_info(model_path).input_sizes
+    sample = list(images)
+    random.Random(seed).shuffle(sample)
+    calibration_paths = sample[:calibration]
+    parity_paths = sample[calibration : calibration + parity] or calibration_paths
+    if len(calibration_paths) < 8:
+        raise ValueError(f"INT8 calibration needs at least 8 images, got {len(calibration_paths)}")
+    out = Path(out) if out else int8_path(model_path)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = _feeds(calibration_paths, sizes, 8)
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_pixel_onnx(model_path, Path(tmp) / "fp32.onnx")
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(out), Reader(),
+            quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        )
+        reference = _scores(onnx_session(fp32, threads), parity_paths, sizes)
+    quantized = _scores(onnx_session(out, threads), parity_paths, sizes)
+    srcc = float(spearmanr(reference, quantized)[0]) if len(reference) > 2 else float("nan")
+    diff = np.abs(reference - quantized)
+    record = Parity(images=len(parity_paths), calibration_images=len(calibration_paths),
+                    srcc=srcc, mean_abs_diff=float(diff.mean()), max_abs_diff=float(diff.max()),
+                    fp32_score_std=float(reference.std()), accepted=bool(srcc >= MIN_SRCC),
+                    quant_format=quant_format, model_sha=model_digest(model_path),
+                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    _write_parity(out, record)
+    return out, record
+
+
+def _write_parity(path: Path, record: Parity) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(asdict(record)))
+    onnx.save(model, str(path))

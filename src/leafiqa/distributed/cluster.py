@@ -1,0 +1,34 @@
+"""Connecting to Ray: an existing cluster (``address`` or ``RAY_ADDRESS``) or a local one."""
+
+from __future__ import annotations
+
+import os
+
+
+def require_ray():  # noqa: ANN201 - the ray module
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--engine ray needs Ray: pip install 'leaf-iqa[ray]'") from None
+    return ray
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa: ANN201
+    """Connect once per process: ``address`` (or ``RAY_ADDRESS``), else start a local Ray."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray
+
+
+def cluster_cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
