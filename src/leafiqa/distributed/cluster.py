@@ -22,10 +22,16 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
-        import ray.data
-
-        ray.data.DataContext.get_current().enable_progress_bars = False
+    quiet_data_context()
     return ray
+
+
+def quiet_data_context() -> None:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
 
 
 def cluster_cpus() -> int:

@@ -5,7 +5,8 @@
    store chunk by chunk, so the driver holds keys, never images or the pool's judgments.
 2. Ask the teacher (an actor pool: an OpenAI-compatible client over one or several endpoints,
    or a vLLM engine per GPU actor) for each pending image; each batch's judgments come back to
-   the driver, which is the only writer of the SQLite store and writes them as they arrive
+   the driver (one object-store block per batch, so each lands as soon as it is done), which
+   is the only writer of the SQLite store and writes them as they arrive
    (one row per key: a re-executed task cannot add a second one). A failure is stored as such
    and asked again by the next run; a killed run resumes with what is missing.
 3. Plan pairs from the stored point-wise scores (the same plan as the local runner) and ask for
@@ -40,7 +41,6 @@ from leafiqa.teachers.protocol import (
     Teacher,
 )
 
-CHUNK = 2048  # rows per object-store chunk of pending work
 
 
 @dataclass
@@ -233,7 +233,7 @@ def teach_with_ray(teacher_spec: str, teacher_options: dict, manifest: Manifest,
                 budget = None if budget is None else budget - 1
             else:
                 report.budget_exhausted = True
-            if len(rows) >= CHUNK:
+            if len(rows) >= settings.batch_size:  # one object (one actor call) per batch
                 pending.append(_put_rows(rows))
                 rows = []
     if rows:
@@ -270,7 +270,7 @@ def teach_with_ray(teacher_spec: str, teacher_options: dict, manifest: Manifest,
         (path_a, name_a), (path_b, name_b) = item_of[key_a], item_of[key_b]
         rows.append({"path": path_a, "name": name_a, "key": key_a,
                      "path_b": path_b, "name_b": name_b, "key_b": key_b})
-        if len(rows) >= CHUNK:
+        if len(rows) >= settings.batch_size:
             pending.append(_put_rows(rows))
             rows = []
     if rows:

@@ -1,0 +1,141 @@
+"""``leaf teach --engine ray`` and ``leaf score --engine ray`` on a local Ray with 2 CPUs,
+against the mock MLLM server on 127.0.0.1 and a small real model file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leafiqa.data import read_folder
+from leafiqa.judgments.runner import hash_manifest
+from leafiqa.judgments.store import JudgmentStore
+from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
+from tests.conftest import make_image
+from leafiqa.distributed.cluster import quiet_data_context
+from tests.deploy.conftest import write_model_file
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'leaf-iqa[ray]')")
+pytest.importorskip("fastapi")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    quiet_data_context()
+    yield
+    ray.shutdown()
+
+
+class Stop(Exception):
+    """Stands in for the driver being killed after some batches were stored."""
+
+
+def options(url: str, **extra: object) -> dict:
+    return {"urls": [url + "/v1"], "model": "mock", "backoff_base": 0.01, **extra}
+
+
+def point_requests(behaviour: MockBehaviour) -> dict[str, int]:
+    """Requests per single-image conversation (pair requests carry two images)."""
+    return {ident: n for ident, n in behaviour.seen.items() if "|" not in ident}
+
+
+def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Path) -> None:
+    from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+
+    manifest = read_folder(image_folder)
+    behaviour = MockBehaviour()
+    store = JudgmentStore()
+    settings = RaySettings(actors=2, batch_size=3)
+    batches = []
+
+    def die_after_first(batch: dict) -> None:
+        batches.append(batch)
+        raise Stop
+
+    with ServerThread(create_mock_app(behaviour)) as server:
+        with pytest.raises(Stop):
+            teach_with_ray("openai", options(server.url), manifest, store, settings=settings,
+                           on_batch=die_after_first)
+        stored_first = set(store.points("openai:mock"))
+        assert 1 <= len(stored_first) < 12
+        asked_first = dict(point_requests(behaviour))
+        report = teach_with_ray("openai", options(server.url), manifest, store,
+                                pairs_per_image=2, settings=settings)
+    keys = hash_manifest(manifest)
+    points = store.points("openai:mock")
+    assert set(points) == set(keys) and report.points_failed == 0
+    assert report.points_stored_before == len(stored_first)
+    assert report.points_new == 12 - len(stored_first)
+    # nothing stored by the killed run was asked again, nothing was asked twice in the rerun
+    asked = point_requests(behaviour)
+    assert len(asked) == 12
+    assert sum(asked.values()) - sum(asked_first.values()) == report.points_new
+    assert report.pairs_planned > 0 and report.pairs_new == report.pairs_planned
+    assert len(store.pairs("openai:mock")) == report.pairs_planned
+    assert not store.failures()
+
+
+def test_teach_records_failures_and_the_next_run_retries_them(image_folder: Path) -> None:
+    from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+
+    manifest = read_folder(image_folder)
+    store = JudgmentStore()
+    settings = RaySettings(actors=2, batch_size=6)
+    with ServerThread(create_mock_app(MockBehaviour(fault="500", fault_times=1))) as server:
+        report = teach_with_ray("openai", options(server.url, max_retries=0), manifest, store,
+                                settings=settings)
+        assert report.points_failed == 12 and not store.points("openai:mock")
+        assert len(store.failures("openai:mock")) == 12
+        report = teach_with_ray("openai", options(server.url, max_retries=0), manifest, store,
+                                settings=settings)
+    assert report.points_new == 12 and not store.failures("openai:mock")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_score_writes_a_row_per_input_and_resumes(tmp_path: Path, image_folder: Path,
+                                                  suffix: str) -> None:
+    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.distributed.ray_score import score_with_ray
+
+    model = write_model_file(tmp_path / "model.safetensors", [64])
+    paths = sorted(image_folder.glob("*.jpg"))
+    broken = image_folder / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    inputs = [*paths[:5], broken, *paths[5:]]
+    out = tmp_path / f"scores{suffix}"
+
+    def die_after_first(batch: dict) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        score_with_ray(model, inputs, out, actors=2, batch_size=4, on_batch=die_after_first)
+    report = score_with_ray(model, inputs, out, actors=2, batch_size=4)
+    assert report.already_done == 4 and report.scored + report.failed == len(inputs) - 4
+    table = pd.read_csv(out, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(out)
+    assert sorted(table["path"]) == sorted(map(str, inputs))  # one row per input, none twice
+    row = table.set_index("path").loc[str(broken)]
+    assert "broken.jpg" in row["error"] and (row["score"] in ("", None) or np.isnan(row["score"]))
+    local = Scorer(model).score_paths(paths)
+    ours = table.set_index("path").loc[list(map(str, paths)), "score"].astype(float).to_numpy()
+    assert np.abs(local - ours).max() < 1e-4
+
+
+def test_score_reads_parquet_lists_through_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from leafiqa.cli import app
+
+    model = write_model_file(tmp_path / "model.safetensors", [64])
+    for i in range(3):
+        make_image(tmp_path / "imgs" / f"x{i}.jpg", seed=i)
+    pd.DataFrame({"path": [f"imgs/x{i}.jpg" for i in range(3)]}).to_parquet(tmp_path / "l.parquet")
+    result = CliRunner().invoke(app, ["score", str(model), str(tmp_path / "l.parquet"),
+                                      "--engine", "ray", "--out", str(tmp_path / "s.csv"),
+                                      "--actors", "1"])
+    assert result.exit_code == 0, result.output
+    assert "scored 3 images, 0 failed" in result.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 3
