@@ -114,7 +114,8 @@ def test_score_writes_a_row_per_input_and_resumes(tmp_path: Path, image_folder: 
     with pytest.raises(Stop):
         score_with_ray(model, inputs, out, actors=2, batch_size=4, on_batch=die_after_first)
     report = score_with_ray(model, inputs, out, actors=2, batch_size=4)
-    assert report.already_done == 4 and report.scored + report.failed == len(inputs) - 4
+    assert 1 <= report.already_done < len(inputs)  # the first batch was written, then "killed"
+    assert report.scored + report.failed == len(inputs) - report.already_done
     table = pd.read_csv(out, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(out)
     assert sorted(table["path"]) == sorted(map(str, inputs))  # one row per input, none twice
     row = table.set_index("path").loc[str(broken)]
