@@ -1,18 +1,21 @@
-"""Scoring throughput and peak memory on 2 CPU cores: the naive loop (one image at a time),
-`leaf score` with PyTorch, and with ONNX Runtime, on the same AGIQA-3K images, in one run.
+"""Scoring throughput, peak memory and INT8 accuracy on 2 CPU cores, in one run: for each model,
+the naive loop (one image at a time, PyTorch), `leaf score` with ONNX Runtime in FP32 and in
+INT8, and optionally `leaf score --engine ray` (INT8, a local Ray with 2 CPUs), on the AGIQA-3K
+split_1 test images (decode and resize included); SRCC against MOS for FP32 and INT8 from the
+same scores.
 
-    python benchmarks/bench_scoring.py MODEL [--images 500] [--size 224]
+    python benchmarks/bench_scoring.py runs/demo/leaf-model.safetensors \
+        runs/demo224/leaf-model.safetensors [--ray]
 
-``--size`` re-labels a copy of a single-size model file with another input size (the head
-reads pooled features, so any size runs); use it to time sizes, not to score for real. Without
-it the model's own input size (or image pyramid) is timed. Each mode runs in its
-own process so its peak memory (max RSS) is its own.
+Each model needs its INT8 graph first (`leaf export MODEL --quantize int8 --data TRAIN`). Each
+mode runs in its own process pinned to 2 cores, so its peak memory (max RSS) is its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -21,89 +24,132 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agiqa3k"
+CORES = 2
 
 
-def relabel(model: Path, size: int | None, folder: Path) -> Path:
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    with safe_open(str(model), framework="pt") as handle:
-        metadata = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    from leafiqa.deploy.modelfile import read_info
-
-    sizes = list(read_info(model).input_sizes)
-    if size is None or sizes == [size]:
-        return model
-    if len(sizes) > 1:
-        raise SystemExit("--size re-labels single-size models only; this one reads a pyramid")
-    metadata["input_size"], metadata["input_sizes"] = str(size), json.dumps([size])
-    out = folder / f"model-{size}.safetensors"
-    save_file(tensors, str(out), metadata=metadata)
-    return out
-
-
-def run_mode(mode: str, model: Path, paths: list[str]) -> dict:
-    import torch
+def run_mode(mode: str, model: Path, paths: list[str], batch_size: int) -> dict:
+    import numpy as np
 
     from leafiqa.deploy.scorer import Scorer
 
-    start = time.perf_counter()
+    scores: list[float] = []
     if mode == "naive":
-        torch.set_num_threads(2)
+        import torch
+
+        from leafiqa.data.images import open_rgb
+
+        torch.set_num_threads(CORES)
         scorer = Scorer(model, runtime="torch")
-        scorer.network = scorer.network.to(memory_format=torch.contiguous_format)
         start = time.perf_counter()
-        for path in paths:
-            scorer(path)
+        for path in paths:  # the obvious loop: full decode, NumPy normalisation, batch of one
+            scores.append(float(scorer.score_array(*(level[None] for level in
+                                                    scorer.preprocess(open_rgb(path))))[0]))
+    elif mode == "ray":
+        from leafiqa.distributed.ray_score import score_with_ray
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "scores.csv"
+            score_with_ray(model, [Path(p) for p in paths[:8]], Path(tmp) / "warm.csv",
+                           num_cpus=CORES, batch_size=batch_size)  # Ray and actors started
+            start = time.perf_counter()
+            report = score_with_ray(model, [Path(p) for p in paths], out, num_cpus=CORES,
+                                    batch_size=batch_size)
+            seconds = time.perf_counter() - start
+            import pandas as pd
+
+            table = pd.read_csv(out).set_index("path")
+            scores = table.loc[paths, "score"].astype(float).tolist()
+            engine = report.engine
     else:
-        scorer = Scorer(model, runtime=mode, threads=2)
+        scorer = Scorer(model, runtime="onnx", threads=CORES, precision=mode)
         from PIL import Image
 
-        scorer.score_images([Image.new("RGB", (64, 64))])  # warm-up (ONNX export, allocation)
+        scorer.score_images([Image.new("RGB", (64, 64))])  # graph loaded, memory allocated
         start = time.perf_counter()
-        count = sum(len(b.paths) for b in scorer.iter_scores([Path(p) for p in paths], 32))
-        assert count == len(paths)
-    seconds = time.perf_counter() - start
+        for batch in scorer.iter_scores([Path(p) for p in paths], batch_size, workers=CORES):
+            scores += batch.scores
+        engine = scorer.engine
+    if mode != "ray":
+        seconds = time.perf_counter() - start
+        engine = "torch" if mode == "naive" else engine
+    assert len(scores) == len(paths) and not np.isnan(scores).any()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"mode": mode, "images_per_s": len(paths) / seconds, "peak_mb": peak_mb}
+    return {"mode": mode, "images_per_s": len(paths) / seconds, "peak_mb": peak_mb,
+            "engine": engine, "scores": scores}
+
+
+def test_images(data: Path) -> tuple[list[str], list[float]]:
+    from leafiqa.data.readers import read_dataset
+
+    manifest = read_dataset("agiqa3k", data, split="split_1").split("test")
+    return [str(i.path) for i in manifest], [float(i.mos) for i in manifest]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("models", type=Path, nargs="*")
+    parser.add_argument("--naive-images", type=int, default=100,
+                        help="images for the (slow) naive loop")
+    parser.add_argument("--images", type=int, default=None, help="limit the test images")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--ray", action="store_true", help="also time leaf score --engine ray")
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:CORES]))
         mode, model, listing = args.child.split("|")
-        print(json.dumps(run_mode(mode, Path(model), Path(listing).read_text().split("\n"))))
+        paths = Path(listing).read_text().split("\n")
+        print(json.dumps(run_mode(mode, Path(model), paths, args.batch_size)))
         return
-    paths = sorted(str(p) for p in (args.data / "images").glob("*.jpg"))[: args.images]
-    with tempfile.TemporaryDirectory() as tmp:
-        model = relabel(args.model, args.size, Path(tmp))
-        listing = Path(tmp) / "paths.txt"
-        listing.write_text("\n".join(paths))
-        results = []
-        for mode in ("naive", "torch", "onnx"):
-            output = subprocess.run([sys.executable, __file__, str(model), "--child",
-                                     f"{mode}|{model}|{listing}"], capture_output=True,
-                                    text=True, check=True).stdout
-            results.append(json.loads(output.strip().splitlines()[-1]))
-    naive = results[0]["images_per_s"]
-    from leafiqa.deploy.modelfile import read_info
+    from scipy.stats import spearmanr
 
-    sizes = "+".join(str(s) for s in read_info(args.model).input_sizes) if args.size is None else (
-        str(args.size))
-    print(f"{len(paths)} AGIQA-3K images at {sizes} px (decode and resize included)")
-    print(f"{'mode':<24} {'images/s':>9} {'× naive':>8} {'peak MB':>8}")
-    names = {"naive": "naive loop (1 at a time)", "torch": "leaf score (PyTorch)",
-             "onnx": "leaf score (ONNX)"}
-    for r in results:
-        print(f"{names[r['mode']]:<24} {r['images_per_s']:>9.1f} "
-              f"{r['images_per_s'] / naive:>7.1f}× {r['peak_mb']:>8.0f}")
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.deploy.quantize import int8_path, read_parity
+
+    paths, mos = test_images(args.data)
+    paths, mos = paths[: args.images], mos[: args.images]
+    modes = ["naive", "fp32", "int8"] + (["ray"] if args.ray else [])
+    print(f"{len(paths)} AGIQA-3K split_1 test images, decode and resize included, "
+          f"{CORES} cores, batch {args.batch_size} (naive loop: first {args.naive_images})")
+    for model in args.models:
+        parity = read_parity(int8_path(model)) if int8_path(model).is_file() else None
+        if parity is None:
+            raise SystemExit(f"{model}: no INT8 graph; run leaf export {model} --quantize int8 "
+                             f"--data {args.data}")
+        results = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for mode in modes:
+                listing = Path(tmp) / f"{mode}.txt"
+                listing.write_text("\n".join(paths[: args.naive_images] if mode == "naive"
+                                             else paths))
+                output = subprocess.run(
+                    [sys.executable, __file__, "--batch-size", str(args.batch_size), "--child",
+                     f"{mode}|{model}|{listing}"], capture_output=True, text=True)
+                if output.returncode:
+                    raise SystemExit(f"{mode} failed:\n{output.stderr[-3000:]}")
+                results[mode] = json.loads(output.stdout.strip().splitlines()[-1])
+        sizes = "+".join(str(s) for s in read_info(model).input_sizes)
+        naive, fp32 = results["naive"]["images_per_s"], results["fp32"]["images_per_s"]
+        print(f"\n{model} ({sizes} px); INT8 parity at export: {parity.summary()}")
+        print(f"{'mode':<28} {'images/s':>9} {'× naive':>8} {'× FP32':>7} {'peak MB':>8} "
+              f"{'SRCC':>7}")
+        names = {"naive": "naive loop (PyTorch, 1 by 1)", "fp32": "leaf score, ONNX FP32",
+                 "int8": "leaf score, ONNX INT8", "ray": "leaf score --engine ray INT8"}
+        for mode in modes:
+            r = results[mode]
+            srcc = (f"{spearmanr(r['scores'], mos)[0]:.4f}" if len(r["scores"]) == len(mos)
+                    else "—")
+            print(f"{names[mode]:<28} {r['images_per_s']:>9.1f} {r['images_per_s'] / naive:>7.1f}× "
+                  f"{r['images_per_s'] / fp32:>6.2f}× {r['peak_mb']:>8.0f} {srcc:>7}")
+        delta = (spearmanr(results["int8"]["scores"], mos)[0]
+                 - spearmanr(results["fp32"]["scores"], mos)[0])
+        agreement = spearmanr(results["int8"]["scores"], results["fp32"]["scores"])[0]
+        print(f"INT8 − FP32 SRCC vs MOS: {delta:+.4f}; SRCC(INT8, FP32) {agreement:.4f}")
+        if args.ray:
+            ratio = results["ray"]["images_per_s"] / results["int8"]["images_per_s"]
+            print(f"Ray engine / plain leaf score (INT8): {ratio:.2f}×")
 
 
 if __name__ == "__main__":

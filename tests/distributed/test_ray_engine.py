@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from leafiqa.data import read_folder
+from leafiqa.distributed.cluster import quiet_data_context
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
 from tests.conftest import make_image
-from leafiqa.distributed.cluster import quiet_data_context
 from tests.deploy.conftest import write_model_file
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'leaf-iqa[ray]')")

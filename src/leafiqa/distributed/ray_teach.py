@@ -42,7 +42,6 @@ from leafiqa.teachers.protocol import (
 )
 
 
-
 @dataclass
 class RayTeachReport(TeachReport):
     nodes: Counter = field(default_factory=Counter, repr=False)
@@ -192,7 +191,7 @@ def teach_with_ray(teacher_spec: str, teacher_options: dict, manifest: Manifest,
     from leafiqa.teachers.registry import make_teacher
 
     settings = settings or RaySettings()
-    ray = ensure_ray(settings.address, settings.local_cpus)
+    ensure_ray(settings.address, settings.local_cpus)
     import ray.data
 
     identity: Teacher = make_teacher(teacher_spec, **teacher_options)  # id and capabilities

@@ -122,7 +122,8 @@ class VLLMTeacher(Teacher):
             failed = next((r for r in (ab, ba) if isinstance(r, TeacherError)), None)
             if failed is not None:
                 yield JudgmentFailure("pair", (job.key_a, job.key_b), self.teacher_id,
-                                      self.prompt_version, f"{job.a.name} vs {job.b.name}: {failed}")
+                                      self.prompt_version,
+                                      f"{job.a.name} vs {job.b.name}: {failed}")
             else:
                 yield pair_judgment_from_orders(self, job, float(ab[0]), float(ba[0]),
                                                 "logprobs", "logprobs")

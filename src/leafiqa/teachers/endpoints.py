@@ -13,6 +13,7 @@ plain counters and the waiting is a short poll rather than an asyncio primitive 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -163,10 +164,8 @@ class EndpointPool(httpx.AsyncBaseTransport):
             endpoint.in_flight -= 1
         if response.status_code in UNHEALTHY_STATUS:
             retry_after = None
-            try:
+            with contextlib.suppress(ValueError):
                 retry_after = float(response.headers.get("retry-after", ""))
-            except ValueError:
-                pass
             self._failed(endpoint, f"HTTP {response.status_code}", retry_after)
         else:
             self._succeeded(endpoint)
