@@ -75,3 +75,21 @@ def test_pool_rejects_bad_urls() -> None:
         EndpointPool(["localhost:8000/v1"])
     with pytest.raises(ValueError, match="at least one"):
         EndpointPool([])
+
+
+def test_teach_cli_takes_several_urls_and_reports_each(image_folder: Path,
+                                                      tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from leafiqa.cli import app
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with ServerThread(create_mock_app(MockBehaviour())) as server:
+        result = CliRunner().invoke(app, [
+            "teach", "--data", str(image_folder), "--teacher", "openai", "--model", "mock",
+            "--url", server.url + "/v1", "--url", dead, "--concurrency", "2",
+            "--pairs-per-image", "0", "--store", str(tmp_path / "s.sqlite"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "point-wise 12 new" in result.output and "0 failed" in result.output
+    assert f"{dead}: " in result.output and "backed off" in result.output
+    assert f"{server.url}/v1: " in result.output and "healthy" in result.output
