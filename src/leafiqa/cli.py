@@ -305,7 +305,7 @@ def score(
                                              "(row per input with an error column; resumable)"),
     ray_address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or "
                                                "a local Ray)"),
-    actors: int = typer.Option(None, help="scoring actors (ray; default: one per 2 CPUs)"),
+    actors: int = typer.Option(None, help="scoring actors (ray; default: one per CPU)"),
 ) -> None:
     """Score images with a model file, in batches, written as it goes."""
     from tqdm.auto import tqdm
