@@ -298,7 +298,8 @@ def score(
     runtime: str = typer.Option("auto", help="torch, onnx or auto"),
     precision: str = typer.Option("auto", help="auto (INT8 when MODEL.int8.onnx passed its "
                                                "parity check), fp32 or int8"),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(8, help="images per inference call (larger batches were no "
+                                           "faster on CPU and took several times the memory)"),
     workers: int = typer.Option(None, help="decoding threads (default: CPU count, ≤ 4)"),
     threads: int = typer.Option(None, help="inference threads"),
     engine: str = typer.Option("local", help="local, or ray: an actor pool on a Ray cluster "

@@ -175,7 +175,7 @@ class Scorer:
         return self.score_pixels(*(np.stack([levels[k] for levels in per_image])
                                    for k in range(len(self.input_sizes))))
 
-    def iter_scores(self, paths: Sequence[Path], batch_size: int = 32,
+    def iter_scores(self, paths: Sequence[Path], batch_size: int = 8,
                     workers: int | None = None) -> Iterator[ScoredBatch]:
         """Scores batch by batch; ``workers`` decoding threads (default: CPU count, ≤ 4) run
         ahead of inference."""
@@ -187,7 +187,7 @@ class Scorer:
                 failures=[(paths[i], reason) for i, reason in batch.failures],
             )
 
-    def score_paths(self, paths: Sequence[Path], batch_size: int = 32) -> np.ndarray:
+    def score_paths(self, paths: Sequence[Path], batch_size: int = 8) -> np.ndarray:
         """Scores in input order; NaN for an image that could not be decoded."""
         out = np.full(len(paths), np.nan)
         position = {p: i for i, p in enumerate(paths)}
