@@ -112,8 +112,9 @@ def test_score_writes_a_row_per_input_and_resumes(tmp_path: Path, image_folder: 
         raise Stop
 
     with pytest.raises(Stop):
-        score_with_ray(model, inputs, out, actors=2, batch_size=4, on_batch=die_after_first)
-    report = score_with_ray(model, inputs, out, actors=2, batch_size=4)
+        score_with_ray(model, inputs, out, actors=2, batch_size=4, block_size=4,
+                       on_batch=die_after_first)
+    report = score_with_ray(model, inputs, out, actors=2, batch_size=4, block_size=4)
     assert 1 <= report.already_done < len(inputs)  # the first batch was written, then "killed"
     assert report.scored + report.failed == len(inputs) - report.already_done
     table = pd.read_csv(out, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(out)

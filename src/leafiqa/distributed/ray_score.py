@@ -50,7 +50,7 @@ class ScoreActor:
     other machines need no copy of it."""
 
     def __init__(self, files: dict[str, bytes], model_name: str, precision: str,
-                 threads: int, batch_threads: int) -> None:
+                 threads: int, batch_size: int, decode_threads: int) -> None:
         import ray
 
         from leafiqa.deploy.scorer import Scorer
@@ -61,7 +61,8 @@ class ScoreActor:
         for name, data in files.items():
             (folder / name).write_bytes(data)
         self.scorer = Scorer(folder / model_name, threads=threads, precision=precision)
-        self.decode_threads = batch_threads
+        self.batch_size = batch_size
+        self.decode_threads = decode_threads
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -70,7 +71,7 @@ class ScoreActor:
         errors = [""] * len(paths)
         position = {p: i for i, p in enumerate(paths)}
         try:
-            for scored in self.scorer.iter_scores([Path(p) for p in paths], len(paths) or 1,
+            for scored in self.scorer.iter_scores([Path(p) for p in paths], self.batch_size,
                                                   self.decode_threads):
                 for path, value in zip(scored.paths, scored.scores, strict=True):
                     scores[position[str(path)]] = value
@@ -162,7 +163,8 @@ class _Writer:
 
 
 def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Path, *,
-                   address: str | None = None, actors: int | None = None, batch_size: int = 32,
+                   address: str | None = None, actors: int | None = None, batch_size: int = 8,
+                   block_size: int = 64,
                    precision: str = "auto", threads: int | None = None,
                    num_cpus: int | None = None,
                    on_batch: Callable[[dict], None] | None = None) -> RayScoreReport:
@@ -191,14 +193,17 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
         if pending:
             import ray.data
 
+            # an actor call takes a block of images (Ray's per-call overhead is comparable to
+            # scoring a few images at 224 px); inside it, inference runs in batch_size batches
+            block = max(batch_size, block_size)
             dataset = ray.data.from_items([{"path": p} for p in pending],
-                                          override_num_blocks=max(1, len(pending) // batch_size))
+                                          override_num_blocks=max(1, -(-len(pending) // block)))
             results = dataset.map_batches(
-                ScoreActor, batch_size=batch_size, batch_format="numpy",
+                ScoreActor, batch_size=block, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=report.actors),
                 fn_constructor_kwargs={"files": ray.put(files), "model_name": model_path.name,
                                        "precision": precision, "threads": threads,
-                                       "batch_threads": threads},
+                                       "batch_size": batch_size, "decode_threads": 2},
                 num_cpus=threads, max_restarts=-1, max_task_retries=-1)
             for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
                 scores = np.asarray(batch["score"], dtype=np.float64)
