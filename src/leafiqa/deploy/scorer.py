@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,8 +127,18 @@ class Scorer:
                 if not path.is_file():
                     export_pixel_onnx(self.model_path, path)
             self.parity = parity
-            self._pixel_session = onnx_session(path, self.threads)
+            # one thread per inference call: batches run side by side instead (see iter_scores)
+            self._pixel_session = onnx_session(path, 1 if self.lanes > 1 else self.threads)
         return self._pixel_session
+
+    @property
+    def lanes(self) -> int:
+        """Batches scored at once by ``iter_scores``. With ONNX, one single-threaded run per
+        core beat one run over all cores (1.3–1.6× on 2 busy cores; no threads waiting on each
+        other inside an operator, and small late layers split poorly)."""
+        if self.runtime != "onnx":
+            return 1
+        return max(1, self.threads or min(8, os.cpu_count() or 1))
 
     def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
         """One (B, S, S, 3) uint8 array per input size (decoded, resized, not normalised) →
@@ -179,13 +191,24 @@ class Scorer:
                     workers: int | None = None) -> Iterator[ScoredBatch]:
         """Scores batch by batch; ``workers`` decoding threads (default: CPU count, ≤ 4) run
         ahead of inference."""
-        for batch in iter_pixel_batches(paths, self.input_sizes, batch_size, workers):
-            scores = self.score_pixels(*batch.pixels)
-            yield ScoredBatch(
-                paths=[paths[i] for i in batch.indices],
-                scores=[float(s) for s in scores],
-                failures=[(paths[i], reason) for i, reason in batch.failures],
-            )
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = iter_pixel_batches(paths, self.input_sizes, batch_size, workers,
+                                     prefetch=self.lanes + 1)
+        with ThreadPoolExecutor(self.lanes, thread_name_prefix="leaf-infer") as pool:
+            window: deque = deque()
+            for batch in batches:
+                window.append((batch, pool.submit(self.score_pixels, *batch.pixels)))
+                if len(window) >= self.lanes:
+                    yield self._scored(paths, *window.popleft())
+            while window:
+                yield self._scored(paths, *window.popleft())
+
+    @staticmethod
+    def _scored(paths: Sequence[Path], batch, future) -> ScoredBatch:  # noqa: ANN001
+        return ScoredBatch(paths=[paths[i] for i in batch.indices],
+                           scores=[float(s) for s in future.result()],
+                           failures=[(paths[i], reason) for i, reason in batch.failures])
 
     def score_paths(self, paths: Sequence[Path], batch_size: int = 8) -> np.ndarray:
         """Scores in input order; NaN for an image that could not be decoded."""
