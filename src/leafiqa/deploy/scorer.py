@@ -193,6 +193,8 @@ class Scorer:
         ahead of inference."""
         from concurrent.futures import ThreadPoolExecutor
 
+        if self.runtime == "onnx":
+            self._pixel_session_for()  # export/load once here, not racing in the lanes
         batches = iter_pixel_batches(paths, self.input_sizes, batch_size, workers,
                                      prefetch=self.lanes + 1)
         with ThreadPoolExecutor(self.lanes, thread_name_prefix="leaf-infer") as pool:
