@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.finetune import CalibrationConfig, finetune_head
-from leafiqa.calibration.mapping import fit_score_map
+from leafiqa.calibration.prior import calibrate_prior
+from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
 from leafiqa.calibration.selection import select_labels
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
@@ -92,10 +92,10 @@ def calibrate_model(
     teacher_id: str | None = None,
     out: str | Path | None = None,
     cache_dir: str | Path | None = "runs/cache",
-    config: CalibrationConfig | None = None,
 ) -> Path:
-    """Fine-tune a model file's head on MOS labels and fit its map onto the MOS scale."""
-    from leafiqa.pipeline import label_count
+    """Calibrate a model file on MOS labels: its student score mapped onto the MOS scale plus
+    the labels' correction on the features (``calibration.prior``)."""
+    from leafiqa.workspace import label_count
 
     network, info = load_network(model_path)
     pool = training_images(manifest)
@@ -114,16 +114,18 @@ def calibrate_model(
     rows = select_labels(len(pool), n_labels, strategy=selection,
                          teacher_scores=teacher_scores, seed=seed)
     mos = np.array(pool.mos_array())[rows]
-    head = finetune_head(network.head, features, rows, mos, config or CalibrationConfig(seed=seed),
-                         targets=targets)
-    score_map = fit_score_map(head.predict(features[rows]), mos)
-    calibrated = LeafNetwork(network.backbone, head, score_map)
+    head = network.head
+    scores = head.predict(features)
+    basis = RidgeBasis.fit(features[rows], FeatureScaler.fit(features))
+    calibration = calibrate_prior(scores[rows], basis, mos)
+    calibrated = LeafNetwork(network.backbone, head, calibration.score_map, calibration.correction)
     info = ModelInfo(backbone=info.backbone, input_sizes=info.input_sizes, head=head.config(),
-                     score_map=score_map, teacher_ids=info.teacher_ids,
+                     score_map=calibration.score_map, teacher_ids=info.teacher_ids,
                      manifest_hash=info.manifest_hash,
                      mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
                      notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
-                            "selection": selection})
+                            "selection": selection,
+                            "correction_alpha": calibration.correction_alpha})
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")
     return save_model(out, calibrated, info)

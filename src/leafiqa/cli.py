@@ -172,14 +172,15 @@ def calibrate(
     budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
     selection: str = typer.Option("random", help="random or spread (needs --store)"),
     seed: int = typer.Option(0),
-    store: Path = typer.Option(None, help="judgment store: keeps the teacher in the loss"),
+    store: Path = typer.Option(None, help="judgment store (for --selection spread)"),
     teacher_id: str = typer.Option(None),
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
     kind: str = typer.Option("auto"),
     split: str = typer.Option("split_1"),
     cache: Path = typer.Option(Path("runs/cache")),
 ) -> None:
-    """Fine-tune on a few MOS labels and fit the 4-parameter logistic onto the MOS scale."""
+    """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
+    labels correct it where leave-one-out says they should."""
     from leafiqa.api import calibrate_model
 
     try:

@@ -19,7 +19,9 @@ from leafiqa.student.features import DEFAULT_INPUT_SIZE
 class DataConfig:
     kind: str = "agiqa3k"
     path: str = "../shared/data/agiqa3k"
-    split: str | None = "split_1"
+    split: str | None = "split_1"  # a column of the splits file (train/test per image)
+    splits: str | None = None  # splits CSV (name, split_1…); default: splits.csv beside the data
+    image_root: str | None = None  # folder the CSV's names are relative to (csv kind)
     limit: int | None = None  # N images spread over the dataset (quick runs)
 
 
@@ -38,7 +40,10 @@ class StudentConfig:
     backbone: str = "efficientnet-lite0"
     # one size, or a list of sizes: an image pyramid whose features are concatenated
     input_size: int | list[int] = field(default_factory=lambda: list(DEFAULT_INPUT_SIZE))
-    unfreeze_blocks: int = 0  # > 0: partial fine-tuning of the last blocks (slow on a CPU)
+    # train the backbone on the teacher's judgments too: none (frozen features), tail (the last
+    # `unfreeze_blocks` blocks) or full (every layer); on CUDA when present, slow on a CPU
+    finetune: str = "none"
+    unfreeze_blocks: int = 0  # blocks tuned by `finetune: tail` (0 → 1); > 0 alone means tail
     tail_epochs: int = 4
     tail_lr: float = 1e-4
 
@@ -47,6 +52,12 @@ class StudentConfig:
             as_sizes(self.input_size)
         except (TypeError, ValueError) as error:
             raise ValueError(f"student.input_size: {error}") from None
+        if self.finetune not in ("none", "tail", "full"):
+            raise ValueError(f"student.finetune: '{self.finetune}' is not none, tail or full")
+        if self.finetune == "none" and self.unfreeze_blocks > 0:
+            self.finetune = "tail"
+        if self.finetune == "tail" and self.unfreeze_blocks <= 0:
+            self.unfreeze_blocks = 1
 
 
 @dataclass

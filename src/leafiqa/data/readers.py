@@ -207,6 +207,37 @@ READERS = {
 }
 
 
+def read_split_file(path: str | Path, split: str) -> dict[str, str]:
+    """``name → train/test`` from a CSV with a ``name`` column and one column per split
+    (``split_1`` … ``split_5``, as AGIQA-3K and clive-dev ship them)."""
+    path = Path(path)
+    frame = _read_csv(path)
+    if split not in frame.columns:
+        splits = [c for c in frame.columns if c != "name"]
+        raise DataError(f"{path}: no split column '{split}' (columns: {splits})")
+    require_columns(frame, ["name", split], str(path))
+    return dict(zip(frame["name"].astype(str), frame[split].astype(str), strict=True))
+
+
+def split_file_has(path: str | Path, split: str) -> bool:
+    """Whether the CSV at ``path`` has a column named ``split`` (reads the header only)."""
+    return split in _read_csv(Path(path), nrows=0).columns
+
+
+def find_split_file(data_path: str | Path, explicit: str | Path | None = None) -> Path | None:
+    """Where a data set's splits live: ``explicit``, else ``splits.csv`` beside (or in) the data
+    path, else the data CSV itself when it carries split columns; None when there is none."""
+    if explicit:
+        return Path(explicit)
+    data_path = Path(data_path)
+    folder = data_path if data_path.is_dir() else data_path.parent
+    if (folder / "splits.csv").is_file():
+        return folder / "splits.csv"
+    if data_path.is_file() and data_path.suffix.lower() == ".csv":
+        return data_path
+    return None
+
+
 def read_dataset(kind: str, path: str | Path, **options: object) -> Manifest:
     """Dispatch on a dataset kind name (see ``READERS``)."""
     try:

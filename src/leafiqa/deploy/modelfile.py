@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from leafiqa.calibration.mapping import ScoreMap
+from leafiqa.calibration.ridge import RidgeFit
 from leafiqa.data.images import as_sizes
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
@@ -40,22 +41,41 @@ class TorchScoreMap(nn.Module):
         return (b1 - b2) / (1.0 + torch.exp(z)) + b2
 
 
+class FeatureCorrection(nn.Module):
+    """The calibration's linear correction on the features (``calibration.prior``); all zeros
+    (no correction) unless the labels asked for one."""
+
+    def __init__(self, dim: int, correction: RidgeFit | None = None) -> None:
+        super().__init__()
+        weight = torch.zeros(dim) if correction is None else torch.as_tensor(
+            correction.coef, dtype=torch.float32)
+        bias = 0.0 if correction is None else correction.intercept
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", torch.tensor(float(bias)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features @ self.weight + self.bias
+
+
 class LeafNetwork(nn.Module):
-    """One ImageNet-normalised (B, 3, S, S) tensor per input size → calibrated scores (B,).
+    """One ImageNet-normalised (B, 3, S, S) tensor per input size → calibrated scores (B,):
+    ``score_map(head(features)) + correction(features)``.
 
     With several sizes (an image pyramid) the same backbone reads each and the head sees their
     features side by side, in the order the sizes were given."""
 
-    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap):
+    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap,
+                 correction: RidgeFit | None = None):
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.calibration = TorchScoreMap(score_map)
+        self.correction = FeatureCorrection(head.dim, correction)
 
     def forward(self, *levels: torch.Tensor) -> torch.Tensor:
         features = [self.backbone(images) for images in levels]
         joined = features[0] if len(features) == 1 else torch.cat(features, dim=1)
-        return self.calibration(self.head(joined))
+        return self.calibration(self.head(joined)) + self.correction(joined)
 
 
 @dataclass
@@ -137,5 +157,10 @@ def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     backbone = MultiLevelBackbone(info.backbone, pretrained=False)
     head = QualityHead(**info.head)
     network = LeafNetwork(backbone, head, info.score_map)
-    network.load_state_dict(load_file(str(path)))
+    tensors = load_file(str(path))
+    # files written before the feature correction existed have none: it stays zero
+    missing, unexpected = network.load_state_dict(tensors, strict=False)
+    if unexpected or any(not key.startswith("correction.") for key in missing):
+        raise ValueError(f"{path}: model tensors do not match its metadata "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return network.eval(), info

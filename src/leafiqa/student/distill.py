@@ -2,9 +2,11 @@
 
 L = λ_point · Σ w_i (s_i − t_i)² / Σ w_i + λ_pair · Σ w_ij BCE(σ((s_i − s_j)/τ), p_ij) / Σ w_ij
 
-with t_i the teacher's expected score standardised over the images, p_ij the teacher's
-P(i better than j), and weights w = floor + (1 − floor) · reliability (w = 1 without reliability
-weighting). A validation slice of the images (never the test split) stops training early.
+with t_i the teacher's score as log-odds (``log_odds``: logit_good − logit_poor for a two-level
+teacher, the logit of the expected score for K levels), standardised over the images, p_ij the
+teacher's P(i better than j), and weights w = floor + (1 − floor) · reliability (w = 1 without
+reliability weighting). A validation slice of the images (never the test split) stops training
+early.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import torch
 
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
-from leafiqa.teachers.protocol import PairJudgment, PointJudgment
+from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
+
+TARGETS = ("logit", "score")
 
 
 @dataclass
@@ -27,6 +31,7 @@ class DistillConfig:
     pair_weight: float = 1.0
     temperature: float = 0.5
     pair_loss: str = "bce"
+    target: str = "logit"  # the teacher's score as log-odds, or "score": the [0, 1] score as is
     use_reliability: bool = True
     reliability_floor: float = 0.2
     hidden: int = 64
@@ -82,21 +87,26 @@ def build_targets(
     keys: Sequence[str],
     points: Mapping[str, PointJudgment],
     pairs: Sequence[PairJudgment] = (),
+    target: str = "logit",
 ) -> TeacherTargets:
-    """Align judgments with rows (``keys[i]`` is row i). Point scores are standardised over the
-    judged images so the student learns the teacher's ordering and spread, not its raw scale."""
+    """Align judgments with rows (``keys[i]`` is row i). Point scores (as log-odds unless
+    ``target="score"``) are standardised over the judged images so the student learns the
+    teacher's ordering and spread, not its raw scale."""
+    if target not in TARGETS:
+        raise ValueError(f"distill.target: unknown target '{target}'; choose from {TARGETS}")
     row_of: dict[str, int] = {}
     for row, key in enumerate(keys):
         row_of.setdefault(key, row)
     judged = [(row_of[k], p) for k, p in points.items() if k in row_of]
     index = np.array([r for r, _ in judged], dtype=np.int64)
-    scores = np.array([p.score for _, p in judged], dtype=np.float64)
-    target = (scores - scores.mean()) / (scores.std() or 1.0) if scores.size else scores
+    scores = np.array([log_odds(p.score) if target == "logit" else p.score
+                       for _, p in judged], dtype=np.float64)
+    standardised = (scores - scores.mean()) / (scores.std() or 1.0) if scores.size else scores
     pair_rows = [(row_of[p.key_a], row_of[p.key_b], p) for p in pairs
                  if p.key_a in row_of and p.key_b in row_of]
     return TeacherTargets(
         point_index=index,
-        point_target=target.astype(np.float32),
+        point_target=standardised.astype(np.float32),
         point_reliability=np.array([p.reliability for _, p in judged], dtype=np.float32),
         pair_a=np.array([a for a, _, _ in pair_rows], dtype=np.int64),
         pair_b=np.array([b for _, b, _ in pair_rows], dtype=np.int64),
