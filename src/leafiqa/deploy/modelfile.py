@@ -15,6 +15,7 @@ from torch import nn
 
 from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.data.images import as_sizes
+from leafiqa.errors import ModelFileError
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
 
@@ -91,7 +92,8 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> ModelInfo:
         if metadata.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
+            raise ModelFileError(
+                f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
         try:
             mos_range = json.loads(metadata.get("mos_range", "null"))
             return cls(
@@ -107,7 +109,7 @@ class ModelInfo:
                 notes=json.loads(metadata.get("notes", "{}")),
             )
         except (KeyError, ValueError) as error:
-            raise ValueError(f"{source}: damaged LEAF model metadata ({error})") from None
+            raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
 
 
 def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo) -> Path:
@@ -128,14 +130,19 @@ def read_info(path: str | Path) -> ModelInfo:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a safetensors model file ({error})") from None
+        raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
     return ModelInfo.from_metadata(metadata, str(path))
 
 
 def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     info = read_info(path)
     backbone = MultiLevelBackbone(info.backbone, pretrained=False)
-    head = QualityHead(**info.head)
-    network = LeafNetwork(backbone, head, info.score_map)
-    network.load_state_dict(load_file(str(path)))
+    try:
+        head = QualityHead(**info.head)
+        network = LeafNetwork(backbone, head, info.score_map)
+        network.load_state_dict(load_file(str(path)))
+    except (RuntimeError, TypeError, ValueError) as error:  # wrong shapes, keys or head config
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path}: tensors do not match the network it describes "
+                             f"({first})") from None
     return network.eval(), info
