@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +30,9 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 # Short reasons, so failures can be counted by kind (``failure_reason``).
-REASONS = ("not found", "permission denied", "is a folder", "too many pixels",
+REASONS = ("not found", "permission denied", "is a folder", "too many pixels", "too large",
            "not an image", "cannot decode")
+_MEMORY_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
 class ImageDecodeError(DataError):
@@ -174,7 +176,7 @@ def _decode(source: Any, label: str, limit: int | None) -> Image.Image:
     except Image.UnidentifiedImageError:
         raise ImageDecodeError(label, "not an image", "unknown or unsupported format") from None
     except Exception as error:  # noqa: BLE001 - decoders raise anything on hostile files
-        detail = str(error) or type(error).__name__
+        detail = _MEMORY_REPR.sub("the data", str(error)) or type(error).__name__
         raise ImageDecodeError(label, "cannot decode", detail[:200]) from None
 
 

@@ -120,12 +120,15 @@ class Scorer:
             )
 
     def score_paths(self, paths: Sequence[Path], batch_size: int = 32) -> np.ndarray:
-        """Scores in input order; NaN for an image that could not be decoded."""
+        """Scores in input order; NaN for an image that could not be decoded. A file listed
+        several times is decoded once and gets its score at every position."""
         out = np.full(len(paths), np.nan)
-        position = {p: i for i, p in enumerate(paths)}
-        for batch in self.iter_scores(paths, batch_size):
+        positions: dict[Path, list[int]] = {}
+        for index, path in enumerate(paths):
+            positions.setdefault(Path(path), []).append(index)
+        for batch in self.iter_scores(list(positions), batch_size):
             for path, score in zip(batch.paths, batch.scores, strict=True):
-                out[position[path]] = score
+                out[positions[path]] = score
         return out
 
 

@@ -89,6 +89,12 @@ def readable_images(manifest: Manifest, report: TeachReport, strict: bool = Fals
         items = tqdm(items, desc="hashing images", unit="img", leave=False)
     kept: list[ImageItem] = []
     keys: list[str] = []
+    for reason in manifest.extra.get("unreadable", []):  # folders the reader could not list
+        if strict:
+            raise DataError(str(reason))
+        report.unreadable += 1
+        if len(report.errors) < 20:
+            report.errors.append(str(reason))
     for item in items:
         try:
             keys.append(content_hash(item.path))
