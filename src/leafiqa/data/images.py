@@ -91,7 +91,7 @@ def _int_to_uint8(array: np.ndarray, full_scale: float) -> np.ndarray:
 def _array_rgb(array: np.ndarray) -> Image.Image:
     """An H×W or H×W×C (C in 1, 2, 3, 4) array of any numeric dtype → 8-bit RGB.
 
-    uint8 as is; other integers on their dtype's full scale (uint16: 0…65535); float in
+    uint8 as is; uint16 on 0…65535; other integers as 0…255 when they fit, else 16-bit; float in
     [0, 1] (pyiqa/torchvision's convention), or in [0, 255] when larger values occur; bool as
     black/white. Alpha is dropped (as PIL's ``convert("RGB")`` does)."""
     if array.ndim == 3 and array.shape[-1] in (1, 2):
@@ -104,8 +104,12 @@ def _array_rgb(array: np.ndarray) -> Image.Image:
         out = array.astype(np.uint8) * 255
     elif array.dtype == np.uint8:
         out = array
-    elif np.issubdtype(array.dtype, np.integer):
-        out = _int_to_uint8(np.maximum(array, 0), float(np.iinfo(array.dtype).max))
+    elif array.dtype == np.uint16:
+        out = _int_to_uint8(array, 65535.0)
+    elif np.issubdtype(array.dtype, np.integer):  # e.g. a list of ints: 0…255, else 16-bit
+        top = int(array.max()) if array.size else 0
+        scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else float(top)
+        out = _int_to_uint8(np.maximum(array, 0), scale)
     elif np.issubdtype(array.dtype, np.floating):
         values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
         scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
