@@ -107,11 +107,22 @@ class JudgmentStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._db.commit()
+            self._check_columns()
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise DataError(f"{self.path}: not a readable LEAF judgment store ({error}); "
                             "restore it from a backup or `leaf judgments export` of a good "
                             "copy") from None
+
+    def _check_columns(self) -> None:
+        """A SQLite file of another program (same table names, other columns) is refused
+        before a query fails half-way."""
+        for table in ("point_judgments", "pair_judgments"):
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            wanted = {"teacher_id", "prompt_version", "status", "error", "attempts"}
+            if not wanted <= columns:
+                raise sqlite3.DatabaseError(f"table {table} lacks columns "
+                                            f"{sorted(wanted - columns)}")
 
     def __enter__(self) -> JudgmentStore:
         return self
