@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -65,6 +66,11 @@ class MicroBatcher:
         await self.queue.put((levels, future))
         return await future
 
+    def _score(self, images: list[Levels]) -> np.ndarray:
+        """Stack and score in a worker thread: copying a batch of pyramids takes tens of ms,
+        which the event loop (and /health) must not wait for."""
+        return self.scorer.score_array(*stack_levels(images, self.scorer.input_sizes))
+
     async def _run(self) -> None:
         assert self.queue is not None
         while True:
@@ -78,9 +84,8 @@ class MicroBatcher:
                     items.append(await asyncio.wait_for(self.queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
-            batch = stack_levels([levels for levels, _ in items], self.scorer.input_sizes)
             try:
-                scores = await run_in_threadpool(self.scorer.score_array, *batch)
+                scores = await run_in_threadpool(self._score, [levels for levels, _ in items])
                 self.batches += 1
                 for (_, future), value in zip(items, scores, strict=True):
                     if not future.done():
@@ -174,8 +179,11 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
                max_images: int = 64, max_batch: int = 16, *, max_request_bytes: int | None = None,
                max_pixels: int | None = None, read_timeout: float = 30.0,
                api_key_env: str = "LEAF_SERVE_API_KEY", decode_workers: int | None = None,
-               ) -> FastAPI:
-    scorer = Scorer(model_path, runtime=runtime)
+               threads: int | None = None) -> FastAPI:
+    """``threads``: inference threads, by default one fewer than the CPUs so the event loop
+    (and /health) keeps a core while a batch is scored."""
+    scorer = Scorer(model_path, runtime=runtime,
+                    threads=threads or max(1, (os.cpu_count() or 2) - 1))
     batcher = MicroBatcher(scorer, max_batch=max_batch)
     max_request_bytes = max_request_bytes or max(4 * max_upload_bytes, 1 << 20)
     decoders = ThreadPoolExecutor(decode_workers or min(4, os.cpu_count() or 1),
@@ -241,7 +249,7 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
             return uploads
         if content_type.startswith("application/json"):
             data = b"".join([chunk async for chunk in body])
-            return parse_json_images(data, max_upload_bytes, max_images)
+            return await run_in_threadpool(parse_json_images, data, max_upload_bytes, max_images)
         raise HTTPException(415, "send multipart/form-data files or JSON with base64 images")
 
     @app.get("/health")
