@@ -34,11 +34,17 @@ def test_any_image_type_scores_like_the_file(model_file: Path, tmp_path: Path) -
 
 def test_16_bit_and_rotated_files_score_like_their_plain_twins(model_file: Path,
                                                                 tmp_path: Path) -> None:
+    from leafiqa.data.images import open_rgb
+
     metric = leafiqa.create_metric(model_file, runtime="torch")
     picture = photo(5, 120, 80)
     Image.fromarray(picture[..., 0]).save(tmp_path / "g8.png")
     save_png16_grey(tmp_path / "g16.png", picture[..., 0])
-    assert metric(tmp_path / "g16.png") == pytest.approx(metric(tmp_path / "g8.png"), abs=0.02)
     Image.fromarray(picture).save(tmp_path / "up.jpg", quality=98)
     save_exif_rotated(tmp_path / "rot.jpg", picture)
-    assert metric(tmp_path / "rot.jpg") == pytest.approx(metric(tmp_path / "up.jpg"), abs=0.05)
+    for twin, plain in (("g16.png", "g8.png"), ("rot.jpg", "up.jpg")):
+        # what the network reads (a small random head barely separates scores)
+        seen = metric.preprocess(open_rgb(tmp_path / twin))[0]
+        expected = metric.preprocess(open_rgb(tmp_path / plain))[0]
+        assert np.abs(seen - expected).mean() < 0.05, twin
+        assert metric(tmp_path / twin) == pytest.approx(metric(tmp_path / plain), abs=0.02)
