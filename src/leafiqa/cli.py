@@ -11,19 +11,61 @@ import time
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.errors import LeafError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# What a user can get wrong (a path, a file, a value): one `error:` line and exit code 2.
+# Anything else is a bug and keeps its traceback.
+USER_ERRORS = (LeafError, FileNotFoundError, PermissionError, IsADirectoryError,
+               NotADirectoryError, ValueError)
+
+
+def one_line(error: BaseException) -> str:
+    from leafiqa.redact import redact
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    return redact(text if len(text) <= 600 else text[:600] + " …")
+
+
+class _LeafGroup(TyperGroup):
+    """Catches user errors of every command in one place."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as error:
+            typer.secho(f"error: {one_line(error)}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
                   help="LEAF — label-efficient image quality assessment.")
 judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import judgments.")
 app.add_typer(judgments_app, name="judgments")
+STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
 
 
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def nothing_succeeded(message: str) -> None:
+    """Every input failed: one line, exit code 1 (a run that did some work exits 0)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def reason_counts(reasons: list[str]) -> str:
+    from collections import Counter
+
+    from leafiqa.data.images import failure_reason
+
+    counts = Counter(failure_reason(reason) for reason in reasons)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -83,10 +125,7 @@ def run(config: Path = typer.Argument(..., help="YAML config (see configs/demo.y
     from leafiqa.config import load_config
     from leafiqa.pipeline import format_results, run_pipeline
 
-    try:
-        summary = run_pipeline(load_config(config, parse_overrides(set_)), progress=not quiet)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    summary = run_pipeline(load_config(config, parse_overrides(set_)), progress=not quiet)
     typer.echo(format_results(summary))
 
 
@@ -108,6 +147,7 @@ def teach(
     timeout: float = typer.Option(None, help="seconds per request (openai)"),
     backend: str = typer.Option(None, help="alias: --backend openai means --teacher openai"),
     quiet: bool = typer.Option(False),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Ask a teacher for point-wise and pair-wise judgments; resumes where a run stopped."""
     from leafiqa.judgments.runner import teach as run_teach
@@ -117,20 +157,20 @@ def teach(
     spec = backend if backend and teacher == "cues" else teacher
     options = {k: v for k, v in {"url": url, "model": model, "concurrency": concurrency,
                                  "timeout": timeout}.items() if v is not None}
-    try:
-        manifest = read_data(data, kind, split, limit)
-        chosen = make_teacher(spec, **options) if spec.startswith("openai") else make_teacher(spec)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(data, kind, split, limit)
+    chosen = make_teacher(spec, **options) if spec.startswith("openai") else make_teacher(spec)
     with JudgmentStore(store) as judgment_store:
         try:
             report = run_teach(chosen, manifest, judgment_store, pairs_per_image=pairs_per_image,
-                               max_requests=max_requests, progress=not quiet)
+                               max_requests=max_requests, progress=not quiet, strict=strict)
         finally:
             chosen.close()
     typer.echo(report.summary())
     for error in report.errors[:5]:
         typer.echo(f"  failed: {error}", err=True)
+    if report.images and report.succeeded == 0 and not report.budget_exhausted \
+            and not report.claimed_elsewhere:
+        nothing_succeeded(f"no judgment succeeded for any of {report.images} images")
 
 
 @app.command()
@@ -153,15 +193,12 @@ def distill(
     """Distil stored teacher judgments into a student (an uncalibrated model file)."""
     from leafiqa.api import distill_from_store
 
-    try:
-        manifest = read_data(data, kind, split, limit)
-        path = distill_from_store(manifest, store, out, teacher_id=teacher_id,
-                                  backbone=backbone, input_size=parse_sizes(input_size),
-                                  cache_dir=cache,
-                                  point_weight=point_weight, pair_weight=pair_weight,
-                                  use_reliability=not no_reliability)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(data, kind, split, limit)
+    path = distill_from_store(manifest, store, out, teacher_id=teacher_id,
+                              backbone=backbone, input_size=parse_sizes(input_size),
+                              cache_dir=cache,
+                              point_weight=point_weight, pair_weight=pair_weight,
+                              use_reliability=not no_reliability)
     typer.echo(f"wrote {path}")
 
 
@@ -183,13 +220,10 @@ def calibrate(
     labels correct it where leave-one-out says they should."""
     from leafiqa.api import calibrate_model
 
-    try:
-        manifest = read_data(labels, kind, split)
-        path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
-                               seed=seed, store=store, teacher_id=teacher_id, out=out,
-                               cache_dir=cache)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(labels, kind, split)
+    path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
+                           seed=seed, store=store, teacher_id=teacher_id, out=out,
+                           cache_dir=cache)
     typer.echo(f"wrote {path}")
 
 
@@ -202,6 +236,7 @@ def evaluate(
     subset: str = typer.Option("test", help="split value to evaluate on ('' for all)"),
     json_out: Path = typer.Option(None, "--json", help="write the metrics here"),
     runtime: str = typer.Option("auto"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """SRCC / KRCC / PLCC / RMSE of a model file against MOS."""
     import numpy as np
@@ -209,16 +244,18 @@ def evaluate(
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
 
-    try:
-        manifest = read_data(data, kind, split)
-        if subset and any(i.split for i in manifest):
-            manifest = manifest.split(subset)
-        scorer = Scorer(model_path, runtime=runtime)
-        predictions = scorer.score_paths([i.path for i in manifest])
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(data, kind, split)
+    if subset and any(i.split for i in manifest):
+        manifest = manifest.split(subset)
+    mos = np.array(manifest.mos_array())  # before scoring: no MOS is an error, not a crash
+    scorer = Scorer(model_path, runtime=runtime)
+    predictions = scorer.score_paths([i.path for i in manifest])
     ok = ~np.isnan(predictions)
-    metrics = compute(predictions[ok], np.array(manifest.mos_array())[ok],
+    if strict and not ok.all():
+        raise DataError(f"--strict: {manifest[int(np.argmin(ok))].path}: could not be decoded")
+    if not ok.any():
+        nothing_succeeded(f"none of the {len(manifest)} images could be decoded")
+    metrics = compute(predictions[ok], mos[ok],
                       calibrated=scorer.info.score_map.kind != "none")
     metrics["unreadable"] = int((~ok).sum())
     typer.echo(json.dumps(metrics, indent=2))
@@ -226,14 +263,19 @@ def evaluate(
         json_out.write_text(json.dumps(metrics, indent=2))
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    from leafiqa.data.readers import IMAGE_SUFFIXES
+def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> list[Path]:
+    """Image paths from files, folders, globs, .txt lists and CSVs; folders that cannot be
+    listed are added to ``unreadable`` with their reason (never silently left out)."""
+    from leafiqa.data.readers import walk_images
 
     paths: list[Path] = []
     for entry in inputs:
         target = Path(entry)
         if target.is_dir():
-            paths += sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found, failed = walk_images(target)
+            paths += found
+            if unreadable is not None:
+                unreadable += failed
         elif target.suffix.lower() == ".csv" and target.is_file():
             with target.open(newline="") as handle:
                 reader = csv.DictReader(handle)
@@ -262,21 +304,24 @@ def score(
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(None, help="decoding processes (default: CPU count)"),
     threads: int = typer.Option(None, help="inference threads"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """Score images with a model file, in batches, written as it goes."""
+    """Score images with a model file, in batches, written as it goes. Unreadable images are
+    skipped and counted by reason; none scored at all exits with code 1."""
     from tqdm.auto import tqdm
 
     from leafiqa.deploy.scorer import Scorer
 
     logging.basicConfig(level=logging.WARNING)
-    try:
-        paths = expand_inputs(inputs)
-        scorer = Scorer(model_path, runtime=runtime, threads=threads)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    unlisted: list[str] = []
+    paths = expand_inputs(inputs, unlisted)
+    if strict and unlisted:
+        raise DataError(f"--strict: {unlisted[0]}")
+    scorer = Scorer(model_path, runtime=runtime, threads=threads)
     if not paths:
-        fail("no images to score")
-    failures: list[tuple[Path, str]] = []
+        fail("no images to score" + (f" ({'; '.join(unlisted[:3])})" if unlisted else ""))
+    failures: list[tuple[Path, str]] = [(Path(reason.split(":")[0]), reason)
+                                        for reason in unlisted]
     rows: list[tuple[str, float]] = []
     start = time.time()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +337,8 @@ def score(
                 if writer:
                     writer.writerow([str(path), f"{value:.6f}"])
             for path, reason in batch.failures:
+                if strict:
+                    raise DataError(f"--strict: {reason}")
                 failures.append((path, reason))
                 logging.warning("skipped %s", reason)
             if handle:
@@ -304,10 +351,13 @@ def score(
 
         pd.DataFrame(rows, columns=["path", "score"]).to_parquet(out)
     elapsed = time.time() - start
+    counts = f" ({reason_counts([reason for _, reason in failures])})" if failures else ""
     typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
-               f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable")
+               f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable{counts}")
     for _, reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
+    if not rows:
+        nothing_succeeded(f"none of the {len(failures)} inputs could be scored{counts}")
 
 
 @app.command()
@@ -319,23 +369,28 @@ def export(model_path: Path = typer.Argument(...),
         fail(f"unknown format '{format}' (onnx)")
     from leafiqa.deploy.onnx_export import export_model_onnx
 
-    try:
-        path = export_model_onnx(model_path, out)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    path = export_model_onnx(model_path, out)
     typer.echo(f"wrote {path}")
 
 
 @app.command()
 def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8000,
-          runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16) -> None:
+          runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16,
+          max_pixels: int = typer.Option(None, help="decompression-bomb limit per image "
+                                                    "(default: PIL's, about 89 MP)"),
+          read_timeout: float = typer.Option(30.0, help="seconds to receive a request body"),
+          api_key_env: str = typer.Option("LEAF_SERVE_API_KEY",
+                                          help="require this variable's value as the bearer "
+                                               "token when it is set")) -> None:
     """An HTTP scoring service: POST /score, GET /health, GET /model."""
     import uvicorn
 
     from leafiqa.deploy.service import create_app
 
-    uvicorn.run(create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
-                           max_batch=max_batch), host=host, port=port)
+    service = create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
+                         max_batch=max_batch, max_pixels=max_pixels, read_timeout=read_timeout,
+                         api_key_env=api_key_env)
+    uvicorn.run(service, host=host, port=port, timeout_keep_alive=5)
 
 
 @app.command()
@@ -347,12 +402,24 @@ def bench(config: Path = typer.Argument(...),
     from leafiqa.bench import run_bench
     from leafiqa.config import load_config
 
-    try:
-        report = run_bench(load_config(config, parse_overrides(set_)), quick=quick, out=out)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    report = run_bench(load_config(config, parse_overrides(set_)), quick=quick, out=out)
     typer.echo(report.markdown)
     typer.echo(f"\nreport: {report.html}   csv: {report.csv}   time: {report.seconds:.0f} s")
+
+
+@app.command("config")
+def config_command(path: Path = typer.Argument(None, help="a run config to check and print"),
+                   schema: bool = typer.Option(False, "--schema",
+                                               help="print the config's JSON schema")) -> None:
+    """Check a run config (printed with every default filled in), or print its JSON schema."""
+    from leafiqa.config import config_to_dict, load_config, schema_text
+
+    if schema:
+        typer.echo(schema_text())
+    elif path is None:
+        fail("give a config file, or --schema")
+    else:
+        typer.echo(json.dumps(config_to_dict(load_config(path)), indent=2))
 
 
 @judgments_app.command("list")
@@ -360,7 +427,7 @@ def judgments_list(store: Path = typer.Option(Path("runs/judgments.sqlite"))) ->
     """Teachers in a store with their judgment counts."""
     from leafiqa.judgments.store import JudgmentStore
 
-    with JudgmentStore(store) as judgment_store:
+    with JudgmentStore(store, create=False) as judgment_store:
         for teacher_id, version, points, pairs in judgment_store.teachers():
             typer.echo(f"{teacher_id}\t{version}\tpoints={points}\tpairs={pairs}")
         failures = judgment_store.failures()
@@ -375,7 +442,7 @@ def judgments_export(out: Path = typer.Argument(..., help=".jsonl, .csv or .parq
     from leafiqa.judgments.jsonl import export_store
     from leafiqa.judgments.store import JudgmentStore
 
-    with JudgmentStore(store) as judgment_store:
+    with JudgmentStore(store, create=False) as judgment_store:
         written = export_store(judgment_store, out)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
@@ -388,10 +455,7 @@ def judgments_import(source: Path = typer.Argument(..., help="a LEAF JSONL expor
     from leafiqa.judgments.store import JudgmentStore
 
     with JudgmentStore(store) as judgment_store:
-        try:
-            counts = import_jsonl(judgment_store, source)
-        except (DataError, FileNotFoundError) as error:
-            fail(str(error))
+        counts = import_jsonl(judgment_store, source)
     typer.echo(f"imported {counts['point']} point-wise and {counts['pair']} pair-wise judgments")
 
 

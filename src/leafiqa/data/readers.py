@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -180,19 +181,40 @@ def read_kadid10k(root: str | Path, *, check_files: bool = True) -> Manifest:
     )
 
 
+def walk_images(folder: Path, recursive: bool = True) -> tuple[list[Path], list[str]]:
+    """Image files under a folder, sorted, and a reason for each folder that could not be
+    listed (an unreadable subfolder is reported, never silently left out)."""
+    unreadable: list[str] = []
+
+    def note(error: OSError) -> None:
+        reason = "permission denied" if isinstance(error, PermissionError) else (
+            error.strerror or str(error))
+        unreadable.append(f"{error.filename}: {reason} (folder not listed)")
+
+    paths: list[Path] = []
+    for root, folders, files in os.walk(folder, onerror=note, followlinks=False):
+        paths += [Path(root) / name for name in files
+                  if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        if not recursive:
+            folders.clear()
+    return sorted(paths), unreadable
+
+
 def read_folder(folder: str | Path, *, recursive: bool = True) -> Manifest:
-    """Every image file under a folder, sorted, without MOS."""
+    """Every image file under a folder, sorted, without MOS. Subfolders that cannot be listed
+    are named in ``manifest.extra["unreadable"]``."""
     from leafiqa.data.manifest import ImageItem
 
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    pattern = "**/*" if recursive else "*"
-    paths = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths, unreadable = walk_images(folder, recursive)
     if not paths:
-        raise DataError(f"{folder}: no image files found")
+        detail = f" ({'; '.join(unreadable[:3])})" if unreadable else ""
+        raise DataError(f"{folder}: no image files found{detail}")
     return Manifest(
-        [ImageItem(path=p, name=str(p.relative_to(folder))) for p in paths], source=str(folder)
+        [ImageItem(path=p, name=str(p.relative_to(folder))) for p in paths], source=str(folder),
+        extra={"unreadable": unreadable} if unreadable else {},
     )
 
 

