@@ -5,13 +5,12 @@ reliability for each judgment; a small CNN (the student) learns those judgments 
 distillation; a few human MOS labels calibrate it; the result is one small model file.
 
     import leafiqa
-    metric = leafiqa.create_metric("runs/demo/leaf-model.safetensors")
-    score = metric("photo.jpg")            # calibrated quality on the MOS scale
+    leafiqa.list_models()                          # ['leaf-agiqa3k', 'leaf-clive', …]
+    metric = leafiqa.create_metric("leaf-agiqa3k") # or a model file of your own
+    score = metric("photo.jpg")                    # (1,) tensor on the model's MOS scale
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from leafiqa.api import calibrate_model as calibrate
 from leafiqa.api import distill_from_store
@@ -22,21 +21,17 @@ from leafiqa.deploy.scorer import Scorer, load_model
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.judgments.runner import teach
 from leafiqa.judgments.store import JudgmentStore
+from leafiqa.metric import LeafMetric, create_metric
 from leafiqa.pipeline import run_pipeline
+from leafiqa.registry import list_models
 from leafiqa.student.student import Student
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, Teacher
 from leafiqa.teachers.registry import make_teacher
-
-__version__ = "0.1.0"
-
-
-def create_metric(model: str | Path, runtime: str = "auto") -> Scorer:
-    """pyiqa-style: ``create_metric(path)(image) -> float``. ``model`` is a LEAF model file."""
-    return load_model(model, runtime=runtime)
-
+from leafiqa.version import __version__
 
 __all__ = [
     "JudgmentStore",
+    "LeafMetric",
     "Manifest",
     "PairJudgment",
     "PointJudgment",
@@ -50,10 +45,12 @@ __all__ = [
     "distill_from_store",
     "evaluate",
     "fit_score_map",
+    "list_models",
     "load_config",
     "load_model",
     "make_teacher",
     "read_dataset",
     "run_pipeline",
     "teach",
+    "__version__",
 ]

@@ -21,6 +21,22 @@ judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and impo
 app.add_typer(judgments_app, name="judgments")
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from leafiqa.version import __version__, git_commit
+
+        commit = git_commit()
+        typer.echo(f"leaf {__version__}" + (f" ({commit})" if commit else ""))
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=show_version,
+                                              is_eager=True, help="print the version and exit")
+                 ) -> None:
+    """LEAF — label-efficient image quality assessment."""
+
+
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -254,59 +270,98 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 @app.command()
 def score(
-    model_path: Path = typer.Argument(..., help="calibrated model file"),
+    model_path: str = typer.Argument(..., help="a model name (see `leaf models`) or model file"),
     inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists or CSVs"),
-    out: Path = typer.Option(Path("scores.csv"), help="CSV or .parquet"),
+    out: Path = typer.Option(Path("scores.csv"),
+                             help="output file: .csv (written as it goes), .json or .parquet; "
+                                  "one row per image: path, score, error"),
     runtime: str = typer.Option("auto", help="torch, onnx or auto"),
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(None, help="decoding processes (default: CPU count)"),
     threads: int = typer.Option(None, help="inference threads"),
+    strict: bool = typer.Option(False, help="exit 1 if any image fails (default: only when "
+                                            "every image fails)"),
 ) -> None:
-    """Score images with a model file, in batches, written as it goes."""
+    """Score images with a model, in batches. Images that cannot be read keep their row, with
+    an empty score and the reason in the error column. Exit status: 0 when images were scored,
+    1 when every image failed (or any, with --strict), 2 for bad arguments."""
     from tqdm.auto import tqdm
 
+    from leafiqa.deploy.outputs import ScoreWriter, output_format
     from leafiqa.deploy.scorer import Scorer
 
     logging.basicConfig(level=logging.WARNING)
     try:
+        output_format(out)
         paths = expand_inputs(inputs)
         scorer = Scorer(model_path, runtime=runtime, threads=threads)
     except (DataError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     if not paths:
         fail("no images to score")
-    failures: list[tuple[Path, str]] = []
-    rows: list[tuple[str, float]] = []
+    failures: list[str] = []
     start = time.time()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    parquet = out.suffix == ".parquet"
-    handle = None if parquet else out.open("w", newline="")
-    writer = csv.writer(handle) if handle else None
-    if writer:
-        writer.writerow(["path", "score"])
-    with tqdm(total=len(paths), unit="img", desc="scoring") as bar:
+    with ScoreWriter(out) as writer, tqdm(total=len(paths), unit="img", desc="scoring") as bar:
         for batch in scorer.iter_scores(paths, batch_size, workers):
             for path, value in zip(batch.paths, batch.scores, strict=True):
-                rows.append((str(path), value))
-                if writer:
-                    writer.writerow([str(path), f"{value:.6f}"])
+                writer.add(path, value)
             for path, reason in batch.failures:
-                failures.append((path, reason))
+                writer.add(path, None, reason)
+                failures.append(reason)
                 logging.warning("skipped %s", reason)
-            if handle:
-                handle.flush()
+            writer.flush()
             bar.update(len(batch.paths) + len(batch.failures))
-    if handle:
-        handle.close()
-    else:
-        import pandas as pd
-
-        pd.DataFrame(rows, columns=["path", "score"]).to_parquet(out)
-    elapsed = time.time() - start
-    typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
-               f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable")
-    for _, reason in failures[:10]:
+    elapsed = max(time.time() - start, 1e-9)
+    typer.echo(f"scored {writer.scored} images in {elapsed:.1f} s "
+               f"({writer.scored / elapsed:.1f} img/s, {scorer.runtime}) → {out}; "
+               f"skipped {len(failures)} unreadable")
+    for reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
+    if failures and (strict or writer.scored == 0):
+        typer.secho(f"error: {len(failures)} of {len(paths)} images failed"
+                    + (" (--strict)" if writer.scored else ""), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """The models `create_metric` and `leaf score` accept by name: the packaged ones and any in
+    the folders of LEAF_MODEL_PATH."""
+    from leafiqa.registry import registered_models
+
+    entries = registered_models()
+    if not entries:
+        typer.echo("no models registered")
+        return
+    typer.echo(f"{'name':<16} {'for':<22} {'scale':<24} {'SRCC':>6}  file")
+    for name, entry in entries.items():
+        try:
+            info = entry.info()
+        except (FileNotFoundError, ValueError) as error:
+            typer.echo(f"{name:<16} unreadable: {error}")
+            continue
+        card = info.card
+        scale = info.score_range
+        scale_text = f"{scale[0]:g}–{scale[1]:g} higher better" if scale else "uncalibrated"
+        srcc = card.get("test", {}).get("srcc")
+        typer.echo(f"{name:<16} {card.get('title', '(own model)'):<22} {scale_text:<24} "
+                   f"{'' if srcc is None else f'{srcc:.3f}':>6}  {entry.path}")
+
+
+@app.command()
+def info(model_path: str = typer.Argument(..., help="a model name or model file")) -> None:
+    """A model's card and metadata as JSON: training data, teacher, labels, MOS scale, test
+    metrics, licence, tool version, commit, labels file and seeds."""
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.deploy.scorer import describe
+    from leafiqa.registry import resolve_model
+
+    try:
+        path = resolve_model(model_path)
+        model_info = read_info(path)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(json.dumps({"path": str(path), **describe(model_info)}, indent=2))
 
 
 @app.command()

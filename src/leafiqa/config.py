@@ -113,3 +113,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def run_provenance(config: RunConfig) -> dict[str, Any]:
+    """What a run's model file and results.json record about where they came from: tool
+    version, git commit, the labels file (data path, kind, split) and every seed."""
+    from leafiqa.version import provenance
+
+    return provenance(
+        labels_file={"kind": config.data.kind, "path": config.data.path,
+                     "split": config.data.split},
+        seeds={"labels": config.labels.seed, "distill": config.distill.seed,
+               "calibration": config.calibration.seed},
+    )

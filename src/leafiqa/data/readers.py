@@ -42,14 +42,15 @@ def read_plain_csv(
     )
 
 
-def read_agiqa3k(
-    root: str | Path,
-    split: str | None = "split_1",
+def _read_with_splits(
+    root: Path,
+    split: str | None,
     *,
-    check_files: bool = True,
+    mos_column: str,
+    std_column: str,
+    check_files: bool,
 ) -> Manifest:
-    """AGIQA-3K: ``data.csv`` (``mos_quality``, ``std_quality``) and ``splits.csv``."""
-    root = Path(root)
+    """``data.csv`` + ``splits.csv`` (``name, split_1 … split_5``), images in ``images/``."""
     data_csv = root / "data.csv"
     frame = _read_csv(data_csv)
     manifest = build_manifest(
@@ -57,8 +58,8 @@ def read_agiqa3k(
         root=root / "images",
         source=str(data_csv),
         name_column="name",
-        mos_column="mos_quality",
-        std_column="std_quality",
+        mos_column=mos_column,
+        std_column=std_column,
         check_files=check_files,
     )
     if split is None:
@@ -69,6 +70,29 @@ def read_agiqa3k(
     mapping = dict(zip(splits["name"].astype(str), splits[split].astype(str), strict=True))
     manifest.source = f"{data_csv}+{splits_csv}:{split}"
     return manifest.with_split(mapping, f"{splits_csv}:{split}")
+
+
+def read_agiqa3k(
+    root: str | Path,
+    split: str | None = "split_1",
+    *,
+    check_files: bool = True,
+) -> Manifest:
+    """AGIQA-3K: ``data.csv`` (``mos_quality``, ``std_quality``) and ``splits.csv``."""
+    return _read_with_splits(Path(root), split, mos_column="mos_quality",
+                             std_column="std_quality", check_files=check_files)
+
+
+def read_clive_dev(
+    root: str | Path,
+    split: str | None = "split_1",
+    *,
+    check_files: bool = True,
+) -> Manifest:
+    """The shared LIVE Challenge development part: ``data.csv`` (``name, original_name, mos,
+    std``, MOS 0–100) and ``splits.csv`` like AGIQA-3K's."""
+    return _read_with_splits(Path(root), split, mos_column="mos", std_column="std",
+                             check_files=check_files)
 
 
 def read_koniq10k(root: str | Path, *, check_files: bool = True) -> Manifest:
@@ -201,6 +225,7 @@ READERS = {
     "koniq10k": read_koniq10k,
     "spaq": read_spaq,
     "livec": read_live_challenge,
+    "clive": read_clive_dev,
     "kadid10k": read_kadid10k,
     "csv": read_plain_csv,
     "folder": read_folder,

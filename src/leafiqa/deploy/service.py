@@ -4,6 +4,7 @@ POST /score   multipart files (field ``files``, one or several) or JSON
               {"images": ["<base64>", …]} → {"scores": [...], "names": [...]}
 GET  /health  → {"status": "ok"}
 GET  /model   → metadata, calibration, score range
+GET  /        → a page to drop images on; GET /docs → Swagger UI (bundled, works offline)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
 from leafiqa.data.loader import Levels, stack_levels
+from leafiqa.deploy.page import install_page
 from leafiqa.deploy.scorer import Scorer, describe
 
 
@@ -87,7 +89,9 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
         yield
         await batcher.stop()
 
-    app = FastAPI(title="LEAF scoring service", lifespan=lifespan)
+    app = FastAPI(title="LEAF scoring service", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    install_page(app)
 
     def decode(data: bytes, name: str) -> Levels:
         if len(data) > max_upload_bytes:
