@@ -70,23 +70,29 @@ def parse_overrides(settings: list[str] | None) -> dict[str, object]:
     return overrides
 
 
+def detect_kind(target: Path) -> str:
+    """The reader for a path: a file is a CSV; a folder by the files it holds."""
+    if target.is_file():
+        return "csv"
+    if (target / "data.csv").is_file() and (target / "splits.csv").is_file():
+        with (target / "data.csv").open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+        return "agiqa3k" if "mos_quality" in header else "clive"
+    if (target / "koniq10k_scores_and_distributions.csv").is_file():
+        return "koniq10k"
+    if (target / "dmos.csv").is_file():
+        return "kadid10k"
+    return "folder"
+
+
 def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
               limit: int | None = None) -> Manifest:
     from leafiqa.data.readers import read_dataset
 
     target = Path(path)
     if kind == "auto":
-        if target.is_file():
-            kind = "csv"
-        elif (target / "data.csv").is_file() and (target / "splits.csv").is_file():
-            kind = "agiqa3k"
-        elif (target / "koniq10k_scores_and_distributions.csv").is_file():
-            kind = "koniq10k"
-        elif (target / "dmos.csv").is_file():
-            kind = "kadid10k"
-        else:
-            kind = "folder"
-    options: dict[str, object] = {"split": split} if kind == "agiqa3k" else {}
+        kind = detect_kind(target)
+    options: dict[str, object] = {"split": split} if kind in ("agiqa3k", "clive") else {}
     manifest = read_dataset(kind, target, **options)
     return manifest.head(limit) if limit else manifest
 
@@ -321,6 +327,52 @@ def score(
         typer.secho(f"error: {len(failures)} of {len(paths)} images failed"
                     + (" (--strict)" if writer.scored else ""), fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
+
+
+DATA_HELP = (
+    "Check a dataset and show how a run will split it; --out writes it as one CSV (absolute "
+    "paths, a split column) that every command reads.\n\n"
+    "A CSV is name[,mos][,std][,split] (path or image also name the image column). Names are "
+    "relative to --image-root, by default the CSV's folder; absolute paths are kept.\n\n"
+    "Rows with an empty mos are the unlabeled pool: the teacher judges them and the student "
+    "distils from them; only rows with a MOS can be calibration labels or test images.\n\n"
+    "split is optional: train or test in any case (training/testing too); an empty cell trains. "
+    "Without a split column every image trains, or --holdout 0.2 makes a seeded 20 % of the "
+    "rows with MOS the test set.")
+
+
+@app.command(help=DATA_HELP)
+def data(
+    path: str = typer.Argument(..., help="dataset folder, CSV or image folder"),
+    kind: str = typer.Option("auto", help="agiqa3k, clive, koniq10k, spaq, livec, kadid10k, "
+                                          "csv, folder"),
+    split: str = typer.Option("split_1", help="split column (AGIQA-3K, clive-dev)"),
+    image_root: Path = typer.Option(None, help="csv: folder the image names are relative to"),
+    holdout: float = typer.Option(None, help="no split column: this fraction of the images with "
+                                             "MOS becomes the test set"),
+    seed: int = typer.Option(0, help="seed of the holdout draw"),
+    out: Path = typer.Option(None, help="write the prepared manifest here (CSV)"),
+) -> None:
+    from leafiqa.data.splits import load_data, write_manifest_csv
+
+    try:
+        manifest = load_data(detect_kind(Path(path)) if kind == "auto" else kind, path,
+                             split=split, image_root=image_root, holdout=holdout,
+                             holdout_seed=seed)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    counts = {name: [i for i in manifest if i.split == name] for name in ("train", "test")}
+    labelled = sum(item.mos is not None for item in manifest)
+    typer.echo(f"{manifest.source}: {len(manifest)} images, {labelled} with MOS, "
+               f"{len(manifest) - labelled} unlabeled")
+    for name, items in counts.items():
+        typer.echo(f"  {name}: {len(items)} images ({sum(i.mos is not None for i in items)} "
+                   "with MOS)")
+    if not counts["test"]:
+        typer.echo("  no test images: a run trains on everything and cannot evaluate "
+                   "(use --holdout)")
+    if out:
+        typer.echo(f"wrote {write_manifest_csv(manifest, out)}")
 
 
 @app.command()

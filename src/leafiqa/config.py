@@ -21,6 +21,9 @@ class DataConfig:
     path: str = "../shared/data/agiqa3k"
     split: str | None = "split_1"
     limit: int | None = None  # N images spread over the dataset (quick runs)
+    image_root: str | None = None  # csv: where image names resolve (default: the CSV's folder)
+    holdout: float | None = None  # no split column: this fraction of the MOS rows tests
+    holdout_seed: int = 0
 
 
 @dataclass

@@ -20,16 +20,42 @@ def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV ({error})") from None
 
 
+SPLIT_VALUES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
+
+
+def normalise_split_column(frame: pd.DataFrame, source: str) -> None:
+    """``split`` cells: ``train``/``test`` in any case (``training``/``testing`` too); an empty
+    cell trains (typically an unlabeled image); anything else is an error naming the row."""
+    values = []
+    for position, raw in enumerate(frame["split"].tolist()):
+        text = "" if raw is None or (isinstance(raw, float) and pd.isna(raw)) else str(raw)
+        text = text.strip().lower()
+        if text and text not in SPLIT_VALUES:
+            raise DataError(f"{source}: row {position + 2}, column 'split': expected train or "
+                            f"test (or empty), got {raw!r}")
+        values.append(SPLIT_VALUES.get(text, "train"))
+    frame["split"] = values
+
+
 def read_plain_csv(
     path: str | Path,
     image_root: str | Path | None = None,
     *,
     check_files: bool = True,
 ) -> Manifest:
-    """``name,mos[,std][,split]`` (``path`` or ``image`` also accepted for the name column)."""
+    """``name[,mos][,std][,split]`` (``path`` or ``image`` also accepted for the name column).
+
+    Names are relative to ``image_root`` (default: the CSV's folder); absolute paths are kept.
+    A row with an empty ``mos`` is an unlabeled image: the teacher judges it and the student
+    distils from it. ``split`` is optional (see ``normalise_split_column``); without it every
+    image trains unless a holdout is asked for (``leafiqa.data.splits``)."""
     path = Path(path)
     frame = _read_csv(path)
     name_column = next((c for c in ("name", "path", "image") if c in frame.columns), "name")
+    if "split" in frame.columns:
+        normalise_split_column(frame, str(path))
+    if image_root is not None and not Path(image_root).is_dir():
+        raise DataError(f"{image_root}: image root folder not found")
     return build_manifest(
         frame,
         root=Path(image_root) if image_root else path.parent,
