@@ -66,7 +66,8 @@ MODELS = (
         training_data="LIVE In the Wild Image Quality Challenge, development part (542 images; "
                       "Ghadiyaram and Bovik, IEEE TIP 2016), split_1 training images",
         mos_scale={"name": "LIVE Challenge MOS", "range": [0.0, 100.0], "higher_better": True},
-        licence="Non-commercial use: " + QBENCH_LICENCE + " Trained on the LIVE In the Wild "
+        licence="Non-commercial use (the teacher's terms). " + QBENCH_LICENCE + " Trained on "
+                "the LIVE In the Wild "
                 "Challenge database, Copyright (c) 2015 The University of Texas at Austin; its "
                 "notice travels with this model (licences/README-LIVE-Challenge.txt).",
         notices=("agiqa3k/mllm-judgments/LICENSE-Q-Bench",
@@ -117,8 +118,9 @@ def package(spec: PackagedModel, output: Path, shared: Path) -> dict:
     shipped = ModelInfo(**{**info.__dict__, "card": card,
                            "provenance": run_provenance(config), "created": ""})
     save_model(packaged, network, shipped, half_backbone=True)
-    card["test"] = test_metrics(packaged, spec)
-    save_model(packaged, network, shipped, half_backbone=True)
+    card["test"] = test_metrics(packaged, spec)  # of the shipped (float16) file itself
+    save_model(packaged, network, shipped, half_backbone=True)  # `shipped` holds `card`
+    packaged.chmod(0o644)  # safetensors writes 0600; an installed package must be readable
     licences = PACKAGED_DIR / "licences"
     licences.mkdir(exist_ok=True)
     for notice in spec.notices:

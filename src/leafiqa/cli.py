@@ -306,13 +306,16 @@ def score(
     if not paths:
         fail("no images to score")
     failures: list[str] = []
+    position = {path: index for index, path in reversed(list(enumerate(paths)))}
     start = time.time()
     with ScoreWriter(out) as writer, tqdm(total=len(paths), unit="img", desc="scoring") as bar:
         for batch in scorer.iter_scores(paths, batch_size, workers):
-            for path, value in zip(batch.paths, batch.scores, strict=True):
-                writer.add(path, value)
-            for path, reason in batch.failures:
-                writer.add(path, None, reason)
+            rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
+                                                             strict=True)]
+            rows += [(path, None, reason) for path, reason in batch.failures]
+            for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
+                writer.add(path, value, reason)
+            for _, reason in batch.failures:
                 failures.append(reason)
                 logging.warning("skipped %s", reason)
             writer.flush()
