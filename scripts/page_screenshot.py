@@ -33,7 +33,7 @@ def main() -> None:
     images = [str(args.data / "images" / name) for name in picks["name"]]
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,560"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,620"):
         options.add_argument(flag)
     with ServerThread(create_app("leaf-agiqa3k", runtime="torch")) as server:
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
