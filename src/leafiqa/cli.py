@@ -436,9 +436,11 @@ def export(model_path: Path = typer.Argument(...),
 
 
 @app.command()
-def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8000,
+def serve(model_path: Path = typer.Argument(..., help="a model name or model file"),
+          host: str = "127.0.0.1", port: int = 8000,
           runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16) -> None:
-    """An HTTP scoring service: POST /score, GET /health, GET /model."""
+    """An HTTP scoring service: a page to drop images on at /, POST /score, GET /health,
+    GET /model, the API's docs at /docs (works offline)."""
     import uvicorn
 
     from leafiqa.deploy.service import create_app
