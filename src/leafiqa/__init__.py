@@ -5,15 +5,15 @@ reliability for each judgment; a small CNN (the student) learns those judgments 
 distillation; a few human MOS labels calibrate it; the result is one small model file.
 
     import leafiqa
-    metric = leafiqa.create_metric("runs/demo/leaf-model.safetensors")
-    score = metric("photo.jpg")            # calibrated quality on the MOS scale
+    leafiqa.list_models()                          # ['leaf-agiqa3k', 'leaf-clive', …]
+    metric = leafiqa.create_metric("leaf-agiqa3k") # or a model file of your own
+    score = metric("photo.jpg")                    # (1,) tensor on the model's MOS scale
 """
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leafiqa.errors import (
     BackboneError,
@@ -23,11 +23,7 @@ from leafiqa.errors import (
     ModelFileError,
     TeacherError,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from leafiqa.deploy.scorer import Scorer
-
-__version__ = "0.1.0"
+from leafiqa.version import __version__
 
 # Imported on first use, so `import leafiqa` (and reading a config) does not load torch.
 _LAZY = {
@@ -50,6 +46,9 @@ _LAZY = {
     "PointJudgment": ("leafiqa.teachers.protocol", "PointJudgment"),
     "Teacher": ("leafiqa.teachers.protocol", "Teacher"),
     "make_teacher": ("leafiqa.teachers.registry", "make_teacher"),
+    "create_metric": ("leafiqa.metric", "create_metric"),
+    "LeafMetric": ("leafiqa.metric", "LeafMetric"),
+    "list_models": ("leafiqa.registry", "list_models"),
 }
 
 
@@ -62,19 +61,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'leafiqa' has no attribute {name!r}")
 
 
-def create_metric(model: str | Path, runtime: str = "auto") -> Scorer:
-    """pyiqa-style: ``create_metric(path)(image) -> float``. ``model`` is a LEAF model file."""
-    from leafiqa.deploy.scorer import load_model
-
-    return load_model(model, runtime=runtime)
-
-
 __all__ = [
     "BackboneError",
     "ConfigError",
     "DataError",
     "JudgmentStore",
     "LeafError",
+    "LeafMetric",
     "Manifest",
     "ModelFileError",
     "PairJudgment",
@@ -90,10 +83,12 @@ __all__ = [
     "distill_from_store",
     "evaluate",
     "fit_score_map",
+    "list_models",
     "load_config",
     "load_model",
     "make_teacher",
     "read_dataset",
     "run_pipeline",
     "teach",
+    "__version__",
 ]

@@ -9,9 +9,9 @@ import numpy as np
 
 from leafiqa.calibration.prior import calibrate_prior
 from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
-from leafiqa.calibration.selection import select_labels
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, load_network, save_model
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
@@ -77,7 +77,9 @@ def distill_from_store(
     info = ModelInfo(backbone=backbone, input_sizes=as_sizes(input_size),
                      head=student.head.config(),
                      score_map=student.score_map, teacher_ids=targets.teacher_ids,
-                     manifest_hash=images.fingerprint(), notes={"stage": "distilled"})
+                     manifest_hash=images.fingerprint(), notes={"stage": "distilled"},
+                     provenance={"labels_file": manifest.source,
+                                 "seeds": {"distill": config.seed}})
     return save_model(out, network, info)
 
 
@@ -99,8 +101,11 @@ def calibrate_model(
 
     network, info = load_network(model_path)
     pool = training_images(manifest)
-    if not pool.has_mos:
-        raise DataError(f"{pool.source}: calibration needs a MOS for every image")
+    # images without a MOS stay in the pool (the teacher's term of the loss reads them) but are
+    # never drawn as labels
+    pool_mos = np.array([np.nan if item.mos is None else item.mos for item in pool])
+    if not labelled_rows(pool_mos).size:
+        raise DataError(f"{pool.source}: no training image has a MOS to calibrate on")
     keys = hash_manifest(pool)
     features = FeatureExtractor(info.backbone, info.input_sizes, cache_dir).transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
@@ -110,10 +115,10 @@ def calibrate_model(
             raise ValueError("label selection 'spread' needs the teacher's judgments (--store)")
         teacher_scores = np.zeros(len(keys))
         teacher_scores[targets.point_index] = targets.point_target
-    n_labels = label_count(budget, len(pool))
-    rows = select_labels(len(pool), n_labels, strategy=selection,
-                         teacher_scores=teacher_scores, seed=seed)
-    mos = np.array(pool.mos_array())[rows]
+    n_labels = label_count(budget, labelled_rows(pool_mos).size)
+    rows = select_among_labelled(pool_mos, n_labels, strategy=selection,
+                                 teacher_scores=teacher_scores, seed=seed)
+    mos = pool_mos[rows]
     head = network.head
     scores = head.predict(features)
     basis = RidgeBasis.fit(features[rows], FeatureScaler.fit(features))
@@ -125,7 +130,8 @@ def calibrate_model(
                      mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
                      notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
                             "selection": selection,
-                            "correction_alpha": calibration.correction_alpha})
+                            "correction_alpha": calibration.correction_alpha},
+                     provenance={"labels_file": manifest.source, "seeds": {"labels": seed}})
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")
     return save_model(out, calibrated, info)

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from leafiqa.calibration.selection import select_labels
 from leafiqa.config import RunConfig
 from leafiqa.data.manifest import DataError
+from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.evaluation.report import BenchReport, write_report
 from leafiqa.methods import BASELINES, LEAF_VARIANTS, METHODS, get_method, run_teacher_alone
@@ -92,14 +92,14 @@ class SplitTask:
 def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int,
                    alone: dict[str, np.ndarray], scatter_budget: float) -> SplitTask:
     task = SplitTask([])
-    n_train = ws.train_rows.size
+    train_mos = ws.mos[ws.train_rows]
     teacher_train = ws.teacher_scores[ws.train_rows]
     ensemble = bool(ws.teacher.members)
     for selection in grid.selections:
         for budget in grid.budgets:
-            n_labels = label_count(budget, n_train)
-            label_rows = select_labels(n_train, n_labels, strategy=selection,
-                                       teacher_scores=teacher_train, seed=seed)
+            n_labels = label_count(budget, labelled_rows(train_mos).size)
+            label_rows = select_among_labelled(train_mos, n_labels, strategy=selection,
+                                               teacher_scores=teacher_train, seed=seed)
             cell = {"split": split, "seed": seed, "selection": selection, "budget": budget,
                     "n_labels": n_labels}
             for teacher_id, scores in alone.items():

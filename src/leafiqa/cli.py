@@ -48,6 +48,22 @@ app.add_typer(judgments_app, name="judgments")
 STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from leafiqa.version import __version__, git_commit
+
+        commit = git_commit()
+        typer.echo(f"leaf {__version__}" + (f" ({commit})" if commit else ""))
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=show_version,
+                                              is_eager=True, help="print the version and exit")
+                 ) -> None:
+    """LEAF — label-efficient image quality assessment."""
+
+
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -96,23 +112,29 @@ def parse_overrides(settings: list[str] | None) -> dict[str, object]:
     return overrides
 
 
+def detect_kind(target: Path) -> str:
+    """The reader for a path: a file is a CSV; a folder by the files it holds."""
+    if target.is_file():
+        return "csv"
+    if (target / "data.csv").is_file() and (target / "splits.csv").is_file():
+        with (target / "data.csv").open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+        return "agiqa3k" if "mos_quality" in header else "clive"
+    if (target / "koniq10k_scores_and_distributions.csv").is_file():
+        return "koniq10k"
+    if (target / "dmos.csv").is_file():
+        return "kadid10k"
+    return "folder"
+
+
 def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
               limit: int | None = None) -> Manifest:
     from leafiqa.data.readers import read_dataset
 
     target = Path(path)
     if kind == "auto":
-        if target.is_file():
-            kind = "csv"
-        elif (target / "data.csv").is_file() and (target / "splits.csv").is_file():
-            kind = "agiqa3k"
-        elif (target / "koniq10k_scores_and_distributions.csv").is_file():
-            kind = "koniq10k"
-        elif (target / "dmos.csv").is_file():
-            kind = "kadid10k"
-        else:
-            kind = "folder"
-    options: dict[str, object] = {"split": split} if kind == "agiqa3k" else {}
+        kind = detect_kind(target)
+    options: dict[str, object] = {"split": split} if kind in ("agiqa3k", "clive") else {}
     manifest = read_dataset(kind, target, **options)
     return manifest.head(limit) if limit else manifest
 
@@ -297,67 +319,149 @@ def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> lis
 
 @app.command()
 def score(
-    model_path: Path = typer.Argument(..., help="calibrated model file"),
+    model_path: str = typer.Argument(..., help="a model name (see `leaf models`) or model file"),
     inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists or CSVs"),
-    out: Path = typer.Option(Path("scores.csv"), help="CSV or .parquet"),
+    out: Path = typer.Option(Path("scores.csv"),
+                             help="output file: .csv (written as it goes), .json or .parquet; "
+                                  "one row per image: path, score, error"),
     runtime: str = typer.Option("auto", help="torch, onnx or auto"),
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(None, help="decoding processes (default: CPU count)"),
     threads: int = typer.Option(None, help="inference threads"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """Score images with a model file, in batches, written as it goes. Unreadable images are
-    skipped and counted by reason; none scored at all exits with code 1."""
+    """Score images with a model, in batches, written as it goes. Images that cannot be read
+    keep their row, with an empty score and the reason in the error column, and are counted by
+    reason. Exit status: 0 when images were scored, 1 when every image failed, 2 for bad
+    arguments or, with --strict, the first unreadable image."""
     from tqdm.auto import tqdm
 
+    from leafiqa.deploy.outputs import ScoreWriter, output_format
     from leafiqa.deploy.scorer import Scorer
 
     logging.basicConfig(level=logging.WARNING)
+    output_format(out)
     unlisted: list[str] = []
     paths = expand_inputs(inputs, unlisted)
     if strict and unlisted:
         raise DataError(f"--strict: {unlisted[0]}")
     scorer = Scorer(model_path, runtime=runtime, threads=threads)
-    if not paths:
-        fail("no images to score" + (f" ({'; '.join(unlisted[:3])})" if unlisted else ""))
-    failures: list[tuple[Path, str]] = [(Path(reason.split(":")[0]), reason)
-                                        for reason in unlisted]
-    rows: list[tuple[str, float]] = []
+    if not paths and not unlisted:
+        fail("no images to score")
+    failures: list[str] = list(unlisted)
+    position = {path: index for index, path in reversed(list(enumerate(paths)))}
     start = time.time()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    parquet = out.suffix == ".parquet"
-    handle = None if parquet else out.open("w", newline="")
-    writer = csv.writer(handle) if handle else None
-    if writer:
-        writer.writerow(["path", "score"])
-    with tqdm(total=len(paths), unit="img", desc="scoring") as bar:
+    with ScoreWriter(out) as writer, tqdm(total=len(paths), unit="img", desc="scoring") as bar:
         for batch in scorer.iter_scores(paths, batch_size, workers):
-            for path, value in zip(batch.paths, batch.scores, strict=True):
-                rows.append((str(path), value))
-                if writer:
-                    writer.writerow([str(path), f"{value:.6f}"])
-            for path, reason in batch.failures:
+            rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
+                                                             strict=True)]
+            rows += [(path, None, reason) for path, reason in batch.failures]
+            for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
+                writer.add(path, value, reason)
+            for _, reason in batch.failures:
                 if strict:
                     raise DataError(f"--strict: {reason}")
-                failures.append((path, reason))
+                failures.append(reason)
                 logging.warning("skipped %s", reason)
-            if handle:
-                handle.flush()
+            writer.flush()
             bar.update(len(batch.paths) + len(batch.failures))
-    if handle:
-        handle.close()
-    else:
-        import pandas as pd
-
-        pd.DataFrame(rows, columns=["path", "score"]).to_parquet(out)
-    elapsed = time.time() - start
-    counts = f" ({reason_counts([reason for _, reason in failures])})" if failures else ""
-    typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
-               f"{scorer.runtime}) → {out}; skipped {len(failures)} unreadable{counts}")
-    for _, reason in failures[:10]:
+    elapsed = max(time.time() - start, 1e-9)
+    counts = f" ({reason_counts(failures)})" if failures else ""
+    typer.echo(f"scored {writer.scored} images in {elapsed:.1f} s "
+               f"({writer.scored / elapsed:.1f} img/s, {scorer.runtime}) → {out}; "
+               f"skipped {len(failures)} unreadable{counts}")
+    for reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
-    if not rows:
-        nothing_succeeded(f"none of the {len(failures)} inputs could be scored{counts}")
+    if writer.scored == 0:
+        nothing_succeeded(f"{len(failures)} of {len(paths) + len(unlisted)} images failed, "
+                          f"none could be scored{counts}")
+
+
+DATA_HELP = (
+    "Check a dataset and show how a run will split it; --out writes it as one CSV (absolute "
+    "paths, a split column) that every command reads.\n\n"
+    "A CSV is name[,mos][,std][,split] (path or image also name the image column). Names are "
+    "relative to --image-root, by default the CSV's folder; absolute paths are kept.\n\n"
+    "Rows with an empty mos are the unlabeled pool: the teacher judges them and the student "
+    "distils from them; only rows with a MOS can be calibration labels or test images.\n\n"
+    "split is optional: train or test in any case (training/testing too); an empty cell trains. "
+    "Without a split column every image trains, or --holdout 0.2 makes a seeded 20 % of the "
+    "rows with MOS the test set.")
+
+
+@app.command(help=DATA_HELP)
+def data(
+    path: str = typer.Argument(..., help="dataset folder, CSV or image folder"),
+    kind: str = typer.Option("auto", help="agiqa3k, clive, koniq10k, spaq, livec, kadid10k, "
+                                          "csv, folder"),
+    split: str = typer.Option("split_1", help="split column (AGIQA-3K, clive-dev)"),
+    image_root: Path = typer.Option(None, help="csv: folder the image names are relative to"),
+    holdout: float = typer.Option(None, help="no split column: this fraction of the images with "
+                                             "MOS becomes the test set"),
+    seed: int = typer.Option(0, help="seed of the holdout draw"),
+    out: Path = typer.Option(None, help="write the prepared manifest here (CSV)"),
+) -> None:
+    from leafiqa.data.splits import load_data, write_manifest_csv
+
+    try:
+        manifest = load_data(detect_kind(Path(path)) if kind == "auto" else kind, path,
+                             split=split, image_root=image_root, holdout=holdout,
+                             holdout_seed=seed)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    counts = {name: [i for i in manifest if i.split == name] for name in ("train", "test")}
+    labelled = sum(item.mos is not None for item in manifest)
+    typer.echo(f"{manifest.source}: {len(manifest)} images, {labelled} with MOS, "
+               f"{len(manifest) - labelled} unlabeled")
+    for name, items in counts.items():
+        typer.echo(f"  {name}: {len(items)} images ({sum(i.mos is not None for i in items)} "
+                   "with MOS)")
+    if not counts["test"]:
+        typer.echo("  no test images: a run trains on everything and cannot evaluate "
+                   "(use --holdout)")
+    if out:
+        typer.echo(f"wrote {write_manifest_csv(manifest, out)}")
+
+
+@app.command()
+def models() -> None:
+    """The models `create_metric` and `leaf score` accept by name: the packaged ones and any in
+    the folders of LEAF_MODEL_PATH."""
+    from leafiqa.registry import registered_models
+
+    entries = registered_models()
+    if not entries:
+        typer.echo("no models registered")
+        return
+    typer.echo(f"{'name':<16} {'for':<22} {'scale':<24} {'SRCC':>6}  file")
+    for name, entry in entries.items():
+        try:
+            info = entry.info()
+        except (FileNotFoundError, ValueError) as error:
+            typer.echo(f"{name:<16} unreadable: {error}")
+            continue
+        card = info.card
+        scale = info.score_range
+        scale_text = f"{scale[0]:g}–{scale[1]:g} higher better" if scale else "uncalibrated"
+        srcc = card.get("test", {}).get("srcc")
+        typer.echo(f"{name:<16} {card.get('title', '(own model)'):<22} {scale_text:<24} "
+                   f"{'' if srcc is None else f'{srcc:.3f}':>6}  {entry.path}")
+
+
+@app.command()
+def info(model_path: str = typer.Argument(..., help="a model name or model file")) -> None:
+    """A model's card and metadata as JSON: training data, teacher, labels, MOS scale, test
+    metrics, licence, tool version, commit, labels file and seeds."""
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.deploy.scorer import describe
+    from leafiqa.registry import resolve_model
+
+    try:
+        path = resolve_model(model_path)
+        model_info = read_info(path)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(json.dumps({"path": str(path), **describe(model_info)}, indent=2))
 
 
 @app.command()
@@ -374,7 +478,8 @@ def export(model_path: Path = typer.Argument(...),
 
 
 @app.command()
-def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8000,
+def serve(model_path: str = typer.Argument(..., help="a model name or model file"),
+          host: str = "127.0.0.1", port: int = 8000,
           runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16,
           max_pixels: int = typer.Option(None, help="decompression-bomb limit per image "
                                                     "(default: PIL's, about 89 MP)"),
@@ -382,7 +487,8 @@ def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port:
           api_key_env: str = typer.Option("LEAF_SERVE_API_KEY",
                                           help="require this variable's value as the bearer "
                                                "token when it is set")) -> None:
-    """An HTTP scoring service: POST /score, GET /health, GET /model."""
+    """An HTTP scoring service: a page to drop images on at /, POST /score, GET /health,
+    GET /model, the API's docs at /docs (works offline)."""
     import uvicorn
 
     from leafiqa.deploy.service import create_app

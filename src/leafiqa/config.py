@@ -41,6 +41,9 @@ class DataConfig:
                                                      "relative to (csv kind)")
     limit: int | None = Field(None, ge=1, description="N images spread over the dataset "
                                                        "(quick runs)")
+    holdout: float | None = Field(None, gt=0, lt=1, description="no split column: this "
+                                  "fraction of the rows with MOS becomes the test set (seeded)")
+    holdout_seed: int = 0
 
 
 @dataclass(config=_STRICT)
@@ -230,3 +233,16 @@ def config_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     return json.dumps(config_schema(), indent=2)
+
+
+def run_provenance(config: RunConfig) -> dict[str, Any]:
+    """What a run's model file and results.json record about where they came from: tool
+    version, git commit, the labels file (data path, kind, split) and every seed."""
+    from leafiqa.version import provenance
+
+    return provenance(
+        labels_file={"kind": config.data.kind, "path": config.data.path,
+                     "split": config.data.split},
+        seeds={"labels": config.labels.seed, "distill": config.distill.seed,
+               "calibration": config.calibration.seed},
+    )

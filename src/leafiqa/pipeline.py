@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.selection import select_labels
-from leafiqa.config import RunConfig, config_to_dict
+from leafiqa.config import RunConfig, config_to_dict, run_provenance
 from leafiqa.data.images import as_sizes
+from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, save_model
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.methods import (
@@ -91,6 +91,7 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
         notes={"teacher": ws.teacher.name, "labels": int(label_rows.size),
                "dataset": ws.manifest.source, "finetune": ws.config.student.finetune,
                "correction_alpha": calibration.correction_alpha},
+        provenance=run_provenance(ws.config),
     )
     return save_model(path, build_network(ws, result, backbone), info)
 
@@ -102,27 +103,34 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     ws = prepare(config, progress)
-    n_labels = label_count(config.labels.budget, ws.train_rows.size)
-    label_rows = select_labels(ws.train_rows.size, n_labels, strategy=config.labels.selection,
-                               teacher_scores=ws.teacher_scores[ws.train_rows],
-                               seed=config.labels.seed)
+    train_mos = ws.mos[ws.train_rows]
+    # images without a MOS are the unlabeled pool: judged and distilled from, never labels
+    n_labels = label_count(config.labels.budget, labelled_rows(train_mos).size)
+    label_rows = select_among_labelled(train_mos, n_labels, strategy=config.labels.selection,
+                                       teacher_scores=ws.teacher_scores[ws.train_rows],
+                                       seed=config.labels.seed)
     tuned_backbone = None
     leaf_ws = ws
     if config.student.finetune != "none":
         leaf_ws, tuned_backbone = tune_backbone(ws, progress)
     results = [run_leaf(leaf_ws, label_rows, config.distill.seed)]
-    if n_labels >= 2:
-        results.append(run_labels_only(ws, label_rows, config.distill.seed))
-    results.append(run_teacher_alone(ws, label_rows))
     mos_test = ws.mos[ws.test_rows]
+    evaluable = ws.test_rows.size >= 3 and not np.isnan(mos_test).any()
+    if evaluable:
+        if n_labels >= 2:
+            results.append(run_labels_only(ws, label_rows, config.distill.seed))
+        results.append(run_teacher_alone(ws, label_rows))
     calibrated = n_labels >= 2
-    metrics = {r.method: evaluate(r.predictions, mos_test, calibrated) for r in results}
+    metrics = {r.method: evaluate(r.predictions, mos_test, calibrated)
+               for r in results} if evaluable else {}
     model_path = save_student(leaf_ws, results[0], output / "leaf-model.safetensors", label_rows,
                               tuned_backbone)
-    from leafiqa.evaluation.plots import scatter_plot
+    plot = None
+    if evaluable:
+        from leafiqa.evaluation.plots import scatter_plot
 
-    plot = scatter_plot(results[0].predictions, mos_test, output / "scatter.png",
-                        title=f"LEAF, {n_labels} labels — {ws.teacher.name}")
+        plot = scatter_plot(results[0].predictions, mos_test, output / "scatter.png",
+                            title=f"LEAF, {n_labels} labels — {ws.teacher.name}")
     summary = {
         "teacher": ws.teacher.name,
         "teacher_weights": [dataclasses.asdict(w) for w in ws.teacher.weights],
@@ -139,10 +147,11 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
                         "correction_alpha": results[0].calibration.correction_alpha},
         "metrics": metrics,
         "model": str(model_path),
-        "scatter_plot": str(plot),
+        "scatter_plot": str(plot) if plot else None,
         "teach_reports": [r.summary() for r in ws.teacher.reports],
         "seconds": round(time.time() - started, 1),
         "config": config_to_dict(config),
+        "provenance": run_provenance(config),
     }
     (output / "results.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
@@ -163,6 +172,8 @@ def format_results(summary: dict) -> str:
         "",
         f"{'method':<28} {'SRCC':>7} {'KRCC':>7} {'PLCC':>7} {'PLCC*':>7} {'RMSE':>7}",
     ]
+    if not summary["metrics"]:
+        lines.append("(no test images with MOS: nothing to evaluate; the model is saved)")
     for method, m in summary["metrics"].items():
         lines.append(f"{method:<28} {m['srcc']:7.4f} {m['krcc']:7.4f} {m['plcc']:7.4f} "
                      f"{m['plcc_fitted']:7.4f} {m['rmse']:7.4f}")
@@ -170,7 +181,7 @@ def format_results(summary: dict) -> str:
         "",
         "PLCC: predictions as calibrated on the training labels; PLCC*: after a 4-parameter "
         "logistic fitted on the test set (VQEG convention).",
-        f"model: {summary['model']}   plot: {summary['scatter_plot']}   "
+        f"model: {summary['model']}   plot: {summary['scatter_plot'] or '—'}   "
         f"time: {summary['seconds']} s",
     ]
     return "\n".join(lines)

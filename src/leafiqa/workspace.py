@@ -11,6 +11,7 @@ import numpy as np
 from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
 from leafiqa.config import RunConfig, TeacherConfig
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.splits import prepare_splits
 from leafiqa.data.readers import (
     find_split_file,
     read_dataset,
@@ -37,23 +38,28 @@ from leafiqa.teachers.registry import make_teacher
 def load_manifest(config: RunConfig) -> Manifest:
     """The configured data set with ``data.split`` applied from its splits file (``data.splits``,
     ``splits.csv`` beside the data, or split columns of the data CSV itself), for every reader.
-    A data set without such a column keeps the split its reader found (a ``split`` column), and
-    says so in ``manifest.extra["split_column"]`` (None) so a multi-split bench can refuse it."""
+    A data set without such a column keeps the split its reader found (a ``split`` column), or
+    gets a seeded ``data.holdout`` test set, or trains on everything (``data.splits``); it says
+    so in ``manifest.extra["split_column"]`` (None) so a multi-split bench can refuse it."""
     data = config.data
     options: dict[str, object] = {}
-    if data.kind == "agiqa3k":
+    if data.kind in ("agiqa3k", "clive"):
         options["split"] = None  # applied below like every other data set's
     if data.image_root:
+        if data.kind != "csv":
+            raise DataError(f"data.image_root applies to the csv reader only (kind is "
+                            f"'{data.kind}')")
         options["image_root"] = data.image_root
     manifest = read_dataset(data.kind, data.path, **options)
     manifest.extra["split_column"] = None
-    if data.split:
-        split_file = find_split_file(data.path, data.splits)
-        if split_file is not None and (data.splits or split_file_has(split_file, data.split)):
-            manifest = manifest.with_split(read_split_file(split_file, data.split),
-                                           f"{split_file}:{data.split}")
-            manifest.source = f"{manifest.source}+{split_file}:{data.split}"
-            manifest.extra["split_column"] = data.split
+    split_file = find_split_file(data.path, data.splits) if data.split else None
+    if split_file is not None and (data.splits or split_file_has(split_file, data.split)):
+        manifest = manifest.with_split(read_split_file(split_file, data.split),
+                                       f"{split_file}:{data.split}")
+        manifest.source = f"{manifest.source}+{split_file}:{data.split}"
+        manifest.extra["split_column"] = data.split
+    else:
+        manifest = prepare_splits(manifest, data.holdout, data.holdout_seed)
     if data.limit:
         manifest = manifest.spread(int(data.limit))
     return manifest
@@ -203,13 +209,13 @@ class Workspace:
 
 
 def split_rows(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    if any(item.split for item in manifest):
-        train = np.array([i for i, item in enumerate(manifest) if item.split == "train"])
-        test = np.array([i for i, item in enumerate(manifest) if item.split == "test"])
-        if train.size and test.size:
-            return train, test
-    raise DataError(f"{manifest.source}: needs a train/test split for evaluation (a splits file "
-                    "with the column named by data.split, or a 'split' column)")
+    """(train rows, test rows); the test set may be empty (a run that only trains a model)."""
+    train = np.array([i for i, item in enumerate(manifest) if item.split == "train"], dtype=int)
+    test = np.array([i for i, item in enumerate(manifest) if item.split == "test"], dtype=int)
+    if not train.size:
+        raise DataError(f"{manifest.source}: no training images (a split column that marks "
+                        "every image 'test'?)")
+    return train, test
 
 
 def prepare(config: RunConfig, progress: bool = True) -> Workspace:

@@ -19,6 +19,7 @@ from leafiqa.data.images import as_sizes
 from leafiqa.errors import ModelFileError
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
+from leafiqa.version import provenance
 
 FORMAT = "leaf-model/1"
 
@@ -90,9 +91,25 @@ class ModelInfo:
     mos_range: tuple[float, float] | None = None
     created: str = ""
     notes: dict = field(default_factory=dict)
+    # name, training data, teacher, labels, MOS scale, test metrics, licence (packaged models)
+    card: dict = field(default_factory=dict)
+    # tool version, git commit, labels file, seeds; version and commit filled in when saved
+    provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.input_sizes = as_sizes(self.input_sizes)
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        """The MOS scale the scores are on: the card's when it has one, else the range of the
+        MOS labels the model was calibrated on; None for an uncalibrated model."""
+        scale = self.card.get("mos_scale") or {}
+        if scale.get("range"):
+            low, high = scale["range"]
+            return float(low), float(high)
+        if self.score_map.kind == "none":
+            return None
+        return self.mos_range
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -107,6 +124,8 @@ class ModelInfo:
             "mos_range": json.dumps(self.mos_range),
             "created": self.created or time.strftime("%Y-%m-%dT%H:%M:%S"),
             "notes": json.dumps(self.notes),
+            "card": json.dumps(self.card),
+            "provenance": json.dumps({**provenance(), **self.provenance}),
         }
 
     @classmethod
@@ -127,15 +146,23 @@ class ModelInfo:
                 mos_range=tuple(mos_range) if mos_range else None,
                 created=metadata.get("created", ""),
                 notes=json.loads(metadata.get("notes", "{}")),
+                card=json.loads(metadata.get("card", "{}")),
+                provenance=json.loads(metadata.get("provenance", "{}")),
             )
         except (KeyError, ValueError) as error:
             raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
 
 
-def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo) -> Path:
+def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo,
+               half_backbone: bool = False) -> Path:
+    """``half_backbone``: store the backbone's weights as float16 (half the file; loading
+    turns them back into float32). The head and the calibration always stay float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    if half_backbone:
+        tensors = {k: v.half() if k.startswith("backbone.") and v.is_floating_point() else v
+                   for k, v in tensors.items()}
     save_file(tensors, str(path), metadata=info.to_metadata())
     return path
 

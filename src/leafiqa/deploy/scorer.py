@@ -16,6 +16,7 @@ from PIL import Image
 from leafiqa.data.images import image_from_any, to_model_inputs
 from leafiqa.data.loader import iter_batches, stack_levels
 from leafiqa.deploy.modelfile import ModelInfo, load_network
+from leafiqa.registry import resolve_model
 from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Scorer:
 
     def __init__(self, model_path: str | Path, runtime: str = "auto",
                  threads: int | None = None) -> None:
-        self.model_path = Path(model_path)
+        self.model_path = resolve_model(model_path)
         self.network, self.info = load_network(self.model_path)
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
@@ -146,4 +147,8 @@ def describe(info: ModelInfo) -> dict:
         "mos_range": info.mos_range,
         "created": info.created,
         "notes": info.notes,
+        "score_range": info.score_range,
+        "lower_better": False,
+        "card": info.card,
+        "provenance": info.provenance,
     }

@@ -6,6 +6,7 @@ POST /score   multipart files (field ``files``, one or several) or JSON
               ``error`` (its score null), never the others' failure; 422 when none scored
 GET  /health  → {"status": "ok"}
 GET  /model   → metadata, calibration, score range (no local paths)
+GET  /        → a page to drop images on; GET /docs → Swagger UI (bundled, works offline)
 
 Hostile clients: the body is read as a stream with a size limit (chunked bodies included) and
 a read timeout; images are decoded off the event loop in a bounded pool, each behind the
@@ -36,6 +37,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
 from leafiqa.data.loader import Levels, stack_levels
+from leafiqa.deploy.page import install_page
 from leafiqa.deploy.scorer import Scorer, describe
 
 
@@ -197,7 +199,9 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
         await batcher.stop()
         decoders.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="LEAF scoring service", lifespan=lifespan)
+    app = FastAPI(title="LEAF scoring service", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    install_page(app)
 
     def authorise(request: Request) -> None:
         if api_key is None:
