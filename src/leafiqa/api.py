@@ -123,9 +123,11 @@ def calibrate_model(
     scores = head.predict(features)
     basis = RidgeBasis.fit(features[rows], FeatureScaler.fit(features))
     calibration = calibrate_prior(scores[rows], basis, mos)
-    calibrated = LeafNetwork(network.backbone, head, calibration.score_map, calibration.correction)
+    calibrated = LeafNetwork(network.backbone, head, calibration.line, calibration.correction,
+                             calibration.output_map)
     info = ModelInfo(backbone=info.backbone, input_sizes=info.input_sizes, head=head.config(),
-                     score_map=calibration.score_map, teacher_ids=info.teacher_ids,
+                     score_map=calibration.line, output_map=calibration.output_map,
+                     teacher_ids=info.teacher_ids,
                      manifest_hash=info.manifest_hash,
                      mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
                      notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),

@@ -170,8 +170,11 @@ _TASK_INPUTS: dict[str, tuple[Workspace, dict[str, np.ndarray]]] = {}
 
 def _init_worker(inputs: dict[str, tuple[Workspace, dict[str, np.ndarray]]]) -> None:
     import torch
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)  # one process per core beats two threads on tiny matrices
+    # one process per core beats several threads each on these matrices
+    torch.set_num_threads(1)
+    threadpool_limits(1)
     _TASK_INPUTS.update(inputs)
 
 
@@ -208,7 +211,7 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
     with tqdm(total=grid.cell_count(ensemble), desc="bench", unit="run",
               disable=not progress) as bar:
         if workers <= 1:
-            _init_worker(inputs)
+            _TASK_INPUTS.update(inputs)
             for split, seed in tasks:
                 results.append(_run_task(split, seed, grid, scatter_budget))
                 bar.update(per_task)

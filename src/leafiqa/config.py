@@ -99,6 +99,9 @@ class DistillConfig:
     """The ``distill`` section: joint distillation's weights and training (used as is by
     ``leafiqa.student.distill``)."""
 
+    # ridge: the teacher's point-wise judgments distilled in closed form (reliability-weighted
+    # ridge, penalty by leave-one-out); mlp: a small MLP trained on the joint point + pair loss
+    head: Literal["ridge", "mlp"] = "ridge"
     point_weight: float = 1.0
     pair_weight: float = 1.0
     temperature: float = 0.5

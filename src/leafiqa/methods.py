@@ -64,11 +64,12 @@ class LeafVariant:
 
 LEAF_VARIANTS: tuple[LeafVariant, ...] = (
     LeafVariant("LEAF"),
-    LeafVariant("LEAF point-wise only", {"pair_weight": 0.0}),
-    LeafVariant("LEAF pair-wise only", {"point_weight": 0.0}),
     LeafVariant("LEAF no reliability weighting", {"use_reliability": False}),
     LeafVariant("LEAF P(good) target", {"target": "score"}),
     LeafVariant("LEAF no correction (map only)", correct=False),
+    LeafVariant("LEAF MLP head, joint point + pair loss", {"head": "mlp"}),
+    LeafVariant("LEAF MLP head, point-wise only", {"head": "mlp", "pair_weight": 0.0}),
+    LeafVariant("LEAF MLP head, pair-wise only", {"head": "mlp", "point_weight": 0.0}),
     LeafVariant("LEAF equal ensemble weights", ensemble_weights="equal"),
 )
 
@@ -84,7 +85,9 @@ def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray 
     workspace and config. For an ensemble with enough ``label_rows`` the members are first
     re-weighted by their agreement with those labels."""
     view = ws.teacher
-    key: tuple = (repr(config), ensemble_weights)
+    # the closed-form ridge head has no randomness: one per workspace whatever the seed
+    key: tuple = (repr(dataclasses.replace(config, seed=0) if config.head == "ridge"
+                       else config), ensemble_weights)
     labelled = None
     if ws.teacher.members and label_rows is not None and (
             label_rows.size >= MIN_LABELS_FOR_ENSEMBLE_WEIGHTS) and ensemble_weights != "equal":

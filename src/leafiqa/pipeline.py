@@ -33,8 +33,9 @@ def build_network(ws: Workspace, result: MethodResult,
                   backbone: MultiLevelBackbone | None = None) -> LeafNetwork:
     assert result.head is not None
     backbone = backbone or MultiLevelBackbone(ws.config.student.backbone, pretrained=True)
-    return LeafNetwork(backbone, result.head, result.calibration.score_map,
-                       result.calibration.correction).eval()
+    calibration = result.calibration
+    return LeafNetwork(backbone, result.head, calibration.line, calibration.correction,
+                       calibration.output_map).eval()
 
 
 def tune_backbone(ws: Workspace, progress: bool = True
@@ -69,7 +70,9 @@ def tune_backbone(ws: Workspace, progress: bool = True
     tuned = dataclasses.replace(ws, features=features)
     tuned.__dict__["_heads"] = {}
     # the tuned head is this workspace's distilled head for the run's distillation config
-    tuned.__dict__["_heads"][(repr(ws.config.distill), "agreement")] = head
+    tuned.__dict__["_heads"][(repr(dataclasses.replace(ws.config.distill, seed=0)
+                               if ws.config.distill.head == "ridge" else ws.config.distill),
+                               "agreement")] = head
     return tuned, backbone
 
 
@@ -83,7 +86,8 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
         backbone=ws.config.student.backbone,
         input_sizes=as_sizes(ws.config.student.input_size),
         head=result.head.config(),
-        score_map=calibration.score_map,
+        score_map=calibration.line,
+        output_map=calibration.output_map,
         teacher_ids=sorted({p.teacher_id for p in ws.teacher.points.values()}),
         manifest_hash=train_manifest.fingerprint(),
         mos_range=(float(labelled_mos.min()), float(labelled_mos.max()))
@@ -143,8 +147,9 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
         "n_test": int(ws.test_rows.size),
         "n_labels": n_labels,
         "label_selection": config.labels.selection,
-        "calibration": {"score_map": results[0].calibration.score_map.kind,
-                        "correction_alpha": results[0].calibration.correction_alpha},
+        "calibration": {"line": results[0].calibration.line.to_dict(),
+                        "correction_alpha": results[0].calibration.correction_alpha,
+                        "output_map": results[0].calibration.output_map.to_dict()},
         "metrics": metrics,
         "model": str(model_path),
         "scatter_plot": str(plot) if plot else None,

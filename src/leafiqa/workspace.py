@@ -11,13 +11,13 @@ import numpy as np
 from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
 from leafiqa.config import RunConfig, TeacherConfig
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.data.splits import prepare_splits
 from leafiqa.data.readers import (
     find_split_file,
     read_dataset,
     read_split_file,
     split_file_has,
 )
+from leafiqa.data.splits import prepare_splits
 from leafiqa.judgments.ensemble import (
     MemberWeight,
     ensemble_id,

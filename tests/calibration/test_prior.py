@@ -73,3 +73,18 @@ def test_labels_correct_a_prior_that_misses_part_of_quality() -> None:
     corrected = calibration(prior[test], x[test])
     mapped_only = calibration.score_map(prior[test])
     assert spearmanr(corrected, mos[test])[0] > spearmanr(mapped_only, mos[test])[0] + 0.2
+
+
+def test_a_weight_of_two_fits_like_a_duplicated_image() -> None:
+    rng, x, quality = synthetic(50, 20)
+    y = quality + 0.3 * rng.normal(size=50)
+    alphas = np.array([5.0])
+    weights = np.ones(50)
+    weights[:10] = 2.0
+    scaler = FeatureScaler.fit(x)
+    weighted = fit_ridge_loo(RidgeBasis.fit(x, scaler, weights), y, alphas)
+    doubled = np.concatenate([np.arange(50), np.arange(10)])
+    # duplicating rows = weighting them; the penalty is per mean weight, so scale α by 60/50
+    duplicated = fit_ridge_loo(RidgeBasis.fit(x[doubled], scaler), y[doubled], alphas * 60 / 50)
+    new = rng.normal(size=(30, 20))
+    np.testing.assert_allclose(weighted(new), duplicated(new), atol=1e-8)

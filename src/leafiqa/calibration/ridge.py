@@ -47,21 +47,31 @@ class RidgeFit:
 @dataclass
 class RidgeBasis:
     """What a leave-one-out ridge needs that does not depend on the targets: the images'
-    standardised features and the eigendecomposition of their n×n Gram matrix (far cheaper than
-    an SVD when features outnumber images — 7,104 pyramid features, ≤ 2,386 images). Computed
-    once per set of labelled images, shared by every fit on them."""
+    standardised, centred (and weighted) features and the eigendecomposition of their n×n Gram
+    matrix (far cheaper than an SVD when features outnumber images — 7,104 pyramid features,
+    ≤ 2,386 images). Computed once per set of images, shared by every fit on them.
+
+    With ``weights`` (e.g. judgment reliabilities) it is weighted least squares: each image's
+    row and target are scaled by √w after centring on the weighted means."""
 
     scaler: FeatureScaler
-    standardised: np.ndarray
+    centre: np.ndarray  # the (weighted) mean of the standardised features
+    weights: np.ndarray  # normalised to mean 1
+    rows: np.ndarray  # √w · (standardised − centre)
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray, scaler: FeatureScaler | None = None) -> RidgeBasis:
+    def fit(cls, features: np.ndarray, scaler: FeatureScaler | None = None,
+            weights: np.ndarray | None = None) -> RidgeBasis:
         scaler = scaler or FeatureScaler.fit(features)
         xs = scaler(features)
-        eigenvalues, eigenvectors = np.linalg.eigh(xs @ xs.T)
-        return cls(scaler, xs, np.clip(eigenvalues, 0.0, None), eigenvectors)
+        w = np.ones(xs.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        w = w / w.mean()
+        centre = (w[:, None] * xs).sum(axis=0) / w.sum()
+        rows = np.sqrt(w)[:, None] * (xs - centre)
+        eigenvalues, eigenvectors = np.linalg.eigh(rows @ rows.T)
+        return cls(scaler, centre, w, rows, np.clip(eigenvalues, 0.0, None), eigenvectors)
 
 
 def fit_ridge_loo(
@@ -71,34 +81,35 @@ def fit_ridge_loo(
     *,
     allow_none: bool = False,
 ) -> RidgeFit:
-    """Ridge on ``basis``'s images with the penalty picked by exact leave-one-out error;
-    ``allow_none`` adds α = ∞ (predict the targets' mean) to the grid."""
+    """Ridge on ``basis``'s images with the penalty picked by exact (weighted) leave-one-out
+    error; ``allow_none`` adds α = ∞ (predict the targets' mean) to the grid."""
     y = np.asarray(targets, dtype=np.float64)
-    n = y.size
-    u, s2 = basis.eigenvectors, basis.eigenvalues
-    y_mean = float(y.mean())
-    centred = y - y_mean
+    u, s2, w = basis.eigenvectors, basis.eigenvalues, basis.weights
+    y_mean = float((w * y).sum() / w.sum())
+    root_w = np.sqrt(w)
+    centred = root_w * (y - y_mean)
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
     uty = u.T @ centred
-    best_alpha = np.inf
-    best_loo = y_mean - centred / (n - 1) if n > 1 else y.copy()
-    best_error = float(np.mean((y - best_loo) ** 2)) if allow_none else np.inf
+    intercept_leverage = w / w.sum()
+    none_residual = (y - y_mean) / np.clip(1.0 - intercept_leverage, 1e-6, None)
+    best_alpha, best_residual = np.inf, none_residual
+    best_error = float(np.mean(w * none_residual**2)) if allow_none else np.inf
     for alpha in alphas:
         shrink = s2 / (s2 + alpha)
         fitted = u @ (shrink * uty)
-        leverage = (u**2 * shrink).sum(axis=1) + 1.0 / n
-        residual = (centred - fitted) / np.clip(1.0 - leverage, 1e-6, None)
-        error = float(np.mean(residual**2))
+        leverage = (u**2 * shrink).sum(axis=1) + intercept_leverage
+        residual = (centred - fitted) / root_w / np.clip(1.0 - leverage, 1e-6, None)
+        error = float(np.mean(w * residual**2))
         if error < best_error:
-            best_alpha, best_error, best_loo = float(alpha), error, y - residual
+            best_alpha, best_error, best_residual = float(alpha), error, residual
     scaler = basis.scaler
     if np.isinf(best_alpha):
-        coef = np.zeros(basis.standardised.shape[1])
+        coef = np.zeros(basis.rows.shape[1])
     else:
-        # back to the features' own units: ((x − mean) / std) @ w = x @ (w / std) − …
-        coef = (basis.standardised.T @ (u @ (uty / (s2 + best_alpha)))) / scaler.std
-    intercept = y_mean - float(scaler.mean @ coef)
-    return RidgeFit(coef, intercept, best_alpha, best_error, best_loo)
+        # back to the features' own units: ((x − mean)/std − centre) @ v = x @ (v/std) + const
+        coef = (basis.rows.T @ (u @ (uty / (s2 + best_alpha)))) / scaler.std
+    intercept = y_mean - float((scaler.mean + basis.centre * scaler.std) @ coef)
+    return RidgeFit(coef, intercept, best_alpha, best_error, y - best_residual)
 
 
 def fit_ridge(features: np.ndarray, targets: np.ndarray, alphas: np.ndarray | None = None

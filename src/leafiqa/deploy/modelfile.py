@@ -61,23 +61,24 @@ class FeatureCorrection(nn.Module):
 
 class LeafNetwork(nn.Module):
     """One ImageNet-normalised (B, 3, S, S) tensor per input size → calibrated scores (B,):
-    ``score_map(head(features)) + correction(features)``.
+    ``output_map(score_map(head(features)) + correction(features))`` (``calibration.prior``).
 
     With several sizes (an image pyramid) the same backbone reads each and the head sees their
     features side by side, in the order the sizes were given."""
 
     def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap,
-                 correction: RidgeFit | None = None):
+                 correction: RidgeFit | None = None, output_map: ScoreMap | None = None):
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.calibration = TorchScoreMap(score_map)
         self.correction = FeatureCorrection(head.dim, correction)
+        self.output = TorchScoreMap(output_map or ScoreMap())
 
     def forward(self, *levels: torch.Tensor) -> torch.Tensor:
         features = [self.backbone(images) for images in levels]
         joined = features[0] if len(features) == 1 else torch.cat(features, dim=1)
-        return self.calibration(self.head(joined)) + self.correction(joined)
+        return self.output(self.calibration(self.head(joined)) + self.correction(joined))
 
 
 @dataclass
@@ -95,6 +96,8 @@ class ModelInfo:
     card: dict = field(default_factory=dict)
     # tool version, git commit, labels file, seeds; version and commit filled in when saved
     provenance: dict = field(default_factory=dict)
+    # the outer map of the calibration, after the feature correction (none in older files)
+    output_map: ScoreMap = field(default_factory=ScoreMap)
 
     def __post_init__(self) -> None:
         self.input_sizes = as_sizes(self.input_sizes)
@@ -119,6 +122,7 @@ class ModelInfo:
             "input_sizes": json.dumps(list(self.input_sizes)),
             "head": json.dumps(self.head),
             "calibration": json.dumps(self.score_map.to_dict()),
+            "output_calibration": json.dumps(self.output_map.to_dict()),
             "teacher_ids": json.dumps(self.teacher_ids),
             "manifest_hash": self.manifest_hash,
             "mos_range": json.dumps(self.mos_range),
@@ -141,6 +145,8 @@ class ModelInfo:
                                   or [int(metadata["input_size"])]),
                 head=json.loads(metadata["head"]),
                 score_map=ScoreMap.from_dict(json.loads(metadata["calibration"])),
+                output_map=ScoreMap.from_dict(json.loads(
+                    metadata.get("output_calibration", '{"kind": "none", "params": []}'))),
                 teacher_ids=json.loads(metadata.get("teacher_ids", "[]")),
                 manifest_hash=metadata.get("manifest_hash", ""),
                 mos_range=tuple(mos_range) if mos_range else None,
@@ -186,7 +192,7 @@ def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     backbone = MultiLevelBackbone(info.backbone, pretrained=False)
     try:
         head = QualityHead(**info.head)
-        network = LeafNetwork(backbone, head, info.score_map)
+        network = LeafNetwork(backbone, head, info.score_map, output_map=info.output_map)
         # files written before the feature correction existed have none: it stays zero
         missing, unexpected = network.load_state_dict(load_file(str(path)), strict=False)
     except (RuntimeError, TypeError, ValueError) as error:  # wrong shapes, keys or head config

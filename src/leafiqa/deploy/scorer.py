@@ -142,6 +142,7 @@ def describe(info: ModelInfo) -> dict:
         "backbone": info.backbone,
         "input_size": list(info.input_sizes) if len(info.input_sizes) > 1 else info.input_sizes[0],
         "calibration": info.score_map.to_dict(),
+        "output_calibration": info.output_map.to_dict(),
         "teacher_ids": info.teacher_ids,
         "manifest_hash": info.manifest_hash,
         "mos_range": info.mos_range,
