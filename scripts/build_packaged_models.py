@@ -76,11 +76,11 @@ MODELS = (
 )
 
 
-def train(spec: PackagedModel, work: Path) -> Path:
+def train(spec: PackagedModel, work: Path, cache: Path) -> Path:
     """``leaf run`` the model's config into ``work/<name>``; returns its output folder."""
     output = work / spec.name
     command = [sys.executable, "-m", "leafiqa", "run", spec.config, "--quiet",
-               "--set", f"output={output}", "--set", f"cache={work / 'cache'}"]
+               "--set", f"output={output}", "--set", f"cache={cache}"]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
     return output
@@ -170,7 +170,9 @@ def write_readme(cards: list[dict]) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "packaged-models",
-                        help="where the runs and their feature cache go")
+                        help="where the runs go")
+    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache",
+                        help="feature cache (the one every config shares by default)")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--only", action="append", help="build only this model (repeatable)")
     args = parser.parse_args()
@@ -184,7 +186,8 @@ def main() -> None:
 
                 cards.append(read_info(existing).card)
             continue
-        cards.append(package(spec, train(spec, args.work.resolve()), args.shared))
+        cards.append(package(spec, train(spec, args.work.resolve(), args.cache.resolve()),
+                             args.shared))
     print(f"wrote {write_readme(cards)} in {time.time() - started:.0f} s")
 
 

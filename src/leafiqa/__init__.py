@@ -61,6 +61,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'leafiqa' has no attribute {name!r}")
 
 
+# The public API: the workflow (score, teach, distil, calibrate, evaluate, run, bench a config)
+# and the errors to catch. Records and stages stay importable from their modules (and, for
+# older callers, lazily from here) but are not part of it.
 __all__ = [
     "BackboneError",
     "ConfigError",
@@ -68,21 +71,15 @@ __all__ = [
     "JudgmentStore",
     "LeafError",
     "LeafMetric",
-    "Manifest",
     "ModelFileError",
-    "PairJudgment",
-    "PointJudgment",
     "RunConfig",
-    "ScoreMap",
     "Scorer",
-    "Student",
-    "Teacher",
     "TeacherError",
+    "__version__",
     "calibrate",
     "create_metric",
     "distill_from_store",
     "evaluate",
-    "fit_score_map",
     "list_models",
     "load_config",
     "load_model",
@@ -90,5 +87,4 @@ __all__ = [
     "read_dataset",
     "run_pipeline",
     "teach",
-    "__version__",
 ]

@@ -193,13 +193,14 @@ def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     try:
         head = QualityHead(**info.head)
         network = LeafNetwork(backbone, head, info.score_map, output_map=info.output_map)
-        # files written before the feature correction existed have none: it stays zero
+        # files written before the feature correction and the outer map existed have neither:
+        # the correction stays zero, the outer map the identity
         missing, unexpected = network.load_state_dict(load_file(str(path)), strict=False)
     except (RuntimeError, TypeError, ValueError) as error:  # wrong shapes, keys or head config
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelFileError(f"{path}: tensors do not match the network it describes "
                              f"({first})") from None
-    if unexpected or any(not key.startswith("correction.") for key in missing):
+    if unexpected or any(not key.startswith(("correction.", "output.")) for key in missing):
         raise ModelFileError(f"{path}: tensors do not match the network it describes "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return network.eval(), info
