@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leaf-installed
 
-.PHONY: setup demo demo-cues test lint bench bench-quick clean table-recorded table-variants
+.PHONY: setup demo demo-cues test lint bench bench-quick clean table-recorded table-variants \
+	models
 
 setup: $(STAMP)
 
@@ -45,3 +46,7 @@ table-recorded: setup
 
 table-variants: setup
 	$(BIN)/python benchmarks/student_variants.py | tee runs/student-variants.md
+
+# the models shipped inside the package (src/leafiqa/models/), trained from ../shared
+models: setup
+	$(BIN)/python scripts/build_packaged_models.py

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# The offline cue teacher needs OpenCV's BRISQUE model files, shipped by Debian's opencv-data.
-# Installed when we can (root + apt); otherwise say how, and the cue teacher's tests skip.
+# Debian packages the project uses, installed when we can (root + apt); otherwise say how, and
+# the tests that need them skip:
+# - opencv-data: OpenCV's BRISQUE model files for the offline cue teacher;
+# - chromium + chromium-driver: the headless browser the page test of `leaf serve` drives.
 set -u
-for dir in /usr/share/opencv4/quality /usr/share/opencv/quality "${LEAF_BRISQUE_DIR:-/nonexistent}"; do
-  [ -f "$dir/brisque_model_live.yml" ] && exit 0
-done
+have_brisque() {
+  for dir in /usr/share/opencv4/quality /usr/share/opencv/quality "${LEAF_BRISQUE_DIR:-/nonexistent}"; do
+    [ -f "$dir/brisque_model_live.yml" ] && return 0
+  done
+  return 1
+}
+missing=()
+have_brisque || missing+=(opencv-data)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+[ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get install -y -qq opencv-data >/dev/null 2>&1 ||
-   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq opencv-data >/dev/null 2>&1)) &&
-   { echo "installed opencv-data (BRISQUE model files)"; exit 0; }
+  (apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1)) &&
+   { echo "installed ${missing[*]}"; exit 0; }
 fi
-echo "note: BRISQUE model files not found; for the offline 'cues' teacher run" \
-     "'sudo apt-get install opencv-data' or set LEAF_BRISQUE_DIR" >&2
+echo "note: missing Debian packages ${missing[*]}: run 'sudo apt-get install ${missing[*]}'" \
+     "(BRISQUE files: or set LEAF_BRISQUE_DIR); tests that need them skip" >&2
 exit 0

@@ -15,11 +15,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEAF_SHARED", REPO.parent / "shared"))
 AGIQA = SHARED / "data" / "agiqa3k"
 QBENCH = AGIQA / "mllm-judgments"
+CLIVE = SHARED / "data" / "clive-dev"
 
 needs_agiqa = pytest.mark.skipif(
     not (AGIQA / "data.csv").is_file(),
     reason=f"AGIQA-3K not found at {AGIQA} (a fresh clone without ../shared/data); "
     "set LEAF_SHARED to the folder holding data/agiqa3k",
+)
+
+needs_shared_clive = pytest.mark.skipif(
+    not (CLIVE / "data.csv").is_file(),
+    reason=f"clive-dev not found at {CLIVE} (a fresh clone without ../shared/data); "
+    "set LEAF_SHARED to the folder holding data/clive-dev",
 )
 
 

@@ -8,7 +8,7 @@ import pytest
 from leafiqa.config import load_config
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.pipeline import gather_judgments, label_count, load_manifest
+from leafiqa.workspace import gather_judgments, label_count, load_manifest
 from tests.conftest import REPO, write_recorded_dataset
 
 

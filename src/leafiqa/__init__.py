@@ -5,51 +5,82 @@ reliability for each judgment; a small CNN (the student) learns those judgments 
 distillation; a few human MOS labels calibrate it; the result is one small model file.
 
     import leafiqa
-    metric = leafiqa.create_metric("runs/demo/leaf-model.safetensors")
-    score = metric("photo.jpg")            # calibrated quality on the MOS scale
+    leafiqa.list_models()                          # ['leaf-agiqa3k', 'leaf-clive', …]
+    metric = leafiqa.create_metric("leaf-agiqa3k") # or a model file of your own
+    score = metric("photo.jpg")                    # (1,) tensor on the model's MOS scale
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import Any
 
-from leafiqa.api import calibrate_model as calibrate
-from leafiqa.api import distill_from_store
-from leafiqa.calibration.mapping import ScoreMap, fit_score_map
-from leafiqa.config import RunConfig, load_config
-from leafiqa.data import Manifest, read_dataset
-from leafiqa.deploy.scorer import Scorer, load_model
-from leafiqa.evaluation.metrics import evaluate
-from leafiqa.judgments.runner import teach
-from leafiqa.judgments.store import JudgmentStore
-from leafiqa.pipeline import run_pipeline
-from leafiqa.student.student import Student
-from leafiqa.teachers.protocol import PairJudgment, PointJudgment, Teacher
-from leafiqa.teachers.registry import make_teacher
+from leafiqa.errors import (
+    BackboneError,
+    ConfigError,
+    DataError,
+    LeafError,
+    ModelFileError,
+    TeacherError,
+)
+from leafiqa.version import __version__
 
-__version__ = "0.1.0"
+# Imported on first use, so `import leafiqa` (and reading a config) does not load torch.
+_LAZY = {
+    "calibrate": ("leafiqa.api", "calibrate_model"),
+    "distill_from_store": ("leafiqa.api", "distill_from_store"),
+    "ScoreMap": ("leafiqa.calibration.mapping", "ScoreMap"),
+    "fit_score_map": ("leafiqa.calibration.mapping", "fit_score_map"),
+    "RunConfig": ("leafiqa.config", "RunConfig"),
+    "load_config": ("leafiqa.config", "load_config"),
+    "Manifest": ("leafiqa.data", "Manifest"),
+    "read_dataset": ("leafiqa.data", "read_dataset"),
+    "Scorer": ("leafiqa.deploy.scorer", "Scorer"),
+    "load_model": ("leafiqa.deploy.scorer", "load_model"),
+    "evaluate": ("leafiqa.evaluation.metrics", "evaluate"),
+    "teach": ("leafiqa.judgments.runner", "teach"),
+    "JudgmentStore": ("leafiqa.judgments.store", "JudgmentStore"),
+    "run_pipeline": ("leafiqa.pipeline", "run_pipeline"),
+    "Student": ("leafiqa.student.student", "Student"),
+    "PairJudgment": ("leafiqa.teachers.protocol", "PairJudgment"),
+    "PointJudgment": ("leafiqa.teachers.protocol", "PointJudgment"),
+    "Teacher": ("leafiqa.teachers.protocol", "Teacher"),
+    "make_teacher": ("leafiqa.teachers.registry", "make_teacher"),
+    "create_metric": ("leafiqa.metric", "create_metric"),
+    "LeafMetric": ("leafiqa.metric", "LeafMetric"),
+    "list_models": ("leafiqa.registry", "list_models"),
+}
 
 
-def create_metric(model: str | Path, runtime: str = "auto") -> Scorer:
-    """pyiqa-style: ``create_metric(path)(image) -> float``. ``model`` is a LEAF model file."""
-    return load_model(model, runtime=runtime)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'leafiqa' has no attribute {name!r}")
 
 
+# The public API: the workflow (score, teach, distil, calibrate, evaluate, run, bench a config)
+# and the errors to catch. Records and stages stay importable from their modules (and, for
+# older callers, lazily from here) but are not part of it.
 __all__ = [
+    "BackboneError",
+    "ConfigError",
+    "DataError",
     "JudgmentStore",
-    "Manifest",
-    "PairJudgment",
-    "PointJudgment",
+    "LeafError",
+    "LeafMetric",
+    "ModelFileError",
     "RunConfig",
-    "ScoreMap",
     "Scorer",
-    "Student",
-    "Teacher",
+    "TeacherError",
+    "__version__",
     "calibrate",
     "create_metric",
     "distill_from_store",
     "evaluate",
-    "fit_score_map",
+    "list_models",
     "load_config",
     "load_model",
     "make_teacher",

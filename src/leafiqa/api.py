@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.finetune import CalibrationConfig, finetune_head
-from leafiqa.calibration.mapping import fit_score_map
-from leafiqa.calibration.selection import select_labels
+from leafiqa.calibration.prior import calibrate_prior
+from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, load_network, save_model
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
@@ -77,7 +77,9 @@ def distill_from_store(
     info = ModelInfo(backbone=backbone, input_sizes=as_sizes(input_size),
                      head=student.head.config(),
                      score_map=student.score_map, teacher_ids=targets.teacher_ids,
-                     manifest_hash=images.fingerprint(), notes={"stage": "distilled"})
+                     manifest_hash=images.fingerprint(), notes={"stage": "distilled"},
+                     provenance={"labels_file": manifest.source,
+                                 "seeds": {"distill": config.seed}})
     return save_model(out, network, info)
 
 
@@ -92,15 +94,18 @@ def calibrate_model(
     teacher_id: str | None = None,
     out: str | Path | None = None,
     cache_dir: str | Path | None = "runs/cache",
-    config: CalibrationConfig | None = None,
 ) -> Path:
-    """Fine-tune a model file's head on MOS labels and fit its map onto the MOS scale."""
-    from leafiqa.pipeline import label_count
+    """Calibrate a model file on MOS labels: its student score mapped onto the MOS scale plus
+    the labels' correction on the features (``calibration.prior``)."""
+    from leafiqa.workspace import label_count
 
     network, info = load_network(model_path)
     pool = training_images(manifest)
-    if not pool.has_mos:
-        raise DataError(f"{pool.source}: calibration needs a MOS for every image")
+    # images without a MOS stay in the pool (the teacher's term of the loss reads them) but are
+    # never drawn as labels
+    pool_mos = np.array([np.nan if item.mos is None else item.mos for item in pool])
+    if not labelled_rows(pool_mos).size:
+        raise DataError(f"{pool.source}: no training image has a MOS to calibrate on")
     keys = hash_manifest(pool)
     features = FeatureExtractor(info.backbone, info.input_sizes, cache_dir).transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
@@ -110,20 +115,25 @@ def calibrate_model(
             raise ValueError("label selection 'spread' needs the teacher's judgments (--store)")
         teacher_scores = np.zeros(len(keys))
         teacher_scores[targets.point_index] = targets.point_target
-    n_labels = label_count(budget, len(pool))
-    rows = select_labels(len(pool), n_labels, strategy=selection,
-                         teacher_scores=teacher_scores, seed=seed)
-    mos = np.array(pool.mos_array())[rows]
-    head = finetune_head(network.head, features, rows, mos, config or CalibrationConfig(seed=seed),
-                         targets=targets)
-    score_map = fit_score_map(head.predict(features[rows]), mos)
-    calibrated = LeafNetwork(network.backbone, head, score_map)
+    n_labels = label_count(budget, labelled_rows(pool_mos).size)
+    rows = select_among_labelled(pool_mos, n_labels, strategy=selection,
+                                 teacher_scores=teacher_scores, seed=seed)
+    mos = pool_mos[rows]
+    head = network.head
+    scores = head.predict(features)
+    basis = RidgeBasis.fit(features[rows], FeatureScaler.fit(features))
+    calibration = calibrate_prior(scores[rows], basis, mos)
+    calibrated = LeafNetwork(network.backbone, head, calibration.line, calibration.correction,
+                             calibration.output_map)
     info = ModelInfo(backbone=info.backbone, input_sizes=info.input_sizes, head=head.config(),
-                     score_map=score_map, teacher_ids=info.teacher_ids,
+                     score_map=calibration.line, output_map=calibration.output_map,
+                     teacher_ids=info.teacher_ids,
                      manifest_hash=info.manifest_hash,
                      mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
                      notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
-                            "selection": selection})
+                            "selection": selection,
+                            "correction_alpha": calibration.correction_alpha},
+                     provenance={"labels_file": manifest.source, "seeds": {"labels": seed}})
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")
     return save_model(out, calibrated, info)

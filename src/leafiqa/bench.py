@@ -1,13 +1,16 @@
 """``leaf bench``: the label-budget study — methods × label budgets × label selection × splits ×
 seeds — with a tidy CSV, a Markdown table, PNG curves and one self-contained HTML report.
 
-Distillation does not depend on labels, so each LEAF variant is distilled once per (split,
-seed) and fine-tuned for every budget; features and judgments come from the caches."""
+Methods come from the registry in ``leafiqa.methods``. Every split of the grid must be one the
+data set really has (a column of its splits file): a data set with one fixed split is refused
+rather than rerun five times. Distillation does not depend on labels, so each LEAF variant is
+distilled once per (split, seed) and calibrated for every budget; features and judgments come
+from the caches."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,29 +19,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from leafiqa.calibration.selection import select_labels
 from leafiqa.config import RunConfig
+from leafiqa.data.manifest import DataError
+from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.evaluation.plots import budget_curves, scatter_plot
-from leafiqa.pipeline import (
-    MethodResult,
-    Workspace,
-    label_count,
-    prepare,
-    run_labels_only,
-    run_leaf,
-    run_linear_probe,
-    run_teacher_alone,
-)
-from leafiqa.student.distill import distill_head
+from leafiqa.evaluation.report import BenchReport, write_report
+from leafiqa.methods import BASELINES, LEAF_VARIANTS, METHODS, get_method, run_teacher_alone
+from leafiqa.teachers.protocol import log_odds
+from leafiqa.workspace import Workspace, label_count, prepare
 
-LEAF_VARIANTS = {
-    "LEAF": {},
-    "LEAF point-wise only": {"pair_weight": 0.0},
-    "LEAF pair-wise only": {"point_weight": 0.0},
-    "LEAF no reliability weighting": {"use_reliability": False},
-}
-BASELINES = ("student on labels alone", "teacher alone + logistic", "linear probe (ridge)")
+BASELINE_NAMES = tuple(m.name for m in BASELINES)
+#: ablations that only mean something for a teacher ensemble
+ENSEMBLE_ONLY = tuple(v.name for v in LEAF_VARIANTS if v.ensemble_weights != "agreement")
 
 
 @dataclass
@@ -46,7 +38,7 @@ class BenchGrid:
     splits: list[str] = field(default_factory=lambda: [f"split_{i}" for i in range(1, 6)])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     budgets: list[float] = field(default_factory=lambda: [0, 0.01, 0.05, 0.1, 0.3, 1.0])
-    methods: list[str] = field(default_factory=lambda: [*LEAF_VARIANTS, *BASELINES])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
     selections: list[str] = field(default_factory=lambda: ["random", "spread"])
     ablation_selections: list[str] = field(default_factory=lambda: ["random"])
     limit: int | None = None
@@ -56,191 +48,82 @@ class BenchGrid:
 
     @classmethod
     def from_config(cls, values: dict, quick: bool) -> BenchGrid:
-        grid = cls(**{k: v for k, v in values.items() if k in {f.name for f in
-                                                                  dataclasses.fields(cls)}})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"bench: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        grid = cls(**values)
+        for name in grid.methods:
+            get_method(name)
         if quick:
             grid.splits, grid.seeds = grid.splits[:1], grid.seeds[:1]
             grid.budgets = [0, 0.1, 1.0]
             grid.selections = ["random"]
         return grid
 
+    def methods_for(self, selection: str, ensemble: bool) -> list[str]:
+        """LEAF and the baselines under every selection; ablations under ``ablation_selections``
+        (the ensemble-weighting ablation only with an ensemble teacher)."""
+        return [m for m in self.methods
+                if (m == "LEAF" or m in BASELINE_NAMES or selection in self.ablation_selections)
+                and (ensemble or m not in ENSEMBLE_ONLY)]
 
-@dataclass
-class BenchReport:
-    rows: pd.DataFrame
-    summary: pd.DataFrame
-    markdown: str
-    csv: Path
-    html: Path
-    seconds: float
-
-
-def _methods_for(grid: BenchGrid, selection: str) -> list[str]:
-    return [m for m in grid.methods
-            if m == "LEAF" or m in BASELINES or selection in grid.ablation_selections]
+    def cell_count(self, ensemble: bool) -> int:
+        per = sum((len(self.methods_for(s, ensemble)) + len(self.teachers_alone))
+                  * len(self.budgets) for s in self.selections)
+        return per * len(self.splits) * len(self.seeds)
 
 
-def _evaluate_cell(ws: Workspace, result: MethodResult, n_labels: int) -> dict:
-    metrics = evaluate(result.predictions, ws.mos[ws.test_rows], calibrated=n_labels >= 2)
+def _evaluate_cell(ws: Workspace, predictions: np.ndarray, n_labels: int) -> dict:
+    metrics = evaluate(predictions, ws.mos[ws.test_rows], calibrated=n_labels >= 2)
     if n_labels < 2:  # no map onto MOS: only rank metrics are meaningful
         metrics.update(plcc=float("nan"), plcc_fitted=float("nan"), rmse=float("nan"))
     return metrics
 
 
-def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int, bar: tqdm,
-                   best: dict) -> list[dict]:
-    config = ws.config
-    rows: list[dict] = []
-    n_train = ws.train_rows.size
-    x_train = ws.features[ws.train_rows]
-    targets = ws.targets(ws.train_rows)
-    distilled = {}
-    for name, change in LEAF_VARIANTS.items():
-        if name in grid.methods:
-            cfg = dataclasses.replace(config.distill, seed=seed, **change)
-            distilled[name] = (distill_head(x_train, targets, cfg), cfg)
+@dataclass
+class SplitTask:
+    """One (split, seed) of the grid: its rows and the LEAF scatter it may contribute."""
+
+    rows: list[dict]
+    scatter: tuple[np.ndarray, np.ndarray, int] | None = None
+
+
+def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int,
+                   alone: dict[str, np.ndarray], scatter_budget: float) -> SplitTask:
+    task = SplitTask([])
+    train_mos = ws.mos[ws.train_rows]
     teacher_train = ws.teacher_scores[ws.train_rows]
+    ensemble = bool(ws.teacher.members)
     for selection in grid.selections:
         for budget in grid.budgets:
-            n_labels = label_count(budget, n_train)
-            label_rows = select_labels(n_train, n_labels, strategy=selection,
-                                       teacher_scores=teacher_train, seed=seed)
-            for teacher_id, scores in ws_alone(ws).items():
-                result = run_teacher_alone(ws, label_rows, scores, f"alone: {teacher_id}")
-                metrics = _evaluate_cell(ws, result, n_labels)
-                rows.append({"split": split, "seed": seed, "selection": selection,
-                             "budget": budget, "n_labels": n_labels, "method": result.method,
-                             **metrics, "seconds": 0.0})
-            for method in _methods_for(grid, selection):
-                bar.set_postfix_str(f"{split} s{seed} {selection} {n_labels} {method[:18]}")
-                if n_labels < 2 and method in ("student on labels alone", "linear probe (ridge)"):
-                    bar.update(1)
+            n_labels = label_count(budget, labelled_rows(train_mos).size)
+            label_rows = select_among_labelled(train_mos, n_labels, strategy=selection,
+                                               teacher_scores=teacher_train, seed=seed)
+            cell = {"split": split, "seed": seed, "selection": selection, "budget": budget,
+                    "n_labels": n_labels}
+            for teacher_id, scores in alone.items():
+                result = run_teacher_alone(ws, label_rows, seed, scores, f"alone: {teacher_id}")
+                task.rows.append({**cell, "method": result.method,
+                                  **_evaluate_cell(ws, result.predictions, n_labels),
+                                  "seconds": round(result.seconds, 3)})
+            for name in grid.methods_for(selection, ensemble):
+                method = METHODS[name]
+                if method.needs_labels and n_labels < 2:
                     continue
-                if method in distilled:
-                    head, cfg = distilled[method]
-                    result = run_leaf(ws, label_rows, cfg, distilled=head, name=method)
-                elif method == "student on labels alone":
-                    result = run_labels_only(ws, label_rows, config.distill.hidden,
-                                             config.distill.dropout)
-                elif method == "teacher alone + logistic":
-                    result = run_teacher_alone(ws, label_rows)
-                else:
-                    result = run_linear_probe(ws, label_rows)
-                metrics = _evaluate_cell(ws, result, n_labels)
-                rows.append({"split": split, "seed": seed, "selection": selection,
-                             "budget": budget, "n_labels": n_labels, "method": method,
-                             **metrics, "seconds": round(result.seconds, 2)})
-                if method == "LEAF" and selection == "random" and split == grid.splits[0] and (
-                        seed == grid.seeds[0]) and abs(budget - 0.1) < 1e-9:
-                    best["LEAF"] = (result.predictions, ws.mos[ws.test_rows], n_labels)
-                bar.update(1)
-    return rows
-
-
-def _cell_count(grid: BenchGrid) -> int:
-    per = sum((len(_methods_for(grid, s)) + len(grid.teachers_alone)) * len(grid.budgets)
-              for s in grid.selections)
-    return per * len(grid.splits) * len(grid.seeds)
-
-
-def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    metrics = ["srcc", "krcc", "plcc", "plcc_fitted", "rmse"]
-    grouped = rows.groupby(["selection", "method", "budget", "n_labels"], sort=True)
-    summary = grouped[metrics].agg(["mean", "std"])
-    summary.columns = [f"{m}_{s}" for m, s in summary.columns]
-    summary["runs"] = grouped.size()
-    return summary.reset_index()
-
-
-def markdown_table(summary: pd.DataFrame, selection: str = "random") -> str:
-    table = summary[summary["selection"] == selection]
-    budgets = sorted(table["budget"].unique())
-    header = "| method | " + " | ".join(
-        f"{'0' if b == 0 else (f'{b:.0%}' if b < 1 or b == 1.0 else int(b))} labels"
-        for b in budgets) + " |"
-    lines = [header, "|---" * (len(budgets) + 1) + "|"]
-    for method in table["method"].unique():
-        cells = []
-        for budget in budgets:
-            row = table[(table["method"] == method) & (table["budget"] == budget)]
-            if row.empty:
-                cells.append("—")
-                continue
-            r = row.iloc[0]
-            srcc = f"{r.srcc_mean:.3f}±{0 if np.isnan(r.srcc_std) else r.srcc_std:.3f}"
-            plcc = "" if np.isnan(r.plcc_mean) else (
-                f" / {r.plcc_mean:.3f}±{0 if np.isnan(r.plcc_std) else r.plcc_std:.3f}")
-            cells.append(srcc + plcc)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _embed(path: Path) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
-
-
-def write_report(rows: pd.DataFrame, out: Path, teacher: str, n_train: int, seconds: float,
-                 grid: BenchGrid, best: dict) -> BenchReport:
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "bench.csv"
-    rows.to_csv(csv_path, index=False)
-    summary = summarise(rows)
-    summary.to_csv(out / "bench-summary.csv", index=False)
-    random_rows = summary[summary["selection"] == "random"]
-    plots = []
-    for metric in ("srcc", "plcc"):
-        table: dict[str, dict[int, tuple[float, float]]] = {}
-        for _, r in random_rows.iterrows():
-            if np.isnan(r[f"{metric}_mean"]):
-                continue
-            table.setdefault(r.method, {})[int(r.n_labels)] = (
-                r[f"{metric}_mean"], 0.0 if np.isnan(r[f"{metric}_std"]) else r[f"{metric}_std"])
-        plots.append(budget_curves(table, out / f"budget-{metric}.png", metric, n_train))
-    if "LEAF" in best:
-        pred, mos, n_labels = best["LEAF"]
-        plots.append(scatter_plot(pred, mos, out / "scatter-leaf.png",
-                                  f"LEAF, {n_labels} labels, {grid.splits[0]}"))
-    sections = [f"<h2>Label selection: {s}</h2>\n" + _md_to_html(markdown_table(summary, s))
-                for s in grid.selections]
-    markdown = "\n\n".join(f"### label selection: {s}\n\n{markdown_table(summary, s)}"
-                           for s in grid.selections)
-    (out / "bench.md").write_text(markdown + "\n")
-    html = out / "report.html"
-    html.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
-<title>LEAF label-budget study</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}
-img{{max-width:100%}}</style></head><body>
-<h1>LEAF label-budget study</h1>
-<p>Teacher: <b>{teacher}</b>. Splits: {", ".join(grid.splits)}; seeds: {grid.seeds};
-{n_train} training images per split. Cells: SRCC mean±std / PLCC mean±std over splits × seeds,
-on each split's test images. PLCC is of the predictions as calibrated on the training labels
-(the 4-parameter logistic fitted on the labelled images); with 0 labels only rank metrics are
-reported. Wall time: {seconds:.0f} s.</p>
-{"".join(sections)}
-<h2>Curves (random label selection)</h2>{"".join(_embed(p) for p in plots)}
-</body></html>""")
-    return BenchReport(rows, summary, markdown, csv_path, html, seconds)
-
-
-def _md_to_html(markdown: str) -> str:
-    lines = [line for line in markdown.splitlines() if not line.startswith("|---")]
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    head = "".join(f"<th>{c}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-_WORKSPACES: dict[str, Workspace] = {}  # shared with forked workers, never pickled
-_ALONE: dict[int, dict[str, np.ndarray]] = {}  # id(workspace) → teacher id → score per row
-
-
-def ws_alone(ws: Workspace) -> dict[str, np.ndarray]:
-    return _ALONE.get(id(ws), {})
+                result = method.run(ws, label_rows, seed)
+                task.rows.append({**cell, "method": name,
+                                  **_evaluate_cell(ws, result.predictions, n_labels),
+                                  "seconds": round(result.seconds, 3)})
+                if name == "LEAF" and selection == grid.selections[0] and (
+                        split == grid.splits[0] and seed == grid.seeds[0]
+                        and budget == scatter_budget):
+                    task.scatter = (result.predictions, ws.mos[ws.test_rows], n_labels)
+    return task
 
 
 def judge_alone(ws: Workspace, specs: list[str]) -> dict[str, np.ndarray]:
-    """Point-wise scores of extra teachers for every image of the workspace (from the store)."""
+    """Log-odds of extra teachers for every image of the workspace (from the store)."""
     from leafiqa.judgments.runner import teach
     from leafiqa.judgments.store import JudgmentStore
     from leafiqa.teachers.registry import make_teacher
@@ -252,62 +135,101 @@ def judge_alone(ws: Workspace, specs: list[str]) -> dict[str, np.ndarray]:
             teach(teacher, ws.manifest, store, progress=False)
             points = store.points(teacher.teacher_id, teacher.prompt_version, ws.keys)
             if len(points) < len(set(ws.keys)):
-                raise ValueError(f"teacher {teacher.teacher_id} misses "
-                                 f"{len(set(ws.keys)) - len(points)} images")
-            out[teacher.teacher_id] = np.array([points[k].score for k in ws.keys])
+                raise DataError(f"teacher {teacher.teacher_id} misses "
+                                f"{len(set(ws.keys)) - len(points)} images")
+            out[teacher.teacher_id] = np.array([log_odds(points[k].score) for k in ws.keys])
     return out
 
 
-def _task(split: str, seed: int, grid: BenchGrid) -> tuple[list[dict], dict]:
-    import torch
+def split_config(config: RunConfig, split: str, limit: int | None) -> RunConfig:
+    data = dataclasses.replace(config.data, split=split, limit=limit or config.data.limit)
+    return dataclasses.replace(config, data=data)
 
-    torch.set_num_threads(1)  # one process per core beats two threads on tiny matrices
-    best: dict = {}
-    with tqdm(disable=True) as silent:
-        rows = run_split_seed(_WORKSPACES[split], grid, split, seed, silent, best)
-    return rows, best
+
+def check_splits(workspaces: dict[str, Workspace]) -> None:
+    """Refuse a grid the data cannot honour: every split must come from its own column, and
+    no two splits may have the same test images."""
+    if len(workspaces) < 2:
+        return
+    seen: dict[bytes, str] = {}
+    for split, ws in workspaces.items():
+        if ws.manifest.extra.get("split_column") != split:
+            raise DataError(
+                f"{ws.manifest.source}: bench split '{split}' is not a column of the data set's "
+                "splits file, so every split would be the same one. Give a splits CSV (name, "
+                f"{', '.join(workspaces)}) with data.splits, or bench one split: "
+                "--set 'bench.splits=[split_1]'")
+        test = np.sort(np.asarray(ws.keys)[ws.test_rows]).tobytes()
+        if test in seen:
+            raise DataError(f"splits '{seen[test]}' and '{split}' have the same test images")
+        seen[test] = split
+
+
+_TASK_INPUTS: dict[str, tuple[Workspace, dict[str, np.ndarray]]] = {}
+
+
+def _init_worker(inputs: dict[str, tuple[Workspace, dict[str, np.ndarray]]]) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    # one process per core beats several threads each on these matrices
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    _TASK_INPUTS.update(inputs)
+
+
+def _run_task(split: str, seed: int, grid: BenchGrid, scatter_budget: float) -> SplitTask:
+    ws, alone = _TASK_INPUTS[split]
+    return run_split_seed(ws, grid, split, seed, alone, scatter_budget)
 
 
 def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
               progress: bool = True, workers: int | None = None) -> BenchReport:
     """The grid runs (split, seed) tasks in parallel worker processes (``workers``, default:
-    the CPU count), each with one thread."""
+    the CPU count), each with one thread; the workers get the prepared workspaces through the
+    pool's initializer (inherited by fork, never pickled)."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     started = time.time()
     grid = BenchGrid.from_config(config.bench, quick)
-    if grid.limit:
-        config.data.limit = grid.limit
-    rows: list[dict] = []
-    best: dict = {}
+    inputs: dict[str, tuple[Workspace, dict[str, np.ndarray]]] = {}
+    workspaces: dict[str, Workspace] = {}
     for split in tqdm(grid.splits, desc="preparing splits", disable=not progress):
-        config.data.split = split
-        _WORKSPACES[split] = prepare(config, progress=False)
-        if grid.teachers_alone:
-            _ALONE[id(_WORKSPACES[split])] = judge_alone(_WORKSPACES[split],
-                                                         grid.teachers_alone)
-    first = _WORKSPACES[grid.splits[0]]
-    teacher_name, n_train = first.teacher.name, first.train_rows.size
+        ws = prepare(split_config(config, split, grid.limit), progress=progress)
+        workspaces[split] = ws
+        inputs[split] = (ws, judge_alone(ws, grid.teachers_alone) if grid.teachers_alone
+                         else {})
+    check_splits(workspaces)
+    first = workspaces[grid.splits[0]]
+    ensemble = bool(first.teacher.members)
+    scatter_budget = min(grid.budgets, key=lambda b: abs(b - config.labels.budget))
     tasks = [(split, seed) for split in grid.splits for seed in grid.seeds]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
-    per_task = _cell_count(grid) // len(tasks)
-    with tqdm(total=_cell_count(grid), desc="bench", unit="run", disable=not progress) as bar:
+    per_task = grid.cell_count(ensemble) // len(tasks)
+    results: list[SplitTask] = []
+    with tqdm(total=grid.cell_count(ensemble), desc="bench", unit="run",
+              disable=not progress) as bar:
         if workers <= 1:
+            _TASK_INPUTS.update(inputs)
             for split, seed in tasks:
-                rows.extend(run_split_seed(_WORKSPACES[split], grid, split, seed, bar, best))
+                results.append(_run_task(split, seed, grid, scatter_budget))
+                bar.update(per_task)
         else:
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = [pool.submit(_task, split, seed, grid) for split, seed in tasks]
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(inputs,)) as pool:
+                futures = [pool.submit(_run_task, split, seed, grid, scatter_budget)
+                           for split, seed in tasks]
                 for future in as_completed(futures):
-                    task_rows, task_best = future.result()
-                    rows.extend(task_rows)
-                    best.update(task_best)
+                    results.append(future.result())
                     bar.update(per_task)
-    _WORKSPACES.clear()
-    _ALONE.clear()
+    _TASK_INPUTS.clear()
+    rows = pd.DataFrame([row for task in results for row in task.rows])
+    scatter = next((task.scatter for task in results if task.scatter is not None), None)
     out = out or Path(config.output) / "bench"
-    return write_report(pd.DataFrame(rows), out, teacher_name, n_train, time.time() - started,
-                        grid, best)
+    return write_report(
+        rows, out, teacher=first.teacher.name, dataset=first.manifest.source,
+        n_train=int(first.train_rows.size), seconds=time.time() - started,
+        splits=grid.splits, seeds=grid.seeds, selections=grid.selections, scatter=scatter,
+        teacher_weights=[dataclasses.asdict(w) for w in first.teacher.weights])

@@ -11,19 +11,77 @@ import time
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.errors import LeafError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# What a user can get wrong (a path, a file, a value): one `error:` line and exit code 2.
+# Anything else is a bug and keeps its traceback.
+USER_ERRORS = (LeafError, FileNotFoundError, PermissionError, IsADirectoryError,
+               NotADirectoryError, ValueError)
+
+
+def one_line(error: BaseException) -> str:
+    from leafiqa.redact import redact
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    return redact(text if len(text) <= 600 else text[:600] + " …")
+
+
+class _LeafGroup(TyperGroup):
+    """Catches user errors of every command in one place."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as error:
+            typer.secho(f"error: {one_line(error)}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
                   help="LEAF — label-efficient image quality assessment.")
 judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import judgments.")
 app.add_typer(judgments_app, name="judgments")
+STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from leafiqa.version import __version__, git_commit
+
+        commit = git_commit()
+        typer.echo(f"leaf {__version__}" + (f" ({commit})" if commit else ""))
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=show_version,
+                                              is_eager=True, help="print the version and exit")
+                 ) -> None:
+    """LEAF — label-efficient image quality assessment."""
 
 
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def nothing_succeeded(message: str) -> None:
+    """Every input failed: one line, exit code 1 (a run that did some work exits 0)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def reason_counts(reasons: list[str]) -> str:
+    from collections import Counter
+
+    from leafiqa.data.images import failure_reason
+
+    counts = Counter(failure_reason(reason) for reason in reasons)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -54,23 +112,29 @@ def parse_overrides(settings: list[str] | None) -> dict[str, object]:
     return overrides
 
 
+def detect_kind(target: Path) -> str:
+    """The reader for a path: a file is a CSV; a folder by the files it holds."""
+    if target.is_file():
+        return "csv"
+    if (target / "data.csv").is_file() and (target / "splits.csv").is_file():
+        with (target / "data.csv").open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+        return "agiqa3k" if "mos_quality" in header else "clive"
+    if (target / "koniq10k_scores_and_distributions.csv").is_file():
+        return "koniq10k"
+    if (target / "dmos.csv").is_file():
+        return "kadid10k"
+    return "folder"
+
+
 def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
               limit: int | None = None) -> Manifest:
     from leafiqa.data.readers import read_dataset
 
     target = Path(path)
     if kind == "auto":
-        if target.is_file():
-            kind = "csv"
-        elif (target / "data.csv").is_file() and (target / "splits.csv").is_file():
-            kind = "agiqa3k"
-        elif (target / "koniq10k_scores_and_distributions.csv").is_file():
-            kind = "koniq10k"
-        elif (target / "dmos.csv").is_file():
-            kind = "kadid10k"
-        else:
-            kind = "folder"
-    options: dict[str, object] = {"split": split} if kind == "agiqa3k" else {}
+        kind = detect_kind(target)
+    options: dict[str, object] = {"split": split} if kind in ("agiqa3k", "clive") else {}
     manifest = read_dataset(kind, target, **options)
     return manifest.head(limit) if limit else manifest
 
@@ -83,10 +147,7 @@ def run(config: Path = typer.Argument(..., help="YAML config (see configs/demo.y
     from leafiqa.config import load_config
     from leafiqa.pipeline import format_results, run_pipeline
 
-    try:
-        summary = run_pipeline(load_config(config, parse_overrides(set_)), progress=not quiet)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    summary = run_pipeline(load_config(config, parse_overrides(set_)), progress=not quiet)
     typer.echo(format_results(summary))
 
 
@@ -116,6 +177,7 @@ def teach(
     actors: int = typer.Option(None, help="teacher actors (ray)"),
     gpus_per_actor: float = typer.Option(0.0, help="GPUs per teacher actor (ray, vllm:MODEL)"),
     quiet: bool = typer.Option(False),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Ask a teacher for point-wise and pair-wise judgments; resumes where a run stopped."""
     from leafiqa.judgments.runner import teach as run_teach
@@ -130,28 +192,25 @@ def teach(
         options = {}
     if engine not in {"local", "ray"}:
         fail(f"unknown engine '{engine}' (local or ray)")
-    try:
-        manifest = read_data(data, kind, split, limit)
-        if engine == "ray":
-            from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+    manifest = read_data(data, kind, split, limit)
+    if engine == "ray":
+        from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
 
-            with JudgmentStore(store) as judgment_store:
-                report = teach_with_ray(
-                    spec, options, manifest, judgment_store, pairs_per_image=pairs_per_image,
-                    max_requests=max_requests,
-                    settings=RaySettings(address=ray_address, actors=actors,
-                                         num_gpus=gpus_per_actor))
-            typer.echo(report.summary())
-            for error in report.errors[:5]:
-                typer.echo(f"  failed: {error}", err=True)
-            return
-        chosen = make_teacher(spec, **options)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+        with JudgmentStore(store) as judgment_store:
+            report = teach_with_ray(
+                spec, options, manifest, judgment_store, pairs_per_image=pairs_per_image,
+                max_requests=max_requests,
+                settings=RaySettings(address=ray_address, actors=actors,
+                                     num_gpus=gpus_per_actor))
+        typer.echo(report.summary())
+        for error in report.errors[:5]:
+            typer.echo(f"  failed: {error}", err=True)
+        return
+    chosen = make_teacher(spec, **options)
     with JudgmentStore(store) as judgment_store:
         try:
             report = run_teach(chosen, manifest, judgment_store, pairs_per_image=pairs_per_image,
-                               max_requests=max_requests, progress=not quiet)
+                               max_requests=max_requests, progress=not quiet, strict=strict)
         finally:
             chosen.close()
     typer.echo(report.summary())
@@ -159,6 +218,9 @@ def teach(
         typer.echo(f"  {endpoint.line()}")
     for error in report.errors[:5]:
         typer.echo(f"  failed: {error}", err=True)
+    if report.images and report.succeeded == 0 and not report.budget_exhausted \
+            and not report.claimed_elsewhere:
+        nothing_succeeded(f"no judgment succeeded for any of {report.images} images")
 
 
 @app.command()
@@ -181,15 +243,12 @@ def distill(
     """Distil stored teacher judgments into a student (an uncalibrated model file)."""
     from leafiqa.api import distill_from_store
 
-    try:
-        manifest = read_data(data, kind, split, limit)
-        path = distill_from_store(manifest, store, out, teacher_id=teacher_id,
-                                  backbone=backbone, input_size=parse_sizes(input_size),
-                                  cache_dir=cache,
-                                  point_weight=point_weight, pair_weight=pair_weight,
-                                  use_reliability=not no_reliability)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(data, kind, split, limit)
+    path = distill_from_store(manifest, store, out, teacher_id=teacher_id,
+                              backbone=backbone, input_size=parse_sizes(input_size),
+                              cache_dir=cache,
+                              point_weight=point_weight, pair_weight=pair_weight,
+                              use_reliability=not no_reliability)
     typer.echo(f"wrote {path}")
 
 
@@ -200,23 +259,21 @@ def calibrate(
     budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
     selection: str = typer.Option("random", help="random or spread (needs --store)"),
     seed: int = typer.Option(0),
-    store: Path = typer.Option(None, help="judgment store: keeps the teacher in the loss"),
+    store: Path = typer.Option(None, help="judgment store (for --selection spread)"),
     teacher_id: str = typer.Option(None),
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
     kind: str = typer.Option("auto"),
     split: str = typer.Option("split_1"),
     cache: Path = typer.Option(Path("runs/cache")),
 ) -> None:
-    """Fine-tune on a few MOS labels and fit the 4-parameter logistic onto the MOS scale."""
+    """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
+    labels correct it where leave-one-out says they should."""
     from leafiqa.api import calibrate_model
 
-    try:
-        manifest = read_data(labels, kind, split)
-        path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
-                               seed=seed, store=store, teacher_id=teacher_id, out=out,
-                               cache_dir=cache)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(labels, kind, split)
+    path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
+                           seed=seed, store=store, teacher_id=teacher_id, out=out,
+                           cache_dir=cache)
     typer.echo(f"wrote {path}")
 
 
@@ -229,6 +286,7 @@ def evaluate(
     subset: str = typer.Option("test", help="split value to evaluate on ('' for all)"),
     json_out: Path = typer.Option(None, "--json", help="write the metrics here"),
     runtime: str = typer.Option("auto"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """SRCC / KRCC / PLCC / RMSE of a model file against MOS."""
     import numpy as np
@@ -236,16 +294,18 @@ def evaluate(
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
 
-    try:
-        manifest = read_data(data, kind, split)
-        if subset and any(i.split for i in manifest):
-            manifest = manifest.split(subset)
-        scorer = Scorer(model_path, runtime=runtime)
-        predictions = scorer.score_paths([i.path for i in manifest])
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    manifest = read_data(data, kind, split)
+    if subset and any(i.split for i in manifest):
+        manifest = manifest.split(subset)
+    mos = np.array(manifest.mos_array())  # before scoring: no MOS is an error, not a crash
+    scorer = Scorer(model_path, runtime=runtime)
+    predictions = scorer.score_paths([i.path for i in manifest])
     ok = ~np.isnan(predictions)
-    metrics = compute(predictions[ok], np.array(manifest.mos_array())[ok],
+    if strict and not ok.all():
+        raise DataError(f"--strict: {manifest[int(np.argmin(ok))].path}: could not be decoded")
+    if not ok.any():
+        nothing_succeeded(f"none of the {len(manifest)} images could be decoded")
+    metrics = compute(predictions[ok], mos[ok],
                       calibrated=scorer.info.score_map.kind != "none")
     metrics["unreadable"] = int((~ok).sum())
     typer.echo(json.dumps(metrics, indent=2))
@@ -253,14 +313,19 @@ def evaluate(
         json_out.write_text(json.dumps(metrics, indent=2))
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    from leafiqa.data.readers import IMAGE_SUFFIXES
+def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> list[Path]:
+    """Image paths from files, folders, globs, .txt lists and CSVs; folders that cannot be
+    listed are added to ``unreadable`` with their reason (never silently left out)."""
+    from leafiqa.data.readers import walk_images
 
     paths: list[Path] = []
     for entry in inputs:
         target = Path(entry)
         if target.is_dir():
-            paths += sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found, failed = walk_images(target)
+            paths += found
+            if unreadable is not None:
+                unreadable += failed
         elif target.suffix.lower() == ".csv" and target.is_file():
             with target.open(newline="") as handle:
                 reader = csv.DictReader(handle)
@@ -291,10 +356,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 @app.command()
 def score(
-    model_path: Path = typer.Argument(..., help="calibrated model file"),
+    model_path: str = typer.Argument(..., help="a model name (see `leaf models`) or model file"),
     inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists, CSVs or "
                                                  "Parquet files of paths"),
-    out: Path = typer.Option(Path("scores.csv"), help="CSV or .parquet"),
+    out: Path = typer.Option(Path("scores.csv"),
+                             help="output file: .csv (written as it goes), .json or .parquet; "
+                                  "one row per image: path, score, error"),
     runtime: str = typer.Option("auto", help="torch, onnx or auto"),
     precision: str = typer.Option("auto", help="auto (INT8 when MODEL.int8.onnx passed its "
                                                "parity check), fp32 or int8"),
@@ -307,67 +374,152 @@ def score(
     ray_address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or "
                                                "a local Ray)"),
     actors: int = typer.Option(None, help="scoring actors (ray; default: one per CPU)"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """Score images with a model file, in batches, written as it goes."""
+    """Score images with a model, in batches, written as it goes. Images that cannot be read
+    keep their row, with an empty score and the reason in the error column, and are counted by
+    reason. Exit status: 0 when images were scored, 1 when every image failed, 2 for bad
+    arguments or, with --strict, the first unreadable image."""
     from tqdm.auto import tqdm
 
+    from leafiqa.deploy.outputs import ScoreWriter, output_format
     from leafiqa.deploy.scorer import Scorer
 
     logging.basicConfig(level=logging.WARNING)
     if engine not in {"local", "ray"}:
         fail(f"unknown engine '{engine}' (local or ray)")
-    try:
-        paths = expand_inputs(inputs)
-        if engine == "local":
-            scorer = Scorer(model_path, runtime=runtime, threads=threads, precision=precision)
-            scorer.engine  # noqa: B018 - load the graph now so a bad --precision fails here
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
-    if not paths:
+    output_format(out)
+    unlisted: list[str] = []
+    paths = expand_inputs(inputs, unlisted)
+    if strict and unlisted:
+        raise DataError(f"--strict: {unlisted[0]}")
+    if not paths and not unlisted:
         fail("no images to score")
     if engine == "ray":
         from leafiqa.distributed.ray_score import score_with_ray
+        from leafiqa.registry import resolve_model
 
-        try:
-            report = score_with_ray(model_path, paths, out, address=ray_address, actors=actors,
-                                    batch_size=batch_size, precision=precision,
-                                    threads=threads)
-        except (FileNotFoundError, ValueError) as error:
-            fail(str(error))
+        report = score_with_ray(resolve_model(model_path), paths, out, address=ray_address,
+                                actors=actors, batch_size=batch_size, precision=precision,
+                                threads=threads)
         typer.echo(report.summary())
         return
-    failures: list[tuple[Path, str]] = []
-    rows: list[tuple[str, float]] = []
+    scorer = Scorer(model_path, runtime=runtime, threads=threads, precision=precision)
+    scorer.engine  # noqa: B018 - load the graph now so a bad --precision fails here
+    failures: list[str] = list(unlisted)
+    position = {path: index for index, path in reversed(list(enumerate(paths)))}
     start = time.time()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    parquet = out.suffix == ".parquet"
-    handle = None if parquet else out.open("w", newline="")
-    writer = csv.writer(handle) if handle else None
-    if writer:
-        writer.writerow(["path", "score"])
-    with tqdm(total=len(paths), unit="img", desc="scoring") as bar:
+    with ScoreWriter(out) as writer, tqdm(total=len(paths), unit="img", desc="scoring") as bar:
         for batch in scorer.iter_scores(paths, batch_size, workers):
-            for path, value in zip(batch.paths, batch.scores, strict=True):
-                rows.append((str(path), value))
-                if writer:
-                    writer.writerow([str(path), f"{value:.6f}"])
-            for path, reason in batch.failures:
-                failures.append((path, reason))
+            rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
+                                                             strict=True)]
+            rows += [(path, None, reason) for path, reason in batch.failures]
+            for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
+                writer.add(path, value, reason)
+            for _, reason in batch.failures:
+                if strict:
+                    raise DataError(f"--strict: {reason}")
+                failures.append(reason)
                 logging.warning("skipped %s", reason)
-            if handle:
-                handle.flush()
+            writer.flush()
             bar.update(len(batch.paths) + len(batch.failures))
-    if handle:
-        handle.close()
-    else:
-        import pandas as pd
-
-        pd.DataFrame(rows, columns=["path", "score"]).to_parquet(out)
-    elapsed = time.time() - start
-    typer.echo(f"scored {len(rows)} images in {elapsed:.1f} s ({len(rows) / elapsed:.1f} img/s, "
-               f"{scorer.engine}) → {out}; skipped {len(failures)} unreadable")
-    for _, reason in failures[:10]:
+    elapsed = max(time.time() - start, 1e-9)
+    counts = f" ({reason_counts(failures)})" if failures else ""
+    typer.echo(f"scored {writer.scored} images in {elapsed:.1f} s "
+               f"({writer.scored / elapsed:.1f} img/s, {scorer.engine}) → {out}; "
+               f"skipped {len(failures)} unreadable{counts}")
+    for reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
+    if writer.scored == 0:
+        nothing_succeeded(f"{len(failures)} of {len(paths) + len(unlisted)} images failed, "
+                          f"none could be scored{counts}")
+
+
+DATA_HELP = (
+    "Check a dataset and show how a run will split it; --out writes it as one CSV (absolute "
+    "paths, a split column) that every command reads.\n\n"
+    "A CSV is name[,mos][,std][,split] (path or image also name the image column). Names are "
+    "relative to --image-root, by default the CSV's folder; absolute paths are kept.\n\n"
+    "Rows with an empty mos are the unlabeled pool: the teacher judges them and the student "
+    "distils from them; only rows with a MOS can be calibration labels or test images.\n\n"
+    "split is optional: train or test in any case (training/testing too); an empty cell trains. "
+    "Without a split column every image trains, or --holdout 0.2 makes a seeded 20 % of the "
+    "rows with MOS the test set.")
+
+
+@app.command(help=DATA_HELP)
+def data(
+    path: str = typer.Argument(..., help="dataset folder, CSV or image folder"),
+    kind: str = typer.Option("auto", help="agiqa3k, clive, koniq10k, spaq, livec, kadid10k, "
+                                          "csv, folder"),
+    split: str = typer.Option("split_1", help="split column (AGIQA-3K, clive-dev)"),
+    image_root: Path = typer.Option(None, help="csv: folder the image names are relative to"),
+    holdout: float = typer.Option(None, help="no split column: this fraction of the images with "
+                                             "MOS becomes the test set"),
+    seed: int = typer.Option(0, help="seed of the holdout draw"),
+    out: Path = typer.Option(None, help="write the prepared manifest here (CSV)"),
+) -> None:
+    from leafiqa.data.splits import load_data, write_manifest_csv
+
+    try:
+        manifest = load_data(detect_kind(Path(path)) if kind == "auto" else kind, path,
+                             split=split, image_root=image_root, holdout=holdout,
+                             holdout_seed=seed)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    counts = {name: [i for i in manifest if i.split == name] for name in ("train", "test")}
+    labelled = sum(item.mos is not None for item in manifest)
+    typer.echo(f"{manifest.source}: {len(manifest)} images, {labelled} with MOS, "
+               f"{len(manifest) - labelled} unlabeled")
+    for name, items in counts.items():
+        typer.echo(f"  {name}: {len(items)} images ({sum(i.mos is not None for i in items)} "
+                   "with MOS)")
+    if not counts["test"]:
+        typer.echo("  no test images: a run trains on everything and cannot evaluate "
+                   "(use --holdout)")
+    if out:
+        typer.echo(f"wrote {write_manifest_csv(manifest, out)}")
+
+
+@app.command()
+def models() -> None:
+    """The models `create_metric` and `leaf score` accept by name: the packaged ones and any in
+    the folders of LEAF_MODEL_PATH."""
+    from leafiqa.registry import registered_models
+
+    entries = registered_models()
+    if not entries:
+        typer.echo("no models registered")
+        return
+    typer.echo(f"{'name':<16} {'for':<22} {'scale':<24} {'SRCC':>6}  file")
+    for name, entry in entries.items():
+        try:
+            info = entry.info()
+        except (FileNotFoundError, ValueError) as error:
+            typer.echo(f"{name:<16} unreadable: {error}")
+            continue
+        card = info.card
+        scale = info.score_range
+        scale_text = f"{scale[0]:g}–{scale[1]:g} higher better" if scale else "uncalibrated"
+        srcc = card.get("test", {}).get("srcc")
+        typer.echo(f"{name:<16} {card.get('title', '(own model)'):<22} {scale_text:<24} "
+                   f"{'' if srcc is None else f'{srcc:.3f}':>6}  {entry.path}")
+
+
+@app.command()
+def info(model_path: str = typer.Argument(..., help="a model name or model file")) -> None:
+    """A model's card and metadata as JSON: training data, teacher, labels, MOS scale, test
+    metrics, licence, tool version, commit, labels file and seeds."""
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.deploy.scorer import describe
+    from leafiqa.registry import resolve_model
+
+    try:
+        path = resolve_model(model_path)
+        model_info = read_info(path)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    typer.echo(json.dumps({"path": str(path), **describe(model_info)}, indent=2))
 
 
 @app.command()
@@ -389,10 +541,7 @@ def export(model_path: Path = typer.Argument(...),
         fail(f"unknown format '{format}' (onnx)")
     from leafiqa.deploy.onnx_export import export_model_onnx
 
-    try:
-        path = export_model_onnx(model_path, out)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    path = export_model_onnx(model_path, out)
     typer.echo(f"wrote {path}")
     if quantize is None:
         return
@@ -415,15 +564,25 @@ def export(model_path: Path = typer.Argument(...),
 
 
 @app.command()
-def serve(model_path: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8000,
-          runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16) -> None:
-    """An HTTP scoring service: POST /score, GET /health, GET /model."""
+def serve(model_path: str = typer.Argument(..., help="a model name or model file"),
+          host: str = "127.0.0.1", port: int = 8000,
+          runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16,
+          max_pixels: int = typer.Option(None, help="decompression-bomb limit per image "
+                                                    "(default: PIL's, about 89 MP)"),
+          read_timeout: float = typer.Option(30.0, help="seconds to receive a request body"),
+          api_key_env: str = typer.Option("LEAF_SERVE_API_KEY",
+                                          help="require this variable's value as the bearer "
+                                               "token when it is set")) -> None:
+    """An HTTP scoring service: a page to drop images on at /, POST /score, GET /health,
+    GET /model, the API's docs at /docs (works offline)."""
     import uvicorn
 
     from leafiqa.deploy.service import create_app
 
-    uvicorn.run(create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
-                           max_batch=max_batch), host=host, port=port)
+    service = create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
+                         max_batch=max_batch, max_pixels=max_pixels, read_timeout=read_timeout,
+                         api_key_env=api_key_env)
+    uvicorn.run(service, host=host, port=port, timeout_keep_alive=5)
 
 
 @app.command()
@@ -435,12 +594,24 @@ def bench(config: Path = typer.Argument(...),
     from leafiqa.bench import run_bench
     from leafiqa.config import load_config
 
-    try:
-        report = run_bench(load_config(config, parse_overrides(set_)), quick=quick, out=out)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    report = run_bench(load_config(config, parse_overrides(set_)), quick=quick, out=out)
     typer.echo(report.markdown)
     typer.echo(f"\nreport: {report.html}   csv: {report.csv}   time: {report.seconds:.0f} s")
+
+
+@app.command("config")
+def config_command(path: Path = typer.Argument(None, help="a run config to check and print"),
+                   schema: bool = typer.Option(False, "--schema",
+                                               help="print the config's JSON schema")) -> None:
+    """Check a run config (printed with every default filled in), or print its JSON schema."""
+    from leafiqa.config import config_to_dict, load_config, schema_text
+
+    if schema:
+        typer.echo(schema_text())
+    elif path is None:
+        fail("give a config file, or --schema")
+    else:
+        typer.echo(json.dumps(config_to_dict(load_config(path)), indent=2))
 
 
 @judgments_app.command("list")
@@ -448,7 +619,7 @@ def judgments_list(store: Path = typer.Option(Path("runs/judgments.sqlite"))) ->
     """Teachers in a store with their judgment counts."""
     from leafiqa.judgments.store import JudgmentStore
 
-    with JudgmentStore(store) as judgment_store:
+    with JudgmentStore(store, create=False) as judgment_store:
         for teacher_id, version, points, pairs in judgment_store.teachers():
             typer.echo(f"{teacher_id}\t{version}\tpoints={points}\tpairs={pairs}")
         failures = judgment_store.failures()
@@ -463,7 +634,7 @@ def judgments_export(out: Path = typer.Argument(..., help=".jsonl, .csv or .parq
     from leafiqa.judgments.jsonl import export_store
     from leafiqa.judgments.store import JudgmentStore
 
-    with JudgmentStore(store) as judgment_store:
+    with JudgmentStore(store, create=False) as judgment_store:
         written = export_store(judgment_store, out)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
@@ -476,10 +647,7 @@ def judgments_import(source: Path = typer.Argument(..., help="a LEAF JSONL expor
     from leafiqa.judgments.store import JudgmentStore
 
     with JudgmentStore(store) as judgment_store:
-        try:
-            counts = import_jsonl(judgment_store, source)
-        except (DataError, FileNotFoundError) as error:
-            fail(str(error))
+        counts = import_jsonl(judgment_store, source)
     typer.echo(f"imported {counts['point']} point-wise and {counts['pair']} pair-wise judgments")
 
 

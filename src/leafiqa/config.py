@@ -1,73 +1,162 @@
-"""Run configuration: one YAML file drives ``leaf run`` and ``leaf bench``."""
+"""Run configuration: one YAML file drives ``leaf run`` and ``leaf bench``.
+
+Each section is a typed pydantic dataclass: a wrong type (``labels.budget: ten``) or an unknown
+key is one ``ConfigError`` naming the file and the field, and ``leaf config --schema`` prints
+the JSON schema with every key's description. Sections stay plain dataclasses for their users
+(attribute access, ``dataclasses.replace``, ``dataclasses.asdict``). Adding a key is one line in
+its section. Nothing here imports a stage (reading a YAML does not load torch)."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
 
-from leafiqa.calibration.finetune import CalibrationConfig
-from leafiqa.data.images import as_sizes
-from leafiqa.student.distill import DistillConfig
-from leafiqa.student.features import DEFAULT_INPUT_SIZE
+from leafiqa.errors import ConfigError
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+# The default student reads an image pyramid: the whole image at 224 px (global composition)
+# and at 512 px (fine detail); see student/features.py.
+DEFAULT_INPUT_SIZE: tuple[int, ...] = (224, 512)
+
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False)
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class DataConfig:
-    kind: str = "agiqa3k"
-    path: str = "../shared/data/agiqa3k"
-    split: str | None = "split_1"
-    limit: int | None = None  # N images spread over the dataset (quick runs)
+    kind: str = Field("agiqa3k", description="dataset reader: agiqa3k, koniq10k, spaq, livec, "
+                                             "kadid10k, csv or folder")
+    path: str = Field("../shared/data/agiqa3k", description="dataset folder or manifest CSV")
+    split: str | None = Field("split_1", description="split column of the splits file "
+                                                      "(train/test per image)")
+    splits: str | None = Field(None, description="splits CSV (name, split_1, …); default: "
+                                                 "splits.csv beside the data, or the data CSV's "
+                                                 "own columns")
+    image_root: str | None = Field(None, description="folder the CSV's image names are "
+                                                     "relative to (csv kind)")
+    limit: int | None = Field(None, ge=1, description="N images spread over the dataset "
+                                                       "(quick runs)")
+    holdout: float | None = Field(None, gt=0, lt=1, description="no split column: this "
+                                  "fraction of the rows with MOS becomes the test set (seeded)")
+    holdout_seed: int = 0
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class TeacherConfig:
-    spec: str = "cues"
-    fallback: str | None = None  # used for images the main teacher has no judgment for
-    ensemble: list[str] = field(default_factory=list)  # several specs → a teacher ensemble
-    pairs_per_image: int = 4
-    max_requests: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    spec: str = Field("cues", description="teacher spec (cues, qbench:FILE, jsonl:FILE, openai, "
+                                          "transformers:MODEL)")
+    fallback: str | None = Field(None, description="teacher for images the main one has no "
+                                                   "judgment for")
+    ensemble: list[str] = Field(default_factory=list,
+                                description="several specs → a teacher ensemble")
+    pairs_per_image: int = Field(4, ge=0, description="pair-wise judgments per image")
+    max_requests: int | None = Field(None, ge=0, description="stop after this many judgments")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="teacher options (url, model, api_key_env, …)")
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class StudentConfig:
-    backbone: str = "efficientnet-lite0"
-    # one size, or a list of sizes: an image pyramid whose features are concatenated
-    input_size: int | list[int] = field(default_factory=lambda: list(DEFAULT_INPUT_SIZE))
-    unfreeze_blocks: int = 0  # > 0: partial fine-tuning of the last blocks (slow on a CPU)
-    tail_epochs: int = 4
-    tail_lr: float = 1e-4
+    backbone: str = Field(DEFAULT_BACKBONE, description="frozen feature backbone")
+    input_size: int | list[int] = Field(
+        default_factory=lambda: list(DEFAULT_INPUT_SIZE),
+        description="one size, or a list of sizes: an image pyramid whose features are "
+                    "concatenated")
+    finetune: Literal["none", "tail", "full"] = Field(
+        "none", description="train the backbone on the teacher's judgments too: none (frozen "
+                            "features), tail (the last unfreeze_blocks blocks) or full (every "
+                            "layer); on CUDA when present, slow on a CPU")
+    unfreeze_blocks: int = Field(0, ge=0, description="blocks tuned by finetune: tail (0 → 1); "
+                                                      "> 0 alone means tail")
+    tail_epochs: int = Field(4, ge=0)
+    tail_lr: float = Field(1e-4, gt=0)
 
     def __post_init__(self) -> None:
+        if self.finetune == "none" and self.unfreeze_blocks > 0:
+            self.finetune = "tail"
+        if self.finetune == "tail" and self.unfreeze_blocks <= 0:
+            self.unfreeze_blocks = 1
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _sizes(cls, value: Any) -> Any:
+        from leafiqa.data.images import as_sizes  # PIL and NumPy only
+
         try:
-            as_sizes(self.input_size)
+            as_sizes(value)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"student.input_size: {error}") from None
+            raise ValueError(str(error)) from None
+        return value
 
 
-@dataclass
-class LabelConfig:
-    budget: float = 0.1  # < 1: fraction of the training split; ≥ 1: a count
-    selection: str = "random"
+@dataclass(config=_STRICT)
+class DistillConfig:
+    """The ``distill`` section: joint distillation's weights and training (used as is by
+    ``leafiqa.student.distill``)."""
+
+    # ridge: the teacher's point-wise judgments distilled in closed form (reliability-weighted
+    # ridge, penalty by leave-one-out); mlp: a small MLP trained on the joint point + pair loss
+    head: Literal["ridge", "mlp"] = "ridge"
+    point_weight: float = 1.0
+    pair_weight: float = 1.0
+    temperature: float = 0.5
+    pair_loss: str = "bce"
+    target: Literal["logit", "score"] = "logit"  # the teacher's score as log-odds, or as is
+    use_reliability: bool = True
+    reliability_floor: float = 0.2
+    hidden: int = 64
+    dropout: float = 0.2
+    steps: int = 300
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    val_fraction: float = 0.1
+    eval_every: int = 10
+    patience: int = 6
     seed: int = 0
 
 
-@dataclass
+@dataclass(config=_STRICT)
+class CalibrationConfig:
+    """The ``calibration`` section: the labels-only student's training (used as is by
+    ``leafiqa.calibration.finetune``)."""
+
+    steps: int = 120
+    lr: float = 5e-4
+    weight_decay: float = 1e-3
+    rank_weight: float = 1.0
+    rank_temperature: float = 0.3
+    teacher_weight: float = 1.0
+    teacher_half_life: int = 250  # k in λ_teacher = teacher_weight · k / (k + n_labels)
+    max_rank_pairs: int = 20000
+    seed: int = 0
+
+
+@dataclass(config=_STRICT)
+class LabelConfig:
+    budget: float = Field(0.1, ge=0, description="< 1: fraction of the training split; ≥ 1: "
+                                                 "a count; 0: none (ranks only)")
+    selection: str = Field("random", description="label selection: random or spread")
+    seed: int = 0
+
+
+@dataclass(config=_STRICT)
 class RunConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    student: StudentConfig = field(default_factory=StudentConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    labels: LabelConfig = field(default_factory=LabelConfig)
-    output: str = "runs/demo"
-    judgments: str | None = None  # default: <output>/judgments.sqlite
-    cache: str | None = None  # default: <output>/../cache
-    bench: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    output: str = Field("runs/demo", description="run folder")
+    judgments: str | None = Field(None, description="judgment store (default: "
+                                                    "<output>/judgments.sqlite)")
+    cache: str | None = Field(None, description="feature cache (default: <output>/../cache)")
+    bench: dict[str, Any] = Field(default_factory=dict, description="`leaf bench` grid")
 
     @property
     def judgments_path(self) -> Path:
@@ -78,38 +167,85 @@ class RunConfig:
         return Path(self.cache) if self.cache else Path(self.output).parent / "cache"
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        default = names[key].default_factory() if callable(names[key].default_factory) else None
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            kwargs[key] = _build(type(default), value, f"{where}.{key}")
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
+_ADAPTER = TypeAdapter(RunConfig)
+
+
+def _describe(error: ValidationError, where: str) -> str:
+    """The first validation error as one line: file, dotted field, what was wrong, the value."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        kind = item["type"]
+        value = item.get("input")
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            problems.append(f"{field}: unknown key")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        plain = kind == "missing" or kind == "value_error" or isinstance(value, dict)
+        shown = "" if plain else f" (got {value!r})"
+        problems.append(f"{field}: {message}{shown}")
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{where}: {problems[0]}{more}" if problems else f"{where}: invalid config"
+
+
+def build_config(values: dict[str, Any], where: str = "<config>") -> RunConfig:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got "
+                          f"{type(values).__name__}")
+    try:
+        return _ADAPTER.validate_python(values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, where)) from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML config; relative paths in it are relative to the file's folder's parent
-    project (the working directory)."""
+    """Read a YAML config; relative paths in it are relative to the working directory."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config ({error})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level")
     for dotted, value in (overrides or {}).items():
         target = values
         *parents, leaf = dotted.split(".")
         for parent in parents:
             target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {dotted}: '{parent}' is not a section")
         target[leaf] = value
-    return _build(RunConfig, values, str(path))
+    return build_config(values, str(path))
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of a run config (``leaf config --schema``)."""
+    return _ADAPTER.json_schema()
+
+
+def schema_text() -> str:
+    return json.dumps(config_schema(), indent=2)
+
+
+def run_provenance(config: RunConfig) -> dict[str, Any]:
+    """What a run's model file and results.json record about where they came from: tool
+    version, git commit, the labels file (data path, kind, split) and every seed."""
+    from leafiqa.version import provenance
+
+    return provenance(
+        labels_file={"kind": config.data.kind, "path": config.data.path,
+                     "split": config.data.split},
+        seeds={"labels": config.labels.seed, "distill": config.distill.seed,
+               "calibration": config.calibration.seed},
+    )

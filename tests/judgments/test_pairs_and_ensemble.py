@@ -56,3 +56,55 @@ def test_fallback_fills_missing_images_on_a_common_scale() -> None:
     merged = merge_with_fallback([primary, fallback])
     assert merged["a"].teacher_id == "p" and merged["c"].teacher_id == "f"
     assert merged["a"].score > merged["b"].score
+
+
+def test_a_confident_but_wrong_member_weighs_little() -> None:
+    from leafiqa.judgments.ensemble import member_weights
+
+    rng = np.random.default_rng(0)
+    keys = [f"k{i}" for i in range(300)]
+    quality = rng.normal(size=300)
+
+    def member(name: str, signal: float, noise: float, sharp: float) -> dict:
+        logit = sharp * (signal * quality + noise * rng.normal(size=300))
+        return points(name, {k: float(1 / (1 + np.exp(-v)))
+                             for k, v in zip(keys, logit, strict=True)})
+
+    members = {
+        "good1": member("good1", 1.0, 0.5, 1.0),
+        "good2": member("good2", 1.0, 0.6, 1.0),
+        "good3": member("good3", 1.0, 0.7, 1.0),
+        # near-certain answers (self-reliability ≈ 1) that track quality barely
+        "loud": member("loud", 0.1, 1.0, 30.0),
+    }
+    assert min(p.reliability for p in members["loud"].values()) < 1.0
+    assert np.mean([p.reliability for p in members["loud"].values()]) > np.mean(
+        [p.reliability for p in members["good1"].values()])
+    weights = {w.teacher_id: w for w in member_weights(members, keys)}
+    assert sum(w.weight for w in weights.values()) == pytest.approx(1.0)
+    assert weights["loud"].weight < 0.1 < weights["good3"].weight < weights["good1"].weight
+    # labels: make "good3" the one that matches the MOS best; its weight grows with labels
+    mos = {k: float(np.log(members["good3"][k].score / (1 - members["good3"][k].score)))
+           for k in keys}
+    labelled = dict(list(mos.items())[:200])
+    relabelled = {w.teacher_id: w for w in member_weights(members, keys, labelled)}
+    assert relabelled["good3"].label_correlation == pytest.approx(1.0)
+    assert relabelled["good3"].weight > weights["good3"].weight
+    target = np.array([mos[k] for k in keys])
+
+    def agreement(weights: list) -> float:  # noqa: ANN001
+        ensemble = ensemble_points(members, keys, weights)
+        z = np.array([np.log(ensemble[k].score / (1 - ensemble[k].score)) for k in keys])
+        return float(np.corrcoef(z, target)[0, 1])
+
+    assert agreement(list(relabelled.values())) > agreement(list(weights.values()))
+
+
+def test_log_odds_of_a_two_level_teacher_is_its_logit_margin() -> None:
+    from leafiqa.teachers.protocol import from_log_odds, log_odds
+    from leafiqa.teachers.recorded import two_level_probs
+
+    for margin in (-9.0, -0.3, 0.0, 2.5, 12.0):
+        p_good, _ = two_level_probs(margin + 1.0, 1.0)
+        assert log_odds(p_good) == pytest.approx(margin, abs=1e-6)
+        assert from_log_odds(log_odds(p_good)) == pytest.approx(p_good)

@@ -77,3 +77,30 @@ def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
     test_paths = [folder / f"im{i:02d}.jpg" for i in range(0, 48, 4)]
     scores = Scorer(summary["model"], runtime="torch").score_paths(test_paths)
     assert np.isfinite(scores).all() and info.input_sizes == as_sizes(input_size)
+
+
+def test_full_finetuning_trains_every_layer_stem_included(tmp_path: Path) -> None:
+    from leafiqa.config import load_config
+    from leafiqa.deploy.modelfile import load_network
+    from leafiqa.pipeline import run_pipeline
+    from tests.conftest import REPO, write_recorded_dataset
+
+    folder = tmp_path / "images"
+    csv, recorded = write_recorded_dataset(
+        folder, 32, mos=lambda i: 4 - (i % 6) * 0.5, logit_good=lambda i: 2 - (i % 6) * 0.7,
+        split=lambda i: "test" if i % 4 == 0 else "train", size=48,
+        blur=lambda i: (i % 6) * 0.6)
+    config = load_config(REPO / "configs" / "demo.yaml", {
+        "data.kind": "csv", "data.path": str(csv), "data.split": None,
+        "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
+        "student.input_size": 48, "student.finetune": "full", "student.tail_epochs": 1,
+        "labels.budget": 8, "output": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
+        "distill.hidden": 16})
+    summary = run_pipeline(config, progress=False)
+    assert "fine-tuned (full)" in summary["student"]
+    network, _ = load_network(summary["model"])
+    pristine = MultiLevelBackbone("efficientnet-lite0")
+    for tuned, original in ((network.backbone.net._conv_stem, pristine.net._conv_stem),
+                            (network.backbone.net._blocks[0]._project_conv,
+                             pristine.net._blocks[0]._project_conv)):
+        assert not torch.equal(tuned.weight, original.weight)

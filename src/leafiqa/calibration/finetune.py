@@ -12,28 +12,15 @@ The same routine with no teacher and a fresh head is the "student on labels alon
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map
+from leafiqa.config import CalibrationConfig
 from leafiqa.student.distill import DistillationLoss, DistillConfig, TeacherTargets, train_head
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss
-
-
-@dataclass
-class CalibrationConfig:
-    steps: int = 120
-    lr: float = 5e-4
-    weight_decay: float = 1e-3
-    rank_weight: float = 1.0
-    rank_temperature: float = 0.3
-    teacher_weight: float = 1.0
-    teacher_half_life: int = 250  # k in λ_teacher = teacher_weight · k / (k + n_labels)
-    max_rank_pairs: int = 20000
-    seed: int = 0
 
 
 class LabelLoss:

@@ -59,8 +59,10 @@ def fit_linear(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
     return ScoreMap("linear", [float(slope), float(intercept)], int(mos.size))
 
 
-def fit_score_map(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
-    """Best monotonic increasing map of ``scores`` onto ``mos`` (see module docstring)."""
+def fit_score_map(scores: np.ndarray, mos: np.ndarray, min_width: float = 1e-3) -> ScoreMap:
+    """Best monotonic increasing map of ``scores`` onto ``mos`` (see module docstring);
+    ``min_width`` bounds the logistic's width |β4| below, as a fraction of the scores' spread
+    (a near-step logistic merges many scores into one value, and their ranks with it)."""
     scores, mos = np.asarray(scores, float), np.asarray(mos, float)
     if scores.size == 0:
         return ScoreMap()
@@ -69,7 +71,9 @@ def fit_score_map(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
         return linear
     spread = scores.std()
     initial = [mos.max(), mos.min(), float(np.median(scores)), spread]
-    bounds = ([mos.min() - 3 * mos.std(), -np.inf, scores.min() - 3 * spread, 1e-3 * spread],
+    initial[3] = max(initial[3], 2 * min_width * spread)
+    bounds = ([mos.min() - 3 * mos.std(), -np.inf, scores.min() - 3 * spread,
+               min_width * spread],
               [np.inf, mos.max() + 3 * mos.std(), scores.max() + 3 * spread, 100 * spread])
     try:
         with warnings.catch_warnings():

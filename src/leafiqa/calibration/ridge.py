@@ -1,40 +1,118 @@
-"""Ridge regression on frozen features (the linear-probe baseline)."""
+"""Ridge regression on frozen features with the penalty chosen by exact leave-one-out error.
+
+Used twice: as the linear-probe baseline (features → MOS), and inside calibration, where a
+ridge on the features corrects what the distilled student's mapped score gets wrong on the
+labelled images. There the penalty grid includes infinity — "no correction" — so with a handful
+of labels the correction switches itself off unless the labels themselves say it helps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+DEFAULT_ALPHAS = np.logspace(-1, 6, 29)
 
-def fit_ridge(
-    features: np.ndarray, targets: np.ndarray, alphas: np.ndarray | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Ridge with the penalty picked by exact leave-one-out error (via the SVD), standardised
-    features. Returns a predictor."""
-    x = np.asarray(features, dtype=np.float64)
+
+@dataclass
+class FeatureScaler:
+    """Per-feature standardisation; fitted on every training image (labels are not needed)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> FeatureScaler:
+        x = np.asarray(features, dtype=np.float64)
+        return cls(x.mean(axis=0), x.std(axis=0) + 1e-6)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return (np.asarray(features, dtype=np.float64) - self.mean) / self.std
+
+
+@dataclass
+class RidgeFit:
+    """``y ≈ features @ coef + intercept`` (coef in the features' own units)."""
+
+    coef: np.ndarray
+    intercept: float
+    alpha: float  # inf: the features are not used, the fit is the targets' mean
+    loo_error: float  # mean squared leave-one-out error at ``alpha``
+    loo_predictions: np.ndarray  # each training target predicted without itself
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(features, dtype=np.float64) @ self.coef + self.intercept
+
+
+@dataclass
+class RidgeBasis:
+    """What a leave-one-out ridge needs that does not depend on the targets: the images'
+    standardised, centred (and weighted) features and the eigendecomposition of their n×n Gram
+    matrix (far cheaper than an SVD when features outnumber images — 7,104 pyramid features,
+    ≤ 2,386 images). Computed once per set of images, shared by every fit on them.
+
+    With ``weights`` (e.g. judgment reliabilities) it is weighted least squares: each image's
+    row and target are scaled by √w after centring on the weighted means."""
+
+    scaler: FeatureScaler
+    centre: np.ndarray  # the (weighted) mean of the standardised features
+    weights: np.ndarray  # normalised to mean 1
+    rows: np.ndarray  # √w · (standardised − centre)
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, scaler: FeatureScaler | None = None,
+            weights: np.ndarray | None = None) -> RidgeBasis:
+        scaler = scaler or FeatureScaler.fit(features)
+        xs = scaler(features)
+        w = np.ones(xs.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        w = w / w.mean()
+        centre = (w[:, None] * xs).sum(axis=0) / w.sum()
+        rows = np.sqrt(w)[:, None] * (xs - centre)
+        eigenvalues, eigenvectors = np.linalg.eigh(rows @ rows.T)
+        return cls(scaler, centre, w, rows, np.clip(eigenvalues, 0.0, None), eigenvectors)
+
+
+def fit_ridge_loo(
+    basis: RidgeBasis,
+    targets: np.ndarray,
+    alphas: np.ndarray | None = None,
+    *,
+    allow_none: bool = False,
+) -> RidgeFit:
+    """Ridge on ``basis``'s images with the penalty picked by exact (weighted) leave-one-out
+    error; ``allow_none`` adds α = ∞ (predict the targets' mean) to the grid."""
     y = np.asarray(targets, dtype=np.float64)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    xs = (x - mean) / std
-    y_mean = y.mean()
-    # The eigenvectors of the n×n Gram matrix are the left singular vectors of xs: far cheaper
-    # than an SVD when features outnumber images (7,104 pyramid features, ≤ 2,386 images).
-    eigenvalues, u = np.linalg.eigh(xs @ xs.T)
-    s = np.sqrt(np.clip(eigenvalues, 0.0, None))
-    uty = u.T @ (y - y_mean)
-    alphas = np.logspace(-1, 6, 29) if alphas is None else alphas
-    best_alpha, best_error = float(alphas[0]), np.inf
+    u, s2, w = basis.eigenvectors, basis.eigenvalues, basis.weights
+    y_mean = float((w * y).sum() / w.sum())
+    root_w = np.sqrt(w)
+    centred = root_w * (y - y_mean)
+    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
+    uty = u.T @ centred
+    intercept_leverage = w / w.sum()
+    none_residual = (y - y_mean) / np.clip(1.0 - intercept_leverage, 1e-6, None)
+    best_alpha, best_residual = np.inf, none_residual
+    best_error = float(np.mean(w * none_residual**2)) if allow_none else np.inf
     for alpha in alphas:
-        shrink = s**2 / (s**2 + alpha)
+        shrink = s2 / (s2 + alpha)
         fitted = u @ (shrink * uty)
-        leverage = (u**2 * shrink).sum(axis=1) + 1.0 / len(y)
-        residual = (y - y_mean - fitted) / np.clip(1.0 - leverage, 1e-6, None)
-        error = float(np.mean(residual**2))
+        leverage = (u**2 * shrink).sum(axis=1) + intercept_leverage
+        residual = (centred - fitted) / root_w / np.clip(1.0 - leverage, 1e-6, None)
+        error = float(np.mean(w * residual**2))
         if error < best_error:
-            best_alpha, best_error = float(alpha), error
-    coef = xs.T @ (u @ (uty / (s**2 + best_alpha)))
+            best_alpha, best_error, best_residual = float(alpha), error, residual
+    scaler = basis.scaler
+    if np.isinf(best_alpha):
+        coef = np.zeros(basis.rows.shape[1])
+    else:
+        # back to the features' own units: ((x − mean)/std − centre) @ v = x @ (v/std) + const
+        coef = (basis.rows.T @ (u @ (uty / (s2 + best_alpha)))) / scaler.std
+    intercept = y_mean - float((scaler.mean + basis.centre * scaler.std) @ coef)
+    return RidgeFit(coef, intercept, best_alpha, best_error, y - best_residual)
 
-    def predict(new: np.ndarray) -> np.ndarray:
-        return ((np.asarray(new, dtype=np.float64) - mean) / std) @ coef + y_mean
 
-    return predict
+def fit_ridge(features: np.ndarray, targets: np.ndarray, alphas: np.ndarray | None = None
+              ) -> RidgeFit:
+    """The linear-probe baseline: features → targets, penalty by leave-one-out."""
+    return fit_ridge_loo(RidgeBasis.fit(features), targets, alphas)

@@ -1,48 +1,251 @@
-"""Decoding images into tensors the student reads, and content hashes that key judgments."""
+"""Decoding images into tensors the student reads, and content hashes that key judgments.
+
+Every entry point (``leaf score``, ``teach``, features, ``serve``, ``create_metric``) decodes
+through ``decode_image``: one place that refuses decompression bombs, applies EXIF orientation,
+maps every PIL mode (16-bit, float, palette, alpha, CMYK, …) to 8-bit RGB, and turns any decoder
+failure into an ``ImageDecodeError`` whose message names the file and a short reason."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from leafiqa.data.manifest import DataError
+from leafiqa.errors import DataError
 
-# Decompression-bomb guard stays on, but at a level real photos never reach.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+# PIL's own default (about 89 MP) unless raised on purpose: LEAF_MAX_IMAGE_PIXELS, or
+# set_max_pixels(). Checked from the header, before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 89_478_485
+MAX_PIXELS_ENV = "LEAF_MAX_IMAGE_PIXELS"
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
+# Short reasons, so failures can be counted by kind (``failure_reason``).
+REASONS = ("not found", "permission denied", "is a folder", "too many pixels", "too large",
+           "not an image", "cannot decode")
+_MEMORY_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
 
 class ImageDecodeError(DataError):
-    """An image file that is missing or cannot be decoded."""
+    """An image file that is missing, unreadable, too large or cannot be decoded."""
+
+    def __init__(self, label: str, reason: str, detail: str = "") -> None:
+        self.label = label
+        self.reason = reason
+        super().__init__(f"{label}: {reason}" + (f" ({detail})" if detail else ""))
 
 
-def open_rgb(path: str | Path) -> Image.Image:
+def failure_reason(message: str) -> str:
+    """The short reason in a decode failure's message (``other`` when none matches)."""
+    return next((reason for reason in REASONS if f": {reason}" in message), "other")
+
+
+def max_pixels() -> int:
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise DataError(f"{MAX_PIXELS_ENV}={text!r}: expected a pixel count") from None
+    if value < 1:
+        raise DataError(f"{MAX_PIXELS_ENV}={text!r}: expected a positive pixel count")
+    return value
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Raise (or lower) the decompression-bomb limit for this process and the decoding workers
+    it forks. ``None`` restores PIL's default."""
+    if limit is None:
+        os.environ.pop(MAX_PIXELS_ENV, None)
+    else:
+        if int(limit) < 1:
+            raise DataError(f"max pixels: expected a positive count, got {limit!r}")
+        os.environ[MAX_PIXELS_ENV] = str(int(limit))
+
+
+def _check_size(image: Image.Image, label: str, limit: int) -> None:
+    width, height = image.size
+    if width * height > limit:
+        raise ImageDecodeError(label, "too many pixels",
+                               f"{width}×{height} = {width * height / 1e6:.0f} MP declared, "
+                               f"limit {limit / 1e6:.0f} MP; raise {MAX_PIXELS_ENV} on purpose")
+    if width < 1 or height < 1:
+        raise ImageDecodeError(label, "cannot decode", f"empty image {width}×{height}")
+
+
+def _int_to_uint8(array: np.ndarray, full_scale: float) -> np.ndarray:
+    return np.clip(np.rint(array.astype(np.float64) * (255.0 / full_scale)), 0, 255).astype(
+        np.uint8)
+
+
+def _array_rgb(array: np.ndarray) -> Image.Image:
+    """An H×W or H×W×C (C in 1, 2, 3, 4) array of any numeric dtype → 8-bit RGB.
+
+    uint8 as is; uint16 on 0…65535; other integers as 0…255 when they fit, else 16-bit; float in
+    [0, 1] (pyiqa/torchvision's convention), or in [0, 255] when larger values occur; bool as
+    black/white. Alpha is dropped (as PIL's ``convert("RGB")`` does)."""
+    if array.ndim == 3 and array.shape[-1] in (1, 2):
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3) or 0 in array.shape:
+        raise ValueError(f"expected an H×W or H×W×3 image array, got shape {array.shape}")
+    if array.dtype == np.bool_:
+        out = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint8:
+        out = array
+    elif array.dtype == np.uint16:
+        out = _int_to_uint8(array, 65535.0)
+    elif np.issubdtype(array.dtype, np.integer):  # e.g. a list of ints: 0…255, else 16-bit
+        top = int(array.max()) if array.size else 0
+        scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else float(top)
+        out = _int_to_uint8(np.maximum(array, 0), scale)
+    elif np.issubdtype(array.dtype, np.floating):
+        values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+        out = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+    else:
+        raise ValueError(f"unsupported image array dtype {array.dtype}")
+    image = Image.fromarray(np.ascontiguousarray(out))
+    return image.convert("RGB")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image → 8-bit RGB, upright: EXIF orientation applied, 16-bit and 32-bit integer
+    modes scaled (not clipped), float modes read as [0, 1] or [0, 255]."""
+    source_format = image.format
+    try:
+        upright = ImageOps.exif_transpose(image)
+        image = upright if upright is not None else image
+    except Exception:  # noqa: BLE001 - a malformed EXIF block: keep the pixels as stored
+        pass
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16"):
+        return _array_rgb(np.asarray(image).astype(np.uint16))
+    if mode == "I":
+        array = np.asarray(image)
+        # PNG/TIFF 16-bit greyscale opens as "I": values span 0…65535, not 0…255
+        sixteen_bit = source_format == "PNG" or (array.size and array.max() > 255)
+        top = 65535.0 if sixteen_bit else 255.0
+        return _array_rgb(_int_to_uint8(np.maximum(array, 0), top))
+    if mode == "F":
+        return _array_rgb(np.asarray(image, dtype=np.float32))
+    if mode in ("La", "RGBa"):
+        image = image.convert("LA" if mode == "La" else "RGBA")
+    if mode in ("P", "PA") and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if mode in ("LAB", "HSV"):
+        image = image.convert("RGB") if mode == "HSV" else _lab_to_rgb(image)
+        return image
+    return image.convert("RGB")
+
+
+def _lab_to_rgb(image: Image.Image) -> Image.Image:
+    from PIL import ImageCms
+
+    transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"),
+                                        ImageCms.createProfile("sRGB"), "LAB", "RGB")
+    return ImageCms.applyTransform(image, transform)
+
+
+def _decode(source: Any, label: str, limit: int | None,
+            draft_side: int | None = None) -> Image.Image:
+    """``draft_side``: a JPEG at least twice that size is decoded at a reduced scale (1/2, 1/4
+    or 1/8 in the DCT, PIL's ``draft``) that keeps both sides ≥ it."""
+    limit = max_pixels() if limit is None else limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, palette transparency
+            if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+                Image.MAX_IMAGE_PIXELS = limit  # raised on purpose: PIL must not refuse first
+            with Image.open(source) as image:
+                _check_size(image, label, limit)
+                if draft_side and image.format == "JPEG" and min(image.size) >= 2 * draft_side:
+                    image.draft("RGB", (draft_side, draft_side))
+                image.load()
+                return to_rgb(image)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(label, "too many pixels", str(error)) from None
+    except PermissionError:
+        raise ImageDecodeError(label, "permission denied") from None
+    except Image.UnidentifiedImageError:
+        raise ImageDecodeError(label, "not an image", "unknown or unsupported format") from None
+    except Exception as error:  # noqa: BLE001 - decoders raise anything on hostile files
+        detail = _MEMORY_REPR.sub("the data", str(error)) or type(error).__name__
+        raise ImageDecodeError(label, "cannot decode", detail[:200]) from None
+
+
+def _open_file(path: Path) -> io.BufferedReader:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise ImageDecodeError(str(path), "not found") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(str(path), "is a folder") from None
+    except PermissionError:
+        raise ImageDecodeError(str(path), "permission denied") from None
+    except OSError as error:
+        raise ImageDecodeError(str(path), "cannot decode", error.strerror or str(error)) from None
+
+
+def open_rgb(path: str | Path, max_pixels: int | None = None,
+             draft_side: int | None = None) -> Image.Image:
+    """An image file as upright 8-bit RGB; ``ImageDecodeError`` names the file and why not."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageDecodeError(f"{path}: image file not found")
+    with _open_file(path) as handle:
+        return _decode(handle, str(path), max_pixels, draft_side)
+
+
+def decode_bytes_rgb(data: bytes, label: str = "<upload>",
+                     max_pixels: int | None = None) -> Image.Image:
+    if not data:
+        raise ImageDecodeError(label, "not an image", "empty")
+    return _decode(io.BytesIO(data), label, max_pixels)
+
+
+def image_from_any(image: Any, label: str = "<image>") -> Image.Image:
+    """A path, bytes, PIL image, NumPy array, torch tensor or nested list → upright RGB.
+
+    Arrays: H×W, H×W×C or C×H×W (C = 1, 3 or 4 and the last axis not); see ``_array_rgb``
+    for value ranges (float in [0, 1] like pyiqa/torchvision, uint16 on 0…65535)."""
+    if isinstance(image, (str, Path)):
+        return open_rgb(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_bytes_rgb(bytes(image), label)
+    if isinstance(image, Image.Image):
+        _check_size(image, label, max_pixels())
+        return to_rgb(image)
+    if hasattr(image, "detach") and hasattr(image, "cpu"):  # a torch tensor, without importing
+        image = image.detach().cpu().numpy()
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageDecodeError(f"{path}: cannot decode image ({error})") from None
-
-
-def decode_bytes_rgb(data: bytes, label: str = "<upload>") -> Image.Image:
-    import io
-
+        array = np.asarray(image)
+    except (ValueError, TypeError) as error:
+        raise DataError(f"{label}: not an image ({error})") from None
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+                                      or array.dtype == np.bool_):
+        raise DataError(f"{label}: not an image (a {type(image).__name__} of {array.dtype})")
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageDecodeError(f"{label}: not a decodable image ({error})") from None
+        return _array_rgb(array)
+    except ValueError as error:
+        raise DataError(f"{label}: {error}") from None
 
 
 def to_model_input(image: Image.Image, size: int) -> np.ndarray:
@@ -55,20 +258,10 @@ def to_model_input(image: Image.Image, size: int) -> np.ndarray:
 
 
 def open_rgb_at_least(path: str | Path, side: int) -> Image.Image:
-    """``open_rgb``, but a JPEG larger than needed is decoded at a reduced scale (1/2, 1/4 or
-    1/8 in the DCT, PIL's ``draft``) that still leaves both sides ≥ ``side`` — several times
-    less decoding for large photos; the resize to the model's sizes then starts from there."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageDecodeError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as image:
-            if image.format == "JPEG" and min(image.size) >= 2 * side:
-                image.draft("RGB", (side, side))
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageDecodeError(f"{path}: cannot decode image ({error})") from None
+    """``open_rgb``, but a JPEG larger than needed is decoded at a reduced scale that still
+    leaves both sides ≥ ``side`` — several times less decoding for large photos; the resize to
+    the model's sizes then starts from there."""
+    return open_rgb(path, draft_side=side)
 
 
 def to_pixels(image: Image.Image, sizes: Sequence[int]) -> tuple[np.ndarray, ...]:
@@ -89,9 +282,10 @@ def load_model_input(path: str | Path, size: int) -> np.ndarray:
 
 def as_sizes(size: int | Sequence[int]) -> tuple[int, ...]:
     """One input size or an image pyramid of several, as a tuple of distinct positive sizes."""
-    if isinstance(size, (int, np.integer)):
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         sizes: tuple[int, ...] = (int(size),)
-    elif isinstance(size, (list, tuple)) and all(isinstance(s, (int, np.integer)) for s in size):
+    elif isinstance(size, (list, tuple)) and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
         sizes = tuple(int(s) for s in size)
     else:
         raise ValueError(f"expected a size or a list of sizes, got {size!r}")
@@ -110,10 +304,8 @@ def content_hash(path: str | Path) -> str:
     """SHA-256 of the file's bytes (first 32 hex digits): the same image under another name
     or folder shares its stored judgments."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageDecodeError(f"{path}: image file not found")
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with _open_file(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:32]

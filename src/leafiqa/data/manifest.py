@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, row and field."""
+from leafiqa.errors import DataError
 
 
 @dataclass(frozen=True)

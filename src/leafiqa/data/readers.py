@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -20,16 +21,42 @@ def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV ({error})") from None
 
 
+SPLIT_VALUES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
+
+
+def normalise_split_column(frame: pd.DataFrame, source: str) -> None:
+    """``split`` cells: ``train``/``test`` in any case (``training``/``testing`` too); an empty
+    cell trains (typically an unlabeled image); anything else is an error naming the row."""
+    values = []
+    for position, raw in enumerate(frame["split"].tolist()):
+        text = "" if raw is None or (isinstance(raw, float) and pd.isna(raw)) else str(raw)
+        text = text.strip().lower()
+        if text and text not in SPLIT_VALUES:
+            raise DataError(f"{source}: row {position + 2}, column 'split': expected train or "
+                            f"test (or empty), got {raw!r}")
+        values.append(SPLIT_VALUES.get(text, "train"))
+    frame["split"] = values
+
+
 def read_plain_csv(
     path: str | Path,
     image_root: str | Path | None = None,
     *,
     check_files: bool = True,
 ) -> Manifest:
-    """``name,mos[,std][,split]`` (``path`` or ``image`` also accepted for the name column)."""
+    """``name[,mos][,std][,split]`` (``path`` or ``image`` also accepted for the name column).
+
+    Names are relative to ``image_root`` (default: the CSV's folder); absolute paths are kept.
+    A row with an empty ``mos`` is an unlabeled image: the teacher judges it and the student
+    distils from it. ``split`` is optional (see ``normalise_split_column``); without it every
+    image trains unless a holdout is asked for (``leafiqa.data.splits``)."""
     path = Path(path)
     frame = _read_csv(path)
     name_column = next((c for c in ("name", "path", "image") if c in frame.columns), "name")
+    if "split" in frame.columns:
+        normalise_split_column(frame, str(path))
+    if image_root is not None and not Path(image_root).is_dir():
+        raise DataError(f"{image_root}: image root folder not found")
     return build_manifest(
         frame,
         root=Path(image_root) if image_root else path.parent,
@@ -42,14 +69,15 @@ def read_plain_csv(
     )
 
 
-def read_agiqa3k(
-    root: str | Path,
-    split: str | None = "split_1",
+def _read_with_splits(
+    root: Path,
+    split: str | None,
     *,
-    check_files: bool = True,
+    mos_column: str,
+    std_column: str,
+    check_files: bool,
 ) -> Manifest:
-    """AGIQA-3K: ``data.csv`` (``mos_quality``, ``std_quality``) and ``splits.csv``."""
-    root = Path(root)
+    """``data.csv`` + ``splits.csv`` (``name, split_1 … split_5``), images in ``images/``."""
     data_csv = root / "data.csv"
     frame = _read_csv(data_csv)
     manifest = build_manifest(
@@ -57,8 +85,8 @@ def read_agiqa3k(
         root=root / "images",
         source=str(data_csv),
         name_column="name",
-        mos_column="mos_quality",
-        std_column="std_quality",
+        mos_column=mos_column,
+        std_column=std_column,
         check_files=check_files,
     )
     if split is None:
@@ -69,6 +97,29 @@ def read_agiqa3k(
     mapping = dict(zip(splits["name"].astype(str), splits[split].astype(str), strict=True))
     manifest.source = f"{data_csv}+{splits_csv}:{split}"
     return manifest.with_split(mapping, f"{splits_csv}:{split}")
+
+
+def read_agiqa3k(
+    root: str | Path,
+    split: str | None = "split_1",
+    *,
+    check_files: bool = True,
+) -> Manifest:
+    """AGIQA-3K: ``data.csv`` (``mos_quality``, ``std_quality``) and ``splits.csv``."""
+    return _read_with_splits(Path(root), split, mos_column="mos_quality",
+                             std_column="std_quality", check_files=check_files)
+
+
+def read_clive_dev(
+    root: str | Path,
+    split: str | None = "split_1",
+    *,
+    check_files: bool = True,
+) -> Manifest:
+    """The shared LIVE Challenge development part: ``data.csv`` (``name, original_name, mos,
+    std``, MOS 0–100) and ``splits.csv`` like AGIQA-3K's."""
+    return _read_with_splits(Path(root), split, mos_column="mos", std_column="std",
+                             check_files=check_files)
 
 
 def read_koniq10k(root: str | Path, *, check_files: bool = True) -> Manifest:
@@ -180,19 +231,40 @@ def read_kadid10k(root: str | Path, *, check_files: bool = True) -> Manifest:
     )
 
 
+def walk_images(folder: Path, recursive: bool = True) -> tuple[list[Path], list[str]]:
+    """Image files under a folder, sorted, and a reason for each folder that could not be
+    listed (an unreadable subfolder is reported, never silently left out)."""
+    unreadable: list[str] = []
+
+    def note(error: OSError) -> None:
+        reason = "permission denied" if isinstance(error, PermissionError) else (
+            error.strerror or str(error))
+        unreadable.append(f"{error.filename}: {reason} (folder not listed)")
+
+    paths: list[Path] = []
+    for root, folders, files in os.walk(folder, onerror=note, followlinks=False):
+        paths += [Path(root) / name for name in files
+                  if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        if not recursive:
+            folders.clear()
+    return sorted(paths), unreadable
+
+
 def read_folder(folder: str | Path, *, recursive: bool = True) -> Manifest:
-    """Every image file under a folder, sorted, without MOS."""
+    """Every image file under a folder, sorted, without MOS. Subfolders that cannot be listed
+    are named in ``manifest.extra["unreadable"]``."""
     from leafiqa.data.manifest import ImageItem
 
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    pattern = "**/*" if recursive else "*"
-    paths = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths, unreadable = walk_images(folder, recursive)
     if not paths:
-        raise DataError(f"{folder}: no image files found")
+        detail = f" ({'; '.join(unreadable[:3])})" if unreadable else ""
+        raise DataError(f"{folder}: no image files found{detail}")
     return Manifest(
-        [ImageItem(path=p, name=str(p.relative_to(folder))) for p in paths], source=str(folder)
+        [ImageItem(path=p, name=str(p.relative_to(folder))) for p in paths], source=str(folder),
+        extra={"unreadable": unreadable} if unreadable else {},
     )
 
 
@@ -201,10 +273,42 @@ READERS = {
     "koniq10k": read_koniq10k,
     "spaq": read_spaq,
     "livec": read_live_challenge,
+    "clive": read_clive_dev,
     "kadid10k": read_kadid10k,
     "csv": read_plain_csv,
     "folder": read_folder,
 }
+
+
+def read_split_file(path: str | Path, split: str) -> dict[str, str]:
+    """``name → train/test`` from a CSV with a ``name`` column and one column per split
+    (``split_1`` … ``split_5``, as AGIQA-3K and clive-dev ship them)."""
+    path = Path(path)
+    frame = _read_csv(path)
+    if split not in frame.columns:
+        splits = [c for c in frame.columns if c != "name"]
+        raise DataError(f"{path}: no split column '{split}' (columns: {splits})")
+    require_columns(frame, ["name", split], str(path))
+    return dict(zip(frame["name"].astype(str), frame[split].astype(str), strict=True))
+
+
+def split_file_has(path: str | Path, split: str) -> bool:
+    """Whether the CSV at ``path`` has a column named ``split`` (reads the header only)."""
+    return split in _read_csv(Path(path), nrows=0).columns
+
+
+def find_split_file(data_path: str | Path, explicit: str | Path | None = None) -> Path | None:
+    """Where a data set's splits live: ``explicit``, else ``splits.csv`` beside (or in) the data
+    path, else the data CSV itself when it carries split columns; None when there is none."""
+    if explicit:
+        return Path(explicit)
+    data_path = Path(data_path)
+    folder = data_path if data_path.is_dir() else data_path.parent
+    if (folder / "splits.csv").is_file():
+        return folder / "splits.csv"
+    if data_path.is_file() and data_path.suffix.lower() == ".csv":
+        return data_path
+    return None
 
 
 def read_dataset(kind: str, path: str | Path, **options: object) -> Manifest:

@@ -14,9 +14,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from leafiqa.calibration.mapping import ScoreMap
+from leafiqa.calibration.ridge import RidgeFit
 from leafiqa.data.images import as_sizes
+from leafiqa.errors import ModelFileError
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
+from leafiqa.version import provenance
 
 FORMAT = "leaf-model/1"
 
@@ -40,22 +43,42 @@ class TorchScoreMap(nn.Module):
         return (b1 - b2) / (1.0 + torch.exp(z)) + b2
 
 
+class FeatureCorrection(nn.Module):
+    """The calibration's linear correction on the features (``calibration.prior``); all zeros
+    (no correction) unless the labels asked for one."""
+
+    def __init__(self, dim: int, correction: RidgeFit | None = None) -> None:
+        super().__init__()
+        weight = torch.zeros(dim) if correction is None else torch.as_tensor(
+            correction.coef, dtype=torch.float32)
+        bias = 0.0 if correction is None else correction.intercept
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", torch.tensor(float(bias)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features @ self.weight + self.bias
+
+
 class LeafNetwork(nn.Module):
-    """One ImageNet-normalised (B, 3, S, S) tensor per input size → calibrated scores (B,).
+    """One ImageNet-normalised (B, 3, S, S) tensor per input size → calibrated scores (B,):
+    ``output_map(score_map(head(features)) + correction(features))`` (``calibration.prior``).
 
     With several sizes (an image pyramid) the same backbone reads each and the head sees their
     features side by side, in the order the sizes were given."""
 
-    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap):
+    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap,
+                 correction: RidgeFit | None = None, output_map: ScoreMap | None = None):
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.calibration = TorchScoreMap(score_map)
+        self.correction = FeatureCorrection(head.dim, correction)
+        self.output = TorchScoreMap(output_map or ScoreMap())
 
     def forward(self, *levels: torch.Tensor) -> torch.Tensor:
         features = [self.backbone(images) for images in levels]
         joined = features[0] if len(features) == 1 else torch.cat(features, dim=1)
-        return self.calibration(self.head(joined))
+        return self.output(self.calibration(self.head(joined)) + self.correction(joined))
 
 
 @dataclass
@@ -69,9 +92,27 @@ class ModelInfo:
     mos_range: tuple[float, float] | None = None
     created: str = ""
     notes: dict = field(default_factory=dict)
+    # name, training data, teacher, labels, MOS scale, test metrics, licence (packaged models)
+    card: dict = field(default_factory=dict)
+    # tool version, git commit, labels file, seeds; version and commit filled in when saved
+    provenance: dict = field(default_factory=dict)
+    # the outer map of the calibration, after the feature correction (none in older files)
+    output_map: ScoreMap = field(default_factory=ScoreMap)
 
     def __post_init__(self) -> None:
         self.input_sizes = as_sizes(self.input_sizes)
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        """The MOS scale the scores are on: the card's when it has one, else the range of the
+        MOS labels the model was calibrated on; None for an uncalibrated model."""
+        scale = self.card.get("mos_scale") or {}
+        if scale.get("range"):
+            low, high = scale["range"]
+            return float(low), float(high)
+        if self.score_map.kind == "none":
+            return None
+        return self.mos_range
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -81,17 +122,21 @@ class ModelInfo:
             "input_sizes": json.dumps(list(self.input_sizes)),
             "head": json.dumps(self.head),
             "calibration": json.dumps(self.score_map.to_dict()),
+            "output_calibration": json.dumps(self.output_map.to_dict()),
             "teacher_ids": json.dumps(self.teacher_ids),
             "manifest_hash": self.manifest_hash,
             "mos_range": json.dumps(self.mos_range),
             "created": self.created or time.strftime("%Y-%m-%dT%H:%M:%S"),
             "notes": json.dumps(self.notes),
+            "card": json.dumps(self.card),
+            "provenance": json.dumps({**provenance(), **self.provenance}),
         }
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> ModelInfo:
         if metadata.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
+            raise ModelFileError(
+                f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
         try:
             mos_range = json.loads(metadata.get("mos_range", "null"))
             return cls(
@@ -100,20 +145,30 @@ class ModelInfo:
                                   or [int(metadata["input_size"])]),
                 head=json.loads(metadata["head"]),
                 score_map=ScoreMap.from_dict(json.loads(metadata["calibration"])),
+                output_map=ScoreMap.from_dict(json.loads(
+                    metadata.get("output_calibration", '{"kind": "none", "params": []}'))),
                 teacher_ids=json.loads(metadata.get("teacher_ids", "[]")),
                 manifest_hash=metadata.get("manifest_hash", ""),
                 mos_range=tuple(mos_range) if mos_range else None,
                 created=metadata.get("created", ""),
                 notes=json.loads(metadata.get("notes", "{}")),
+                card=json.loads(metadata.get("card", "{}")),
+                provenance=json.loads(metadata.get("provenance", "{}")),
             )
         except (KeyError, ValueError) as error:
-            raise ValueError(f"{source}: damaged LEAF model metadata ({error})") from None
+            raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
 
 
-def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo) -> Path:
+def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo,
+               half_backbone: bool = False) -> Path:
+    """``half_backbone``: store the backbone's weights as float16 (half the file; loading
+    turns them back into float32). The head and the calibration always stay float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    if half_backbone:
+        tensors = {k: v.half() if k.startswith("backbone.") and v.is_floating_point() else v
+                   for k, v in tensors.items()}
     save_file(tensors, str(path), metadata=info.to_metadata())
     return path
 
@@ -128,14 +183,24 @@ def read_info(path: str | Path) -> ModelInfo:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a safetensors model file ({error})") from None
+        raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
     return ModelInfo.from_metadata(metadata, str(path))
 
 
 def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     info = read_info(path)
     backbone = MultiLevelBackbone(info.backbone, pretrained=False)
-    head = QualityHead(**info.head)
-    network = LeafNetwork(backbone, head, info.score_map)
-    network.load_state_dict(load_file(str(path)))
+    try:
+        head = QualityHead(**info.head)
+        network = LeafNetwork(backbone, head, info.score_map, output_map=info.output_map)
+        # files written before the feature correction and the outer map existed have neither:
+        # the correction stays zero, the outer map the identity
+        missing, unexpected = network.load_state_dict(load_file(str(path)), strict=False)
+    except (RuntimeError, TypeError, ValueError) as error:  # wrong shapes, keys or head config
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path}: tensors do not match the network it describes "
+                             f"({first})") from None
+    if unexpected or any(not key.startswith(("correction.", "output.")) for key in missing):
+        raise ModelFileError(f"{path}: tensors do not match the network it describes "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return network.eval(), info

@@ -9,15 +9,17 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from leafiqa.data.images import open_rgb_at_least, to_model_inputs, to_pixels
+from leafiqa.data.images import image_from_any, to_model_inputs, to_pixels
 from leafiqa.data.loader import iter_pixel_batches
 from leafiqa.deploy.modelfile import ModelInfo, load_network
 from leafiqa.deploy.onnx_export import PixelInputs, pixel_input_names
+from leafiqa.registry import resolve_model
 from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ class Scorer:
 
     def __init__(self, model_path: str | Path, runtime: str = "auto",
                  threads: int | None = None, precision: str = "auto") -> None:
-        self.model_path = Path(model_path)
+        self.model_path = resolve_model(model_path)
         self.network, self.info = load_network(self.model_path)
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
@@ -173,17 +175,16 @@ class Scorer:
                        for level in levels]
             return self.network(*batches).numpy()
 
-    def __call__(self, image: str | Path | Image.Image | np.ndarray) -> float:
-        if isinstance(image, (str, Path)):
-            image = open_rgb_at_least(image, max(self.input_sizes))
-        if isinstance(image, np.ndarray):
-            image = Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    def __call__(self, image: str | Path | Image.Image | np.ndarray | Any) -> float:
+        """One image: a path, bytes, PIL image (any mode), array or tensor (H×W, H×W×C or
+        C×H×W; float in [0, 1], uint8, uint16) — decoded as ``leaf score`` decodes files."""
         return float(self.score_images([image])[0])
 
-    def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def score_images(self, images: Sequence[Any]) -> np.ndarray:
         if not images:
             return np.zeros(0, dtype=np.float32)
-        per_image = [to_pixels(image, self.input_sizes) for image in images]
+        rgb = [image_from_any(image, f"images[{i}]") for i, image in enumerate(images)]
+        per_image = [to_pixels(image, self.input_sizes) for image in rgb]
         return self.score_pixels(*(np.stack([levels[k] for levels in per_image])
                                    for k in range(len(self.input_sizes))))
 
@@ -213,12 +214,15 @@ class Scorer:
                            failures=[(paths[i], reason) for i, reason in batch.failures])
 
     def score_paths(self, paths: Sequence[Path], batch_size: int = 8) -> np.ndarray:
-        """Scores in input order; NaN for an image that could not be decoded."""
+        """Scores in input order; NaN for an image that could not be decoded. A file listed
+        several times is decoded once and gets its score at every position."""
         out = np.full(len(paths), np.nan)
-        position = {p: i for i, p in enumerate(paths)}
-        for batch in self.iter_scores(paths, batch_size):
+        positions: dict[Path, list[int]] = {}
+        for index, path in enumerate(paths):
+            positions.setdefault(Path(path), []).append(index)
+        for batch in self.iter_scores(list(positions), batch_size):
             for path, score in zip(batch.paths, batch.scores, strict=True):
-                out[position[path]] = score
+                out[positions[path]] = score
         return out
 
 
@@ -231,9 +235,14 @@ def describe(info: ModelInfo) -> dict:
         "backbone": info.backbone,
         "input_size": list(info.input_sizes) if len(info.input_sizes) > 1 else info.input_sizes[0],
         "calibration": info.score_map.to_dict(),
+        "output_calibration": info.output_map.to_dict(),
         "teacher_ids": info.teacher_ids,
         "manifest_hash": info.manifest_hash,
         "mos_range": info.mos_range,
         "created": info.created,
         "notes": info.notes,
+        "score_range": info.score_range,
+        "lower_better": False,
+        "card": info.card,
+        "provenance": info.provenance,
     }

@@ -1,10 +1,17 @@
 """``leaf serve``: an HTTP scoring service with micro-batching of concurrent requests.
 
 POST /score   multipart files (field ``files``, one or several) or JSON
-              {"images": ["<base64>", …]} → {"scores": [...], "names": [...]}
+              {"images": ["<base64>", …]} → {"names": [...], "scores": [...],
+              "results": [{"name", "score", "error"}, …]}: one bad image is that file's
+              ``error`` (its score null), never the others' failure; 422 when none scored
 GET  /health  → {"status": "ok"}
-GET  /model   → metadata, calibration, score range
-"""
+GET  /model   → metadata, calibration, score range (no local paths)
+GET  /        → a page to drop images on; GET /docs → Swagger UI (bundled, works offline)
+
+Hostile clients: the body is read as a stream with a size limit (chunked bodies included) and
+a read timeout; images are decoded off the event loop in a bounded pool, each behind the
+decompression-bomb limit; with ``$LEAF_SERVE_API_KEY`` set, /score and /model need
+``Authorization: Bearer <key>`` (or ``X-API-Key``)."""
 
 from __future__ import annotations
 
@@ -12,14 +19,25 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
+import json
+import os
+import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
 from leafiqa.data.loader import Levels, stack_levels
+from leafiqa.deploy.page import install_page
 from leafiqa.deploy.scorer import Scorer, describe
 
 
@@ -50,6 +68,11 @@ class MicroBatcher:
         await self.queue.put((levels, future))
         return await future
 
+    def _score(self, images: list[Levels]) -> np.ndarray:
+        """Stack and score in a worker thread: copying a batch of pyramids takes tens of ms,
+        which the event loop (and /health) must not wait for."""
+        return self.scorer.score_array(*stack_levels(images, self.scorer.input_sizes))
+
     async def _run(self) -> None:
         assert self.queue is not None
         while True:
@@ -63,9 +86,8 @@ class MicroBatcher:
                     items.append(await asyncio.wait_for(self.queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
-            batch = stack_levels([levels for levels, _ in items], self.scorer.input_sizes)
             try:
-                scores = await run_in_threadpool(self.scorer.score_array, *batch)
+                scores = await run_in_threadpool(self._score, [levels for levels, _ in items])
                 self.batches += 1
                 for (_, future), value in zip(items, scores, strict=True):
                     if not future.done():
@@ -76,71 +98,203 @@ class MicroBatcher:
                         future.set_exception(error)
 
 
+@dataclass
+class Upload:
+    """One image of a request: its name, its bytes, or why it was refused before decoding."""
+
+    name: str
+    data: bytes = b""
+    error: str | None = None
+    status: int = 415  # the HTTP status this failure gets when every image of a request fails
+
+
+class TooLarge(Exception):
+    pass
+
+
+_MEMORY_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+_PATHLIKE = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s:;,'\"]+[\\/][^\s:;,'\"]*")
+
+
+def readable(message: str) -> str:
+    """An error text for a client: no ``<_io.BytesIO object at 0x…>`` and no server paths."""
+    message = _MEMORY_REPR.sub("the upload", message)
+    return _PATHLIKE.sub(lambda m: Path(m.group(0).replace("\\", "/")).name or "…", message)
+
+
+def public(value: Any) -> Any:
+    """Model metadata without local paths: a string naming a file keeps only its name."""
+    if isinstance(value, dict):
+        return {key: public(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(item) for item in value]
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        spec = re.match(r"^([A-Za-z][\w-]*:)(?!//)(.+)$", value)  # e.g. qbench:/data/x.json
+        prefix, rest = (spec.group(1), spec.group(2)) if spec else ("", value)
+        return prefix + (Path(rest.replace("\\", "/")).name or "…")
+    return value
+
+
+async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with ``TooLarge`` as soon as more than ``limit`` bytes
+    arrived (a chunked body has no Content-Length to check up front)."""
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            raise TooLarge(f"request body over the limit of {limit} bytes")
+        yield chunk
+
+
+def parse_json_images(body: bytes, max_upload_bytes: int, max_images: int) -> list[Upload]:
+    """``{"images": [base64, …]}`` (or one string) → uploads; a bad entry is that entry's
+    error, a body of the wrong shape is a 400."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HTTPException(400, f"body is not JSON ({error})") from None
+    encoded = payload.get("images") if isinstance(payload, dict) else None
+    if isinstance(encoded, str):
+        encoded = [encoded]
+    if not isinstance(encoded, list):
+        raise HTTPException(400, "expected JSON {\"images\": [base64, …]}")
+    if len(encoded) > max_images:
+        raise HTTPException(413, f"{len(encoded)} images; at most {max_images} per request")
+    uploads = []
+    for index, text in enumerate(encoded):
+        name = f"images[{index}]"
+        if not isinstance(text, str):
+            uploads.append(Upload(name, error=f"{name}: expected a base64 string, got "
+                                              f"{type(text).__name__}", status=400))
+        elif len(text) > max_upload_bytes * 4 // 3 + 16:
+            uploads.append(Upload(name, error=f"{name}: too large (over the limit of "
+                                              f"{max_upload_bytes} bytes)", status=413))
+        else:
+            try:
+                uploads.append(Upload(name, base64.b64decode(text, validate=True)))
+            except (binascii.Error, ValueError) as error:
+                uploads.append(Upload(name, error=f"{name}: not base64 ({error})", status=400))
+    return uploads
+
+
 def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: int = 20 << 20,
-               max_images: int = 64, max_batch: int = 16) -> FastAPI:
-    scorer = Scorer(model_path, runtime=runtime)
+               max_images: int = 64, max_batch: int = 16, *, max_request_bytes: int | None = None,
+               max_pixels: int | None = None, read_timeout: float = 30.0,
+               api_key_env: str = "LEAF_SERVE_API_KEY", decode_workers: int | None = None,
+               threads: int | None = None) -> FastAPI:
+    """``threads``: inference threads, by default one fewer than the CPUs so the event loop
+    (and /health) keeps a core while a batch is scored."""
+    scorer = Scorer(model_path, runtime=runtime,
+                    threads=threads or max(1, (os.cpu_count() or 2) - 1))
     batcher = MicroBatcher(scorer, max_batch=max_batch)
+    max_request_bytes = max_request_bytes or max(4 * max_upload_bytes, 1 << 20)
+    decoders = ThreadPoolExecutor(decode_workers or min(4, os.cpu_count() or 1),
+                                  thread_name_prefix="leaf-decode")
+    api_key = os.environ.get(api_key_env) or None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
         yield
         await batcher.stop()
+        decoders.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="LEAF scoring service", lifespan=lifespan)
+    app = FastAPI(title="LEAF scoring service", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    install_page(app)
 
-    def decode(data: bytes, name: str) -> Levels:
-        if len(data) > max_upload_bytes:
-            raise HTTPException(413, f"{name}: {len(data)} bytes exceeds the limit of "
-                                     f"{max_upload_bytes} bytes")
-        try:
-            return scorer.preprocess(decode_bytes_rgb(data, name))
-        except ImageDecodeError as error:
-            raise HTTPException(415, str(error)) from None
+    def authorise(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("x-api-key") or ""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = given or token.strip()
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def decode(upload: Upload) -> Levels:
+        if len(upload.data) > max_upload_bytes:
+            raise ImageDecodeError(upload.name, "too large",
+                                   f"{len(upload.data)} bytes, limit {max_upload_bytes}")
+        return scorer.preprocess(decode_bytes_rgb(upload.data, upload.name, max_pixels))
+
+    async def score_one(upload: Upload) -> dict:
+        if upload.error is None:
+            try:
+                levels = await asyncio.get_running_loop().run_in_executor(decoders, decode,
+                                                                          upload)
+                return {"name": upload.name, "score": await batcher.score(levels),
+                        "error": None}
+            except ImageDecodeError as error:
+                upload.error = str(error)
+                upload.status = 413 if error.reason == "too large" else 415
+        return {"name": upload.name, "score": None, "error": readable(upload.error),
+                "status": upload.status}
+
+    async def read_uploads(request: Request) -> list[Upload]:
+        content_type = request.headers.get("content-type", "")
+        body = limited(request.stream(), max_request_bytes)
+        if content_type.startswith("multipart/form-data"):
+            try:
+                form = await MultiPartParser(request.headers, body, max_files=max_images,
+                                             max_fields=16).parse()
+            except MultiPartException as error:
+                raise HTTPException(400, f"bad multipart body ({error.message})") from None
+            uploads = []
+            try:
+                for key, value in form.multi_items():
+                    if hasattr(value, "read"):
+                        name = (value.filename or key)[:200]
+                        uploads.append(Upload(name, await value.read()))
+            finally:
+                await form.close()
+            return uploads
+        if content_type.startswith("application/json"):
+            data = b"".join([chunk async for chunk in body])
+            return await run_in_threadpool(parse_json_images, data, max_upload_bytes, max_images)
+        raise HTTPException(415, "send multipart/form-data files or JSON with base64 images")
 
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok"}
 
     @app.get("/model")
-    async def model() -> dict:
-        return {**describe(scorer.info), "runtime": scorer.runtime,
-                "max_upload_bytes": max_upload_bytes, "max_images": max_images}
+    async def model(request: Request) -> dict:
+        authorise(request)
+        return public({**describe(scorer.info), "runtime": scorer.runtime,
+                       "max_upload_bytes": max_upload_bytes, "max_images": max_images,
+                       "max_request_bytes": max_request_bytes})
 
     @app.post("/score")
-    async def score(request: Request) -> dict:
-        length = int(request.headers.get("content-length") or 0)
-        if length > max_upload_bytes * max_images:
-            raise HTTPException(413, f"request of {length} bytes exceeds the limit")
-        content_type = request.headers.get("content-type", "")
-        uploads: list[tuple[str, bytes]] = []
-        if content_type.startswith("multipart/form-data"):
-            form = await request.form()
-            for key, value in form.multi_items():
-                if hasattr(value, "read"):
-                    uploads.append((value.filename or key, await value.read()))
-        elif content_type.startswith("application/json"):
-            try:
-                body = await request.json()
-                encoded = body["images"]
-                if isinstance(encoded, str):
-                    encoded = [encoded]
-                for index, text in enumerate(encoded):
-                    if len(text) > max_upload_bytes * 4 // 3 + 16:
-                        raise HTTPException(413, f"images[{index}] exceeds the size limit")
-                    uploads.append((f"images[{index}]", base64.b64decode(text, validate=True)))
-            except (ValueError, KeyError, TypeError, binascii.Error) as error:
-                raise HTTPException(
-                    400, f"expected JSON {{'images': [base64, …]}} ({error})") from None
-        else:
-            raise HTTPException(415, "send multipart/form-data files or JSON with base64 images")
+    async def score(request: Request) -> Any:
+        authorise(request)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_request_bytes:
+            raise HTTPException(413, f"request of {length} bytes exceeds the limit of "
+                                     f"{max_request_bytes} bytes")
+        try:
+            uploads = await asyncio.wait_for(read_uploads(request), read_timeout)
+        except TooLarge as error:
+            raise HTTPException(413, str(error)) from None
+        except asyncio.TimeoutError:
+            raise HTTPException(408, f"request body not received within {read_timeout:g} s"
+                                ) from None
         if not uploads:
             raise HTTPException(400, "no images in the request")
         if len(uploads) > max_images:
             raise HTTPException(413, f"{len(uploads)} images; at most {max_images} per request")
-        pixels = [decode(data, name) for name, data in uploads]
-        scores = await asyncio.gather(*(batcher.score(p) for p in pixels))
-        return {"names": [name for name, _ in uploads], "scores": list(scores)}
+        results = await asyncio.gather(*(score_one(upload) for upload in uploads))
+        statuses = {result.pop("status", 200) for result in results if result["error"]}
+        body = {"names": [r["name"] for r in results], "scores": [r["score"] for r in results],
+                "results": results}
+        if len(statuses) and all(result["error"] for result in results):
+            detail = "; ".join(result["error"] for result in results[:5])
+            status = statuses.pop() if len(statuses) == 1 else 422
+            return JSONResponse({"detail": f"no image could be scored: {detail}", **body},
+                                status_code=status)
+        return body
 
     app.state.batcher = batcher
     return app

@@ -64,11 +64,18 @@ def read_jsonl(path: str | Path) -> tuple[list[PointJudgment], list[PairJudgment
         raise DataError(f"{path}: file not found")
     points: list[PointJudgment] = []
     pairs: list[PairJudgment] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+                        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+            if not isinstance(record, dict):
+                raise TypeError(f"a JSON object, got {type(record).__name__}")
             if record.get("kind") == "point":
                 points.append(PointJudgment(
                     **{f: record[f] for f in POINT_FIELDS if f not in ("levels", "probs")},
@@ -78,7 +85,7 @@ def read_jsonl(path: str | Path) -> tuple[list[PointJudgment], list[PairJudgment
                 pairs.append(PairJudgment(**{f: record[f] for f in PAIR_FIELDS}))
             else:
                 raise KeyError("kind")
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise DataError(f"{path}: line {number}: bad judgment record ({error})") from None
     return points, pairs
 

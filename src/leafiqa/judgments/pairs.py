@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from leafiqa.teachers.protocol import PairJudgment, PointJudgment
+from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
 
 def select_pairs(
@@ -55,11 +55,13 @@ def select_pairs(
 
 
 def standardised_scores(points: Mapping[str, PointJudgment]) -> dict[str, float]:
-    values = np.array([p.score for p in points.values()], dtype=np.float64)
+    """Each judgment's log-odds score (see ``log_odds``), standardised over ``points``."""
+    logits = {key: log_odds(p.score) for key, p in points.items()}
+    values = np.array(list(logits.values()), dtype=np.float64)
     if values.size == 0:
         return {}
     spread = values.std() or 1.0
-    return {key: (p.score - values.mean()) / spread for key, p in points.items()}
+    return {key: (value - values.mean()) / spread for key, value in logits.items()}
 
 
 def derive_pairs(
@@ -70,7 +72,7 @@ def derive_pairs(
 ) -> list[PairJudgment]:
     """Pair judgments computed from two point-wise judgments (source ``derived``).
 
-    P(A better) = sigmoid((z_A − z_B) / temperature) on the teacher's standardised scores, so it
+    P(A better) = sigmoid((z_A − z_B) / temperature) on the teacher's standardised log-odds, so it
     points the same way as the scores; reliability = sqrt(r_A · r_B) · |2P − 1| shrinks to 0 for
     near-ties and for pairs whose point judgments were unsure."""
     z = standardised_scores(points)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from leafiqa.data.images import content_hash
-from leafiqa.data.manifest import ImageItem, Manifest
+from leafiqa.data.manifest import DataError, ImageItem, Manifest
 from leafiqa.judgments.pairs import derive_pairs, select_pairs
-from leafiqa.judgments.store import JudgmentStore
+from leafiqa.judgments.store import JudgmentStore, pair_claim_key
+from leafiqa.redact import redact
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
     PairJob,
@@ -19,6 +21,7 @@ from leafiqa.teachers.protocol import (
     PointJob,
     PointJudgment,
     Teacher,
+    TeacherError,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ class TeachReport:
     pairs_failed: int = 0
     pairs_derived: int = 0
     budget_exhausted: bool = False
+    claimed_elsewhere: int = 0  # jobs another process held a lease on (it asks them)
+    unreadable: int = 0  # image files that could not be read (not judged, not stored)
     errors: list[str] = field(default_factory=list)
     planned_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
@@ -53,9 +58,19 @@ class TeachReport:
                 f"{self.pairs_failed} failed, {self.pairs_derived} derived "
                 f"(of {self.pairs_planned} planned)"
             )
+        if self.claimed_elsewhere:
+            text += f"; {self.claimed_elsewhere} left to another process teaching this store"
+        if self.unreadable:
+            text += f"; {self.unreadable} image file(s) unreadable"
         if self.budget_exhausted:
             text += "; request budget reached — rerun to continue"
         return text
+
+    @property
+    def succeeded(self) -> int:
+        """Judgments now stored for this run's images (new or from an earlier run)."""
+        return (self.points_new + self.points_stored_before + self.pairs_new
+                + self.pairs_stored_before + self.pairs_derived)
 
 
 def hash_manifest(manifest: Manifest, progress: bool = False) -> list[str]:
@@ -63,6 +78,38 @@ def hash_manifest(manifest: Manifest, progress: bool = False) -> list[str]:
     if progress and len(manifest) > 500:
         items = tqdm(items, desc="hashing images", unit="img", leave=False)
     return [content_hash(item.path) for item in items]
+
+
+def readable_images(manifest: Manifest, report: TeachReport, strict: bool = False,
+                    progress: bool = False) -> tuple[Manifest, list[str]]:
+    """The images whose files can be read, with their content hashes; each unreadable one is
+    counted in ``report`` with its reason (``strict``: the first one raises)."""
+    items: Iterable[ImageItem] = manifest.items
+    if progress and len(manifest) > 500:
+        items = tqdm(items, desc="hashing images", unit="img", leave=False)
+    kept: list[ImageItem] = []
+    keys: list[str] = []
+    for reason in manifest.extra.get("unreadable", []):  # folders the reader could not list
+        if strict:
+            raise DataError(str(reason))
+        report.unreadable += 1
+        if len(report.errors) < 20:
+            report.errors.append(str(reason))
+    for item in items:
+        try:
+            keys.append(content_hash(item.path))
+        except DataError as error:
+            if strict:
+                raise
+            report.unreadable += 1
+            if len(report.errors) < 20:
+                report.errors.append(str(error))
+            log.warning("skipped %s", error)
+            continue
+        kept.append(item)
+    if len(kept) == len(manifest):
+        return manifest, keys
+    return manifest.subset(kept, "readable"), keys
 
 
 def _bounded(jobs: list, budget: int | None) -> tuple[list, bool]:
@@ -76,17 +123,21 @@ def _consume(
     store: JudgmentStore,
     report: TeachReport,
     bar: tqdm,
+    strict: bool = False,
 ) -> None:
     for result in results:
         if isinstance(result, JudgmentFailure):
             store.put_failure(result)
+            if strict:
+                raise TeacherError(f"--strict: {result.error}")
             if result.kind == "point":
                 report.points_failed += 1
             else:
                 report.pairs_failed += 1
+            message = redact(result.error)
             if len(report.errors) < 20:
-                report.errors.append(result.error)
-            log.warning("judgment failed: %s", result.error)
+                report.errors.append(message)
+            log.warning("judgment failed: %s", message)
         elif isinstance(result, PointJudgment):
             store.put_point(result)
             report.points_new += 1
@@ -95,6 +146,28 @@ def _consume(
             report.pairs_new += 1
         bar.update(1)
         bar.set_postfix(failed=report.points_failed + report.pairs_failed, refresh=False)
+
+
+def _judge_claimed(
+    jobs: list, kind: str, key_of: Callable[[Any], str],
+    judge: Callable[[list], Iterator[PointJudgment | PairJudgment | JudgmentFailure]],
+    store: JudgmentStore, teacher: Teacher, report: TeachReport, bar: tqdm, strict: bool,
+    chunk: int,
+) -> None:
+    """Claim a chunk of jobs in the store, judge the ones this process got, release them."""
+    for start in range(0, len(jobs), max(chunk, 1)):
+        part = jobs[start : start + max(chunk, 1)]
+        got = set(store.claim(kind, [key_of(job) for job in part], teacher.teacher_id,
+                              teacher.prompt_version))
+        mine = [job for job in part if key_of(job) in got]
+        report.claimed_elsewhere += len(part) - len(mine)
+        bar.update(len(part) - len(mine))
+        try:
+            if mine:
+                _consume(judge(mine), store, report, bar, strict)
+        finally:
+            store.release(kind, [key_of(job) for job in mine], teacher.teacher_id,
+                          teacher.prompt_version)
 
 
 def teach(
@@ -107,15 +180,22 @@ def teach(
     pair_seed: int = 0,
     max_requests: int | None = None,
     progress: bool = True,
+    strict: bool = False,
+    claim_chunk: int = 128,
 ) -> TeachReport:
     """Point-wise judgments for every image, then pair-wise ones for selected pairs.
 
     Pairs are queried (both orders) when the teacher can compare images, otherwise derived
     from its point-wise judgments. ``max_requests`` caps the judgments asked in this run (a
-    pair counts once although it takes two queries)."""
-    keys = hash_manifest(manifest, progress)
-    store.register_images((k, i.name, str(i.path)) for k, i in zip(keys, manifest, strict=True))
+    pair counts once although it takes two queries). An unreadable image file is counted
+    in ``report.unreadable`` and left out; ``strict`` stops at the first bad input instead.
+
+    Several processes may teach into one store at once: each job is claimed in the store
+    (a lease, ``claim_chunk`` jobs at a time) before it is asked, so they split the work
+    instead of paying twice for the same judgments."""
     report = TeachReport(teacher.teacher_id, teacher.prompt_version, images=len(manifest))
+    manifest, keys = readable_images(manifest, report, strict, progress)
+    store.register_images((k, i.name, str(i.path)) for k, i in zip(keys, manifest, strict=True))
     stored = store.points(teacher.teacher_id, teacher.prompt_version, keys)
     report.points_stored_before = len(stored)
     seen: set[str] = set()
@@ -129,7 +209,8 @@ def teach(
     if jobs:
         with tqdm(total=len(jobs), desc=f"point-wise · {teacher.teacher_id}", unit="img",
                   disable=not progress) as bar:
-            _consume(teacher.judge_points(jobs), store, report, bar)
+            _judge_claimed(jobs, "point", lambda job: job.key, teacher.judge_points, store,
+                           teacher, report, bar, strict, claim_chunk)
     if pairs_per_image <= 0 or report.budget_exhausted:
         return report
 
@@ -158,5 +239,6 @@ def teach(
     if pair_jobs:
         with tqdm(total=len(pair_jobs), desc=f"pair-wise · {teacher.teacher_id}", unit="pair",
                   disable=not progress) as bar:
-            _consume(teacher.judge_pairs(pair_jobs), store, report, bar)
+            _judge_claimed(pair_jobs, "pair", lambda job: pair_claim_key(job.key_a, job.key_b),
+                           teacher.judge_pairs, store, teacher, report, bar, strict, claim_chunk)
     return report

@@ -9,11 +9,16 @@ never turns into a score.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from leafiqa.errors import DataError
+from leafiqa.redact import redact
 from leafiqa.teachers.protocol import JudgmentFailure, PairJudgment, PointJudgment
 
 SCHEMA = """
@@ -54,7 +59,22 @@ CREATE TABLE IF NOT EXISTS pair_judgments (
     created_at REAL NOT NULL,
     PRIMARY KEY (key_a, key_b, teacher_id, prompt_version, source)
 );
+CREATE TABLE IF NOT EXISTS claims (  -- leases: concurrent teachers split the work
+    kind TEXT NOT NULL,              -- 'point' or 'pair'
+    claim_key TEXT NOT NULL,         -- image key, or 'key_a,key_b' with key_a < key_b
+    teacher_id TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (kind, claim_key, teacher_id, prompt_version)
+);
 """
+
+LEASE_SECONDS = 1800.0
+
+
+def pair_claim_key(key_a: str, key_b: str) -> str:
+    return ",".join(sorted((key_a, key_b)))
 
 
 def _chunks(values: Sequence[str], size: int = 900) -> Iterable[Sequence[str]]:
@@ -65,15 +85,44 @@ def _chunks(values: Sequence[str], size: int = 900) -> Iterable[Sequence[str]]:
 class JudgmentStore:
     """``with JudgmentStore("runs/judgments.sqlite") as store: ...``"""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", create: bool = True) -> None:
+        """``create=False``: a missing file is an error (reading commands must not leave an
+        empty store behind a typo). A file that is not a SQLite judgment store is a
+        ``DataError`` naming it."""
         self.path = str(path)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if self.path != ":memory:":
+            if not create and not Path(self.path).is_file():
+                raise DataError(f"{self.path}: no judgment store here (run `leaf teach` first "
+                                "or check the path)")
+            if Path(self.path).is_dir():
+                raise DataError(f"{self.path}: is a folder, not a judgment store file")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0)
+        except sqlite3.Error as error:
+            raise DataError(f"{self.path}: cannot open the judgment store ({error})") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._db.commit()
+            self._check_columns()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise DataError(f"{self.path}: not a readable LEAF judgment store ({error}); "
+                            "restore it from a backup or `leaf judgments export` of a good "
+                            "copy") from None
+
+    def _check_columns(self) -> None:
+        """A SQLite file of another program (same table names, other columns) is refused
+        before a query fails half-way."""
+        for table in ("point_judgments", "pair_judgments"):
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            wanted = {"teacher_id", "prompt_version", "status", "error", "attempts"}
+            if not wanted <= columns:
+                raise sqlite3.DatabaseError(f"table {table} lacks columns "
+                                            f"{sorted(wanted - columns)}")
 
     def __enter__(self) -> JudgmentStore:
         return self
@@ -141,7 +190,7 @@ class JudgmentStore:
                 "error, attempts, created_at) VALUES (?, ?, ?, 'failed', ?, 1, ?) "
                 "ON CONFLICT DO UPDATE SET error = excluded.error, attempts = attempts + 1, "
                 "created_at = excluded.created_at WHERE status = 'failed'",
-                (key, failure.teacher_id, failure.prompt_version, failure.error, now),
+                (key, failure.teacher_id, failure.prompt_version, redact(failure.error), now),
             )
         else:
             key_a, key_b = sorted(failure.keys)
@@ -151,9 +200,56 @@ class JudgmentStore:
                 "?, 1, ?) ON CONFLICT DO UPDATE SET error = excluded.error, "
                 "attempts = attempts + 1, created_at = excluded.created_at "
                 "WHERE status = 'failed'",
-                (key_a, key_b, failure.teacher_id, failure.prompt_version, failure.error, now),
+                (key_a, key_b, failure.teacher_id, failure.prompt_version, redact(failure.error),
+                 now),
             )
         self._db.commit()
+
+    # -- leases: several `leaf teach` processes on one store split the work -------------------
+
+    def claim(self, kind: str, keys: Sequence[str], teacher_id: str, prompt_version: str,
+              lease_seconds: float = LEASE_SECONDS) -> list[str]:
+        """The keys this store handle may ask now: not yet judged, and not leased by another
+        live process (an expired lease, from a killed run, is taken over)."""
+        now = time.time()
+        got: list[str] = []
+        self._db.execute("BEGIN IMMEDIATE")  # one claimer at a time: no two get the same key
+        try:
+            for key in dict.fromkeys(keys):
+                row = self._db.execute(
+                    "SELECT owner, expires_at FROM claims WHERE kind = ? AND claim_key = ? AND "
+                    "teacher_id = ? AND prompt_version = ?",
+                    (kind, key, teacher_id, prompt_version)).fetchone()
+                if row is not None and row[0] != self.owner and row[1] > now:
+                    continue
+                if self._judged(kind, key, teacher_id, prompt_version):
+                    continue
+                self._db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                                 (kind, key, teacher_id, prompt_version, self.owner,
+                                  now + lease_seconds))
+                got.append(key)
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+        return got
+
+    def release(self, kind: str, keys: Sequence[str], teacher_id: str,
+                prompt_version: str) -> None:
+        self._db.executemany(
+            "DELETE FROM claims WHERE kind = ? AND claim_key = ? AND teacher_id = ? AND "
+            "prompt_version = ? AND owner = ?",
+            [(kind, key, teacher_id, prompt_version, self.owner) for key in keys])
+        self._db.commit()
+
+    def _judged(self, kind: str, key: str, teacher_id: str, prompt_version: str) -> bool:
+        if kind == "point":
+            return self._db.execute(
+                "SELECT 1 FROM point_judgments WHERE image_key = ? AND teacher_id = ? AND "
+                "prompt_version = ? AND status = 'ok'", (key, teacher_id, prompt_version)
+            ).fetchone() is not None
+        key_a, _, key_b = key.partition(",")
+        return self.has_pair(key_a, key_b, teacher_id, prompt_version)
 
     # -- reading --------------------------------------------------------------------------------
 

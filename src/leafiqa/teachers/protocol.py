@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafiqa.data.manifest import ImageItem
+from leafiqa.errors import TeacherError
 
 FIVE_LEVELS: tuple[str, ...] = ("excellent", "good", "fair", "poor", "bad")
 TWO_LEVELS: tuple[str, ...] = ("good", "poor")
@@ -32,8 +33,6 @@ METHOD_RELIABILITY = {
 }
 
 
-class TeacherError(RuntimeError):
-    """One judgment could not be obtained (server error, garbage answer, missing record)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,21 @@ def normalise_probs(probs: Iterable[float], context: str = "") -> np.ndarray:
 def expected_score(probs: Sequence[float]) -> float:
     array = np.asarray(probs, dtype=np.float64)
     return float(np.dot(array, level_values(array.size)))
+
+
+def log_odds(score: float) -> float:
+    """A [0, 1] score as log-odds, the scale students learn from.
+
+    For a two-level (good, poor) teacher this is exactly logit_good − logit_poor, which keeps the
+    order and resolution that P(good) = σ(margin) crushes near 0 and 1 (a median margin of 3 is
+    P(good) = .95). For K levels it spreads the expected score's ends the same way."""
+    clipped = min(max(float(score), 1e-12), 1.0 - 1e-12)
+    return math.log(clipped) - math.log1p(-clipped)
+
+
+def from_log_odds(value: float) -> float:
+    """The inverse of ``log_odds``: a score on [0, 1] whose log-odds are ``value``."""
+    return float(1.0 / (1.0 + math.exp(-min(max(value, -700.0), 700.0))))
 
 
 def distribution_reliability(probs: Sequence[float]) -> float:

@@ -1,0 +1,124 @@
+"""Calibration with the distilled student as a prior and the labels as its correction.
+
+    MOS(x) ≈ g(a + b·s(x) + r(x))
+
+``s`` is the distilled student's score; ``a + b·s`` its least-squares line onto the MOS of the
+labelled images (slope kept positive: a map must not reverse the student's order); ``r`` a
+ridge regression on the frozen features fitted to what the line gets wrong on those images,
+its penalty chosen by exact leave-one-out error over a grid that includes ∞ — no correction at
+all. So the balance between the teacher's perception and the labels comes from the labels
+themselves: with a handful of labels the correction stays off (LEAF is the teacher's perception
+on the MOS scale), with many it takes over where the student is wrong, and leave-one-out only
+picks a correction that predicts held-out labels better than none. ``g`` is the 4-parameter
+logistic of IQA practice, fitted on the leave-one-out predictions, kept only when it pays for its
+parameters (Akaike's criterion against the identity); it bends the line where MOS saturates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from leafiqa.calibration.mapping import ScoreMap, fit_linear, fit_score_map
+from leafiqa.calibration.ridge import RidgeBasis, RidgeFit, fit_ridge_loo
+
+#: corrections need a few labels to be judged by leave-one-out at all
+MIN_LABELS_FOR_CORRECTION = 8
+#: the outer logistic is only weighed against the identity from this many labels on
+MIN_LABELS_FOR_LOGISTIC = 30
+#: its width is at least this fraction of the predictions' spread: a bend, never a step
+LOGISTIC_MIN_WIDTH = 0.2
+
+
+@dataclass
+class PriorCalibration:
+    """``g(line(s) + r(features))``; ``correction`` is None when the labels did not ask for one,
+    ``score_map`` (g ∘ line) is the line alone when the logistic did not pay."""
+
+    line: ScoreMap
+    correction: RidgeFit | None = None
+    output_map: ScoreMap = field(default_factory=ScoreMap)
+
+    @property
+    def correction_alpha(self) -> float:
+        return float("inf") if self.correction is None else self.correction.alpha
+
+    @property
+    def score_map(self) -> ScoreMap:
+        """The whole map from student score to MOS when there is no correction (what a model
+        file stores as its calibration; with a correction the network adds it before ``g``)."""
+        return compose(self.output_map, self.line)
+
+    def __call__(self, student_scores: np.ndarray, features: np.ndarray) -> np.ndarray:
+        inner = self.line(student_scores)
+        if self.correction is not None:
+            inner = inner + self.correction(features)
+        return self.output_map(inner)
+
+
+def compose(outer: ScoreMap, line: ScoreMap) -> ScoreMap:
+    """``outer ∘ line`` as one ScoreMap (a logistic of a line is a logistic)."""
+    if outer.kind == "none":
+        return line
+    if line.kind == "none":
+        return outer
+    slope, intercept = line.params
+    if outer.kind == "linear":
+        a, b = outer.params
+        return ScoreMap("linear", [a * slope, a * intercept + b], line.n_labels)
+    b1, b2, b3, b4 = outer.params
+    # logistic((slope·s + intercept − b3)/b4) = logistic((s − (b3 − intercept)/slope)/(b4/slope))
+    return ScoreMap("logistic4", [b1, b2, (b3 - intercept) / slope, b4 / slope], line.n_labels)
+
+
+def logistic_pays(predictions: np.ndarray, mos: np.ndarray) -> ScoreMap:
+    """The 4-parameter logistic from ``predictions`` to ``mos`` when there are enough labels and
+    Akaike's criterion prefers it to the identity, else no map."""
+    if mos.size < MIN_LABELS_FOR_LOGISTIC:
+        return ScoreMap()
+    fitted = fit_score_map(predictions, mos, min_width=LOGISTIC_MIN_WIDTH)
+    if fitted.kind != "logistic4":
+        return ScoreMap()
+    n = mos.size
+    identity_error = float(np.mean((predictions - mos) ** 2))
+    logistic_error = float(np.mean((fitted(predictions) - mos) ** 2))
+    if n * np.log(max(logistic_error, 1e-12)) + 2 * 4 < n * np.log(max(identity_error, 1e-12)):
+        return fitted
+    return ScoreMap()
+
+
+def calibrate_prior(
+    student_scores: np.ndarray,
+    basis: RidgeBasis,
+    mos: np.ndarray,
+    *,
+    correct: bool = True,
+) -> PriorCalibration:
+    """Fit the line, (when ``correct`` and the labels support it) ``r``, and ``g`` on the
+    labelled images, whose features ``basis`` holds (standardise them with a scaler fitted on
+    every training image, so a few labels do not decide the features' scale)."""
+    scores = np.asarray(student_scores, dtype=np.float64)
+    mos = np.asarray(mos, dtype=np.float64)
+    line = fit_linear(scores, mos) if scores.size else ScoreMap()
+    if mos.size < MIN_LABELS_FOR_CORRECTION:
+        return PriorCalibration(line)
+    mapped = line(scores)
+    correction = None
+    loo = mapped + _loo_line_shift(scores, mos)
+    if correct:
+        fit = fit_ridge_loo(basis, mos - mapped, allow_none=True)
+        if not np.isinf(fit.alpha):
+            correction, loo = fit, mapped + fit.loo_predictions
+    return PriorCalibration(line, correction, logistic_pays(loo, mos))
+
+
+def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:
+    """Leave-one-out predictions of the line minus its in-sample ones (so the logistic is
+    judged on held-out predictions even without a correction)."""
+    design = np.column_stack([scores, np.ones_like(scores)])
+    hat = design @ np.linalg.pinv(design)
+    fitted = hat @ mos
+    residual = mos - fitted
+    loo = mos - residual / np.clip(1.0 - np.diag(hat), 1e-6, None)
+    return loo - fitted

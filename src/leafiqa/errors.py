@@ -1,0 +1,33 @@
+"""One error tree for everything a user can get wrong (a file, a config value, a teacher, a
+model file, a backbone). The CLI catches ``LeafError`` in one place and prints one line; the
+old bases (``ValueError`` / ``RuntimeError``) stay so callers that caught those still do."""
+
+from __future__ import annotations
+
+
+class LeafError(Exception):
+    """Root of LEAF's user-facing errors: the message names the file or field at fault."""
+
+
+class DataError(LeafError, ValueError):
+    """A dataset, manifest, image or store that cannot be read as asked."""
+
+
+class ConfigError(LeafError, ValueError):
+    """A config file or option with a wrong key, type or value."""
+
+
+class TeacherError(LeafError, RuntimeError):
+    """One judgment could not be obtained (server error, garbage answer, missing record)."""
+
+
+class ModelFileError(LeafError, ValueError):
+    """A LEAF model file that is missing, damaged or does not match its network."""
+
+
+class BackboneError(LeafError, RuntimeError):
+    """A backbone that is unknown or whose package is not installed."""
+
+
+__all__ = ["BackboneError", "ConfigError", "DataError", "LeafError", "ModelFileError",
+           "TeacherError"]

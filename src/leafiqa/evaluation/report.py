@@ -1,0 +1,196 @@
+"""The bench's outputs: tidy CSVs, Markdown tables, PNG curves and one self-contained HTML page.
+
+Cells are mean±std over the runs (splits × seeds); a cell with one run shows its value and
+"(n=1)" rather than a misleading ±0.000."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leafiqa.evaluation.plots import budget_curves, scatter_plot
+
+METRICS = ("srcc", "krcc", "plcc", "plcc_fitted", "rmse")
+
+
+@dataclass
+class BenchReport:
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    markdown: str
+    csv: Path
+    html: Path
+    seconds: float
+
+
+def summarise(rows: pd.DataFrame, by: tuple[str, ...] = ("selection", "method", "budget",
+                                                          "n_labels")) -> pd.DataFrame:
+    grouped = rows.groupby(list(by), sort=True)
+    summary = grouped[list(METRICS)].agg(["mean", "std"])
+    summary.columns = [f"{m}_{s}" for m, s in summary.columns]
+    summary["seconds_mean"] = grouped["seconds"].mean()
+    summary["runs"] = grouped.size()
+    return summary.reset_index()
+
+
+def budget_label(budget: float) -> str:
+    if budget == 0:
+        return "0"
+    return f"{budget:.0%}" if budget <= 1 else str(int(budget))
+
+
+def format_cell(mean: float, std: float, runs: int) -> str:
+    if np.isnan(mean):
+        return ""
+    if runs <= 1 or np.isnan(std):
+        return f"{mean:.3f} (n={runs})"
+    return f"{mean:.3f}±{std:.3f}"
+
+
+def markdown_table(summary: pd.DataFrame, selection: str = "random",
+                   metrics: tuple[str, ...] = ("srcc", "plcc")) -> str:
+    """Methods × budgets; each cell ``metric1 / metric2`` (metrics missing at 0 labels drop)."""
+    table = summary[summary["selection"] == selection]
+    budgets = sorted(table["budget"].unique())
+    lines = ["| method | " + " | ".join(f"{budget_label(b)} labels" for b in budgets) + " |",
+             "|---" * (len(budgets) + 1) + "|"]
+    for method in table["method"].unique():
+        cells = []
+        for budget in budgets:
+            row = table[(table["method"] == method) & (table["budget"] == budget)]
+            if row.empty:
+                cells.append("—")
+                continue
+            r = row.iloc[0]
+            parts = [format_cell(r[f"{m}_mean"], r[f"{m}_std"], int(r.runs)) for m in metrics]
+            cells.append(" / ".join(p for p in parts if p))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_split_table(rows: pd.DataFrame, budget: float, selection: str = "random") -> str:
+    """SRCC of every method on every split at one budget (mean over seeds)."""
+    picked = rows[(rows["budget"] == budget) & (rows["selection"] == selection)]
+    if picked.empty:
+        return ""
+    pivot = picked.groupby(["method", "split"])["srcc"].mean().unstack("split")
+    splits = list(pivot.columns)
+    lines = ["| method | " + " | ".join(splits) + " |", "|---" * (len(splits) + 1) + "|"]
+    for method, values in pivot.iterrows():
+        lines.append(f"| {method} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    return "\n".join(lines)
+
+
+def markdown_to_html(markdown: str) -> str:
+    lines = [line for line in markdown.splitlines() if line and not line.startswith("|---")]
+    if not lines:
+        return ""
+    cells = [[html.escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
+    head = "".join(f"<th>{c}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _embed(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>LEAF label-budget study</title>
+<style>body{{font-family:sans-serif;max-width:1150px;margin:auto;padding:0 1em}}
+table{{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}}
+td,th{{border:1px solid #ccc;padding:3px 6px}} th{{background:#f3f6f3}}
+img{{max-width:100%}} .meta td{{border:none}}</style></head><body>
+<h1>LEAF label-budget study</h1>
+<table class="meta">
+<tr><td>Data</td><td><b>{dataset}</b>, {n_train} training images per split</td></tr>
+<tr><td>Teacher</td><td><b>{teacher}</b></td></tr>
+<tr><td>Runs</td><td>splits {splits} × seeds {seeds}</td></tr>
+<tr><td>Wall time</td><td>{seconds:.0f} s</td></tr></table>
+<p>Cells are mean±std over splits × seeds on each split's test images ("n=1": a single run).
+PLCC and RMSE are of the predictions as calibrated on the training labels; PLCC* after a
+4-parameter logistic fitted on the test set (VQEG). With 0 labels there is no map onto MOS and
+only rank metrics are reported.</p>
+{weights}
+<h2>Curves (label selection: {first_selection})</h2>{plots}
+{sections}
+</body></html>"""
+
+
+def write_report(rows: pd.DataFrame, out: Path, *, teacher: str, dataset: str, n_train: int,
+                 seconds: float, splits: list[str], seeds: list[int], selections: list[str],
+                 scatter: tuple[np.ndarray, np.ndarray, int] | None = None,
+                 teacher_weights: list[dict] | None = None) -> BenchReport:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "bench.csv"
+    rows.to_csv(csv_path, index=False)
+    summary = summarise(rows)
+    summary.to_csv(out / "bench-summary.csv", index=False)
+    first = summary[summary["selection"] == selections[0]]
+    plots = [budget_curves(_curve_table(first, metric), out / f"budget-{metric}.png", metric,
+                           n_train) for metric in ("srcc", "plcc")]
+    if scatter is not None:
+        pred, mos, n_labels = scatter
+        plots.append(scatter_plot(pred, mos, out / "scatter-leaf.png",
+                                  f"LEAF, {n_labels} labels, {splits[0]}"))
+    markdown = "\n\n".join(f"### label selection: {s}\n\n{markdown_table(summary, s)}"
+                           for s in selections)
+    (out / "bench.md").write_text(markdown + "\n")
+    sections = []
+    for selection in selections:
+        sections.append(f"<h2>Label selection: {selection}</h2>"
+                        f"<h3>SRCC / KRCC</h3>"
+                        + markdown_to_html(markdown_table(summary, selection, ("srcc", "krcc")))
+                        + "<h3>PLCC / RMSE (calibrated) · PLCC*</h3>"
+                        + markdown_to_html(markdown_table(summary, selection,
+                                                          ("plcc", "rmse", "plcc_fitted")))
+                        + "<h3>Seconds per run (mean)</h3>"
+                        + markdown_to_html(_seconds_table(summary, selection)))
+    budgets = sorted(rows["budget"].unique())
+    middle = min(budgets, key=lambda b: abs(b - 0.1))
+    sections.append(f"<h2>Per split (SRCC at {budget_label(middle)} labels, "
+                    f"{selections[0]} selection, mean over seeds)</h2>"
+                    + markdown_to_html(per_split_table(rows, middle, selections[0])))
+    weights = ""
+    if teacher_weights:
+        weights = "<h2>Ensemble member weights (before labels)</h2>" + markdown_to_html(
+            "| teacher | agreement with the others | weight |\n|---|---|---|\n" + "\n".join(
+                f"| {w['teacher_id']} | {w['consensus_correlation']:.3f} | {w['weight']:.3f} |"
+                for w in sorted(teacher_weights, key=lambda w: -w["weight"])))
+    page = out / "report.html"
+    page.write_text(PAGE.format(
+        dataset=html.escape(dataset), n_train=n_train, teacher=html.escape(teacher),
+        splits=html.escape(", ".join(splits)), seeds=seeds, seconds=seconds, weights=weights,
+        first_selection=selections[0], plots="".join(_embed(p) for p in plots),
+        sections="".join(sections)))
+    return BenchReport(rows, summary, markdown, csv_path, page, seconds)
+
+
+def _curve_table(summary: pd.DataFrame, metric: str) -> dict[str, dict[int, tuple[float, float]]]:
+    table: dict[str, dict[int, tuple[float, float]]] = {}
+    for _, r in summary.iterrows():
+        if r.method.startswith("alone: ") or np.isnan(r[f"{metric}_mean"]):
+            continue
+        table.setdefault(r.method, {})[int(r.n_labels)] = (
+            r[f"{metric}_mean"], 0.0 if np.isnan(r[f"{metric}_std"]) else r[f"{metric}_std"])
+    return table
+
+
+def _seconds_table(summary: pd.DataFrame, selection: str) -> str:
+    table = summary[summary["selection"] == selection]
+    budgets = sorted(table["budget"].unique())
+    lines = ["| method | " + " | ".join(f"{budget_label(b)} labels" for b in budgets) + " |",
+             "|---" * (len(budgets) + 1) + "|"]
+    for method in table["method"].unique():
+        cells = []
+        for budget in budgets:
+            row = table[(table["method"] == method) & (table["budget"] == budget)]
+            cells.append("—" if row.empty else f"{row.iloc[0].seconds_mean:.2f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

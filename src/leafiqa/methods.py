@@ -1,0 +1,196 @@
+"""The methods a run or a bench compares — LEAF, its ablations and the baselines — as data.
+
+A ``Method`` has a name, says whether it needs labels, and runs on a workspace with a set of
+labelled training rows and a seed. LEAF's variants are rows of ``LEAF_VARIANTS`` (changes to the
+distillation config and the calibration), like pyiqa's model configs; ``METHODS`` holds every
+method by name. Distillation does not depend on labels, so a workspace keeps each distilled head
+(per distillation config) and every label budget reuses it — except for a teacher ensemble,
+whose member weights the labels refine (``judgments.ensemble``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from leafiqa.calibration.finetune import train_on_labels
+from leafiqa.calibration.mapping import ScoreMap, fit_score_map
+from leafiqa.calibration.prior import PriorCalibration, calibrate_prior
+from leafiqa.calibration.ridge import fit_ridge_loo
+from leafiqa.data.manifest import DataError
+from leafiqa.student.distill import DistillConfig, distill_head
+from leafiqa.student.head import QualityHead
+from leafiqa.teachers.protocol import log_odds
+from leafiqa.workspace import Workspace, ensemble_view
+
+#: an ensemble re-weighs its members by the labels from this many labels on
+MIN_LABELS_FOR_ENSEMBLE_WEIGHTS = 8
+
+
+@dataclass
+class MethodResult:
+    method: str
+    predictions: np.ndarray  # on the test rows
+    calibration: PriorCalibration
+    head: QualityHead | None = None
+    seconds: float = 0.0
+
+    @property
+    def score_map(self) -> ScoreMap:
+        return self.calibration.score_map
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    needs_labels: bool
+    run: Callable[[Workspace, np.ndarray, int], MethodResult]  # (workspace, label rows, seed)
+    is_leaf: bool = False  # LEAF or one of its ablations
+
+
+@dataclass(frozen=True)
+class LeafVariant:
+    """LEAF with changes to its distillation config and calibration (an ablation row)."""
+
+    name: str
+    distill: dict = field(default_factory=dict)
+    correct: bool = True  # calibration: the labels' ridge correction on the features
+    ensemble_weights: str = "agreement"  # ensembles: "agreement" (default) or "equal"
+
+
+LEAF_VARIANTS: tuple[LeafVariant, ...] = (
+    LeafVariant("LEAF"),
+    LeafVariant("LEAF no reliability weighting", {"use_reliability": False}),
+    LeafVariant("LEAF P(good) target", {"target": "score"}),
+    LeafVariant("LEAF no correction (map only)", correct=False),
+    LeafVariant("LEAF MLP head, joint point + pair loss", {"head": "mlp"}),
+    LeafVariant("LEAF MLP head, point-wise only", {"head": "mlp", "pair_weight": 0.0}),
+    LeafVariant("LEAF MLP head, pair-wise only", {"head": "mlp", "point_weight": 0.0}),
+    LeafVariant("LEAF equal ensemble weights", ensemble_weights="equal"),
+)
+
+
+def _check_usable(ws: Workspace, rows: np.ndarray) -> None:
+    if np.isnan(ws.mos[rows]).any():
+        raise DataError(f"{ws.manifest.source}: some labelled images have no MOS")
+
+
+def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray | None = None,
+                   ensemble_weights: str = "agreement") -> QualityHead:
+    """The head distilled from the workspace's teacher with ``config``, computed once per
+    workspace and config. For an ensemble with enough ``label_rows`` the members are first
+    re-weighted by their agreement with those labels."""
+    view = ws.teacher
+    # the closed-form ridge head has no randomness: one per workspace whatever the seed
+    key: tuple = (repr(dataclasses.replace(config, seed=0) if config.head == "ridge"
+                       else config), ensemble_weights)
+    labelled = None
+    if ws.teacher.members and label_rows is not None and (
+            label_rows.size >= MIN_LABELS_FOR_ENSEMBLE_WEIGHTS) and ensemble_weights != "equal":
+        rows = ws.train_rows[label_rows]
+        labelled = {ws.keys[i]: float(ws.mos[i]) for i in rows}
+        key += (np.asarray(label_rows).tobytes(),)
+    cache = ws.__dict__.setdefault("_heads", {})
+    if key not in cache:
+        if ws.teacher.members and (labelled or ensemble_weights == "equal"):
+            view = ensemble_view(ws.teacher.members, ws.keys,
+                                 [ws.keys[i] for i in ws.train_rows],
+                                 ws.config.teacher.pairs_per_image, labelled,
+                                 equal=ensemble_weights == "equal")
+        targets = ws.targets(ws.train_rows, view)
+        cache[key] = distill_head(ws.features[ws.train_rows], targets, config)
+    return cache[key]
+
+
+def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
+             variant: LeafVariant = LEAF_VARIANTS[0],
+             distilled: QualityHead | None = None) -> MethodResult:
+    """Distil on the training images' teacher judgments, then calibrate on the labelled ones:
+    the student's score mapped onto MOS plus the labels' correction (``calibration.prior``)."""
+    start = time.time()
+    config = dataclasses.replace(ws.config.distill, seed=seed, **variant.distill)
+    head = distilled or distilled_head(ws, config, label_rows, variant.ensemble_weights)
+    scores = head.predict(ws.features)
+    calibration = PriorCalibration(ScoreMap())
+    if label_rows.size:
+        labelled = ws.train_rows[label_rows]
+        _check_usable(ws, labelled)
+        calibration = calibrate_prior(scores[labelled], ws.basis(label_rows), ws.mos[labelled],
+                                      correct=variant.correct)
+    predictions = calibration(scores[ws.test_rows], ws.features[ws.test_rows])
+    return MethodResult(variant.name, predictions, calibration, head, time.time() - start)
+
+
+def run_labels_only(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> MethodResult:
+    """Baseline: the same student head trained from scratch on the labels alone."""
+    start = time.time()
+    x_train = ws.features[ws.train_rows]
+    mos = ws.mos[ws.train_rows[label_rows]]
+    calibration_config = dataclasses.replace(ws.config.calibration, seed=seed)
+    head = train_on_labels(x_train, label_rows, mos, calibration_config,
+                           ws.config.distill.hidden, ws.config.distill.dropout)
+    calibration = PriorCalibration(fit_score_map(head.predict(x_train[label_rows]), mos))
+    predictions = calibration.score_map(head.predict(ws.features[ws.test_rows]))
+    return MethodResult("student on labels alone", predictions, calibration, head,
+                        time.time() - start)
+
+
+def teacher_log_odds(ws: Workspace) -> np.ndarray:
+    return np.array([log_odds(s) if np.isfinite(s) else np.nan for s in ws.teacher_scores])
+
+
+def run_teacher_alone(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
+                      scores: np.ndarray | None = None,
+                      name: str = "teacher alone + logistic") -> MethodResult:
+    """A teacher's log-odds (default: the run's teacher) mapped onto MOS with the labels."""
+    start = time.time()
+    scores = teacher_log_odds(ws) if scores is None else scores
+    labelled = ws.train_rows[label_rows]
+    keep = ~np.isnan(scores[labelled])
+    score_map = fit_score_map(scores[labelled][keep], ws.mos[labelled][keep]) if (
+        label_rows.size) else ScoreMap()
+    test_scores = scores[ws.test_rows]
+    if np.isnan(test_scores).any():
+        raise DataError("the teacher has no judgment for some test images")
+    return MethodResult(name, score_map(test_scores), PriorCalibration(score_map),
+                        seconds=time.time() - start)
+
+
+def run_linear_probe(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> MethodResult:
+    """Baseline: ridge regression from the frozen features to MOS, penalty by exact
+    leave-one-out, on the labels alone."""
+    start = time.time()
+    labelled = ws.train_rows[label_rows]
+    model = fit_ridge_loo(ws.basis(label_rows), ws.mos[labelled])
+    return MethodResult("linear probe (ridge)", model(ws.features[ws.test_rows]),
+                        PriorCalibration(ScoreMap()), seconds=time.time() - start)
+
+
+def _leaf_method(variant: LeafVariant) -> Method:
+    return Method(variant.name, needs_labels=False, run=partial(_run_variant, variant),
+                  is_leaf=True)
+
+
+def _run_variant(variant: LeafVariant, ws: Workspace, label_rows: np.ndarray,
+                 seed: int) -> MethodResult:
+    return run_leaf(ws, label_rows, seed, variant)
+
+
+BASELINES: tuple[Method, ...] = (
+    Method("student on labels alone", needs_labels=True, run=run_labels_only),
+    Method("teacher alone + logistic", needs_labels=False, run=run_teacher_alone),
+    Method("linear probe (ridge)", needs_labels=True, run=run_linear_probe),
+)
+METHODS: dict[str, Method] = {m.name: m for m in (*map(_leaf_method, LEAF_VARIANTS),
+                                                  *BASELINES)}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method '{name}'; choose from {sorted(METHODS)}") from None

@@ -1,0 +1,244 @@
+"""A run's workspace: the data set with its split, every image's teacher judgments and frozen
+features — everything computed once and shared by the methods (``leafiqa.methods``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
+from leafiqa.config import RunConfig, TeacherConfig
+from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.readers import (
+    find_split_file,
+    read_dataset,
+    read_split_file,
+    split_file_has,
+)
+from leafiqa.data.splits import prepare_splits
+from leafiqa.judgments.ensemble import (
+    MemberWeight,
+    ensemble_id,
+    ensemble_pairs,
+    ensemble_points,
+    member_weights,
+    merge_with_fallback,
+)
+from leafiqa.judgments.pairs import select_pairs
+from leafiqa.judgments.runner import TeachReport, hash_manifest, teach
+from leafiqa.judgments.store import JudgmentStore
+from leafiqa.student.distill import TeacherTargets, build_targets
+from leafiqa.student.features import FeatureExtractor, set_cpu_threads
+from leafiqa.teachers.protocol import PairJudgment, PointJudgment
+from leafiqa.teachers.registry import make_teacher
+
+
+def load_manifest(config: RunConfig) -> Manifest:
+    """The configured data set with ``data.split`` applied from its splits file (``data.splits``,
+    ``splits.csv`` beside the data, or split columns of the data CSV itself), for every reader.
+    A data set without such a column keeps the split its reader found (a ``split`` column), or
+    gets a seeded ``data.holdout`` test set, or trains on everything (``data.splits``); it says
+    so in ``manifest.extra["split_column"]`` (None) so a multi-split bench can refuse it."""
+    data = config.data
+    options: dict[str, object] = {}
+    if data.kind in ("agiqa3k", "clive"):
+        options["split"] = None  # applied below like every other data set's
+    if data.image_root:
+        if data.kind != "csv":
+            raise DataError(f"data.image_root applies to the csv reader only (kind is "
+                            f"'{data.kind}')")
+        options["image_root"] = data.image_root
+    manifest = read_dataset(data.kind, data.path, **options)
+    manifest.extra["split_column"] = None
+    split_file = find_split_file(data.path, data.splits) if data.split else None
+    if split_file is not None and (data.splits or split_file_has(split_file, data.split)):
+        manifest = manifest.with_split(read_split_file(split_file, data.split),
+                                       f"{split_file}:{data.split}")
+        manifest.source = f"{manifest.source}+{split_file}:{data.split}"
+        manifest.extra["split_column"] = data.split
+    else:
+        manifest = prepare_splits(manifest, data.holdout, data.holdout_seed)
+    if data.limit:
+        manifest = manifest.spread(int(data.limit))
+    return manifest
+
+
+@dataclass
+class TeacherView:
+    """A teacher's judgments as the student sees them (after fallback merging or ensembling).
+    For an ensemble, ``members`` holds each member's point-wise judgments and ``weights`` what
+    each member was weighted by (``judgments.ensemble``)."""
+
+    name: str
+    points: dict[str, PointJudgment]
+    pairs: list[PairJudgment]
+    reports: list[TeachReport] = field(default_factory=list)
+    members: dict[str, dict[str, PointJudgment]] = field(default_factory=dict)
+    weights: list[MemberWeight] = field(default_factory=list)
+
+
+def _teach_points(spec: str, manifest: Manifest, keys: list[str], store: JudgmentStore,
+                  tcfg: TeacherConfig, progress: bool, options: dict | None = None
+                  ) -> tuple[str, dict[str, PointJudgment], TeachReport]:
+    """Run (or resume) one teacher's point-wise judgments of ``manifest``; read them back."""
+    teacher = make_teacher(spec, **(options or {}))
+    try:
+        report = teach(teacher, manifest, store, max_requests=tcfg.max_requests,
+                       progress=progress)
+    finally:
+        teacher.close()
+    return (teacher.teacher_id,
+            store.points(teacher.teacher_id, teacher.prompt_version, keys), report)
+
+
+def gather_judgments(
+    config: RunConfig,
+    manifest: Manifest,
+    keys: list[str],
+    pair_rows: np.ndarray,
+    store: JudgmentStore,
+    progress: bool = True,
+) -> TeacherView:
+    """Run (or resume) the configured teacher(s) and read their judgments back from the store.
+
+    Point-wise judgments cover every image (the teacher-alone baseline needs the test images
+    too); pairs are planned among ``pair_rows`` only (the images the student distils from)."""
+    tcfg = config.teacher
+    pair_keys = [keys[i] for i in pair_rows]
+    if tcfg.ensemble:
+        members: dict[str, dict[str, PointJudgment]] = {}
+        reports = []
+        for spec in tcfg.ensemble:
+            teacher_id, points, report = _teach_points(spec, manifest, keys, store, tcfg,
+                                                       progress, tcfg.options)
+            members[teacher_id] = points
+            reports.append(report)
+        view = ensemble_view(members, keys, pair_keys, tcfg.pairs_per_image)
+        view.reports = reports
+        return view
+    pair_manifest = manifest.subset([manifest[i] for i in pair_rows], "pairs")
+    teacher = make_teacher(tcfg.spec, **tcfg.options)
+    try:
+        reports = [teach(teacher, manifest, store, max_requests=tcfg.max_requests,
+                         progress=progress),
+                   teach(teacher, pair_manifest, store, pairs_per_image=tcfg.pairs_per_image,
+                         max_requests=tcfg.max_requests, progress=progress)]
+    finally:
+        teacher.close()
+    sources = [store.points(teacher.teacher_id, teacher.prompt_version, keys)]
+    # only this run's planned pairs: a store shared by runs on other splits holds more
+    planned = set(reports[-1].planned_pairs)
+    pairs = [p for p in store.pairs(teacher.teacher_id, teacher.prompt_version)
+             if (p.key_a, p.key_b) in planned]
+    name = teacher.teacher_id
+    missing = [item for item, key in zip(manifest, keys, strict=True) if key not in sources[0]]
+    if tcfg.fallback and missing:
+        fallback_id, fallback_points, report = _teach_points(
+            tcfg.fallback, manifest.subset(missing, "fallback"), keys, store, tcfg, progress)
+        reports.append(report)
+        sources.append(fallback_points)
+        name = f"{name} (+{fallback_id} for {len(missing)} images)"
+    points = merge_with_fallback(sources) if len(sources) > 1 else sources[0]
+    return TeacherView(name, points, pairs, reports)
+
+
+def ensemble_view(
+    members: dict[str, dict[str, PointJudgment]],
+    keys: list[str],
+    pair_keys: list[str],
+    pairs_per_image: int,
+    labelled: dict[str, float] | None = None,
+    equal: bool = False,
+) -> TeacherView:
+    """The ensemble of ``members`` weighted by agreement (with each other, and with the
+    ``labelled`` images' MOS when given; ``equal``: all alike, an ablation), with pairs planned
+    among ``pair_keys``."""
+    weights = member_weights(members, keys, labelled, equal=equal)
+    points = ensemble_points(members, keys, weights)
+    judged = [k for k in dict.fromkeys(pair_keys) if k in points]
+    planned = select_pairs(judged, {k: points[k].score for k in judged},
+                           pairs_per_image=pairs_per_image)
+    return TeacherView(ensemble_id(list(members)), points,
+                       ensemble_pairs(members, planned, weights), members=members,
+                       weights=weights)
+
+
+@dataclass
+class Workspace:
+    """Everything a run computes once: images, keys, features, teacher judgments."""
+
+    config: RunConfig
+    manifest: Manifest
+    keys: list[str]
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    features: np.ndarray
+    mos: np.ndarray
+    teacher: TeacherView
+
+    @cached_property
+    def scaler(self) -> FeatureScaler:
+        """Feature standardisation fitted on every training image (no labels needed)."""
+        return FeatureScaler.fit(self.features[self.train_rows])
+
+    def basis(self, label_rows: np.ndarray) -> RidgeBasis:
+        """The leave-one-out ridge basis of the labelled training rows, kept for the last label
+        set asked for (every method calibrating on the same labels shares it)."""
+        key = np.asarray(label_rows).tobytes()
+        cached = self.__dict__.get("_basis")
+        if cached is None or cached[0] != key:
+            basis = RidgeBasis.fit(self.features[self.train_rows[label_rows]], self.scaler)
+            self.__dict__["_basis"] = cached = (key, basis)
+        return cached[1]
+
+    @property
+    def teacher_scores(self) -> np.ndarray:
+        return np.array([self.teacher.points[k].score if k in self.teacher.points else np.nan
+                         for k in self.keys])
+
+    def targets(self, rows: np.ndarray, view: TeacherView | None = None) -> TeacherTargets:
+        """Judgments of ``rows`` (indexing the features[rows] matrix) by the workspace's teacher,
+        or by ``view`` (the same teacher seen another way, e.g. re-weighted by labels)."""
+        view = view or self.teacher
+        keys = [self.keys[i] for i in rows]
+        wanted = set(keys)
+        points = {k: p for k, p in view.points.items() if k in wanted}
+        return build_targets(keys, points, view.pairs, self.config.distill.target)
+
+
+def split_rows(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows); the test set may be empty (a run that only trains a model)."""
+    train = np.array([i for i, item in enumerate(manifest) if item.split == "train"], dtype=int)
+    test = np.array([i for i, item in enumerate(manifest) if item.split == "test"], dtype=int)
+    if not train.size:
+        raise DataError(f"{manifest.source}: no training images (a split column that marks "
+                        "every image 'test'?)")
+    return train, test
+
+
+def prepare(config: RunConfig, progress: bool = True) -> Workspace:
+    set_cpu_threads()
+    manifest = load_manifest(config)
+    keys = hash_manifest(manifest, progress)
+    train_rows, test_rows = split_rows(manifest)
+    with JudgmentStore(config.judgments_path) as store:
+        view = gather_judgments(config, manifest, keys, train_rows, store, progress)
+    extractor = FeatureExtractor(config.student.backbone, config.student.input_size,
+                                 config.cache_dir)
+    features = extractor.transform(manifest, keys, progress=progress)
+    mos = np.array([np.nan if i.mos is None else i.mos for i in manifest], dtype=np.float64)
+    return Workspace(config, manifest, keys, train_rows, test_rows, features, mos, view)
+
+
+def label_count(budget: float, n_train: int) -> int:
+    """A budget ≤ 1 given as a float is a fraction of the training split (1.0 = all of it);
+    an integer or a value above 1 is a count of labels."""
+    if budget < 0:
+        raise ValueError(f"label budget must be ≥ 0, got {budget}")
+    if budget < 1 or (isinstance(budget, float) and budget == 1.0):
+        return int(round(budget * n_train))
+    return min(int(budget), n_train)
+
+

@@ -1,0 +1,90 @@
+"""Calibration with the distilled student as a prior and a leave-one-out ridge correction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from leafiqa.calibration.prior import MIN_LABELS_FOR_CORRECTION, calibrate_prior
+from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis, fit_ridge, fit_ridge_loo
+
+
+def synthetic(n: int = 400, d: int = 60, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, d))
+    quality = features[:, :3] @ np.array([1.0, 0.7, -0.5])
+    return rng, features, quality
+
+
+def test_ridge_coefficients_reproduce_its_predictions_and_loo_is_exact() -> None:
+    rng, x, quality = synthetic(80, 30)
+    y = quality + 0.3 * rng.normal(size=80)
+    fit = fit_ridge(x, y)
+    scaler = FeatureScaler.fit(x)
+    xs = scaler(x)
+    # the closed form in standardised units, refitted without image 0, predicts image 0 as the
+    # leave-one-out prediction says
+    keep = np.arange(1, 80)
+    centred = y[keep] - y[keep].mean()
+    w = np.linalg.solve(xs[keep].T @ xs[keep] + fit.alpha * np.eye(30), xs[keep].T @ centred)
+    # intercept refitted too: LOO of a centred ridge differs only by the mean term's leverage
+    assert fit.loo_predictions[0] == pytest.approx(xs[0] @ w + y[keep].mean(), abs=0.05)
+    w_all = np.linalg.solve(xs.T @ xs + fit.alpha * np.eye(30), xs.T @ (y - y.mean()))
+    np.testing.assert_allclose(fit(x), xs @ w_all + y.mean(), atol=1e-8)
+
+
+def test_features_that_say_nothing_get_little_or_no_correction() -> None:
+    spreads = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(60, 40))
+        noise = rng.normal(size=60)
+        fit = fit_ridge_loo(RidgeBasis.fit(x), noise, allow_none=True)
+        if np.isinf(fit.alpha):
+            assert not fit.coef.any()
+            assert fit(x) == pytest.approx(np.full(60, noise.mean()))
+        spreads.append(np.std(fit(rng.normal(size=(200, 40)))))
+    # on new images the correction stays far smaller than the noise it was fitted to
+    assert np.median(spreads) < 0.3
+
+
+def test_a_good_prior_needs_no_correction_with_few_labels() -> None:
+    rng, x, quality = synthetic()
+    prior = quality + 0.2 * rng.normal(size=quality.size)  # the student already knows
+    mos = 3 + 0.8 * np.tanh(quality / 2) + 0.05 * rng.normal(size=quality.size)
+    few = np.arange(MIN_LABELS_FOR_CORRECTION - 1)
+    calibration = calibrate_prior(prior[few], RidgeBasis.fit(x[few]), mos[few])
+    assert calibration.correction is None and calibration.score_map.kind == "linear"
+    # with no labels at all, the prediction is the prior itself (ranks only)
+    empty = calibrate_prior(prior[:0], RidgeBasis.fit(x[:2]), mos[:0])
+    assert empty.score_map.kind == "none"
+
+
+def test_labels_correct_a_prior_that_misses_part_of_quality() -> None:
+    rng, x, quality = synthetic()
+    prior = x[:, 0] + 0.1 * rng.normal(size=quality.size)  # knows one factor of three
+    mos = quality + 0.1 * rng.normal(size=quality.size)
+    labelled, test = np.arange(200), np.arange(200, 400)
+    scaler = FeatureScaler.fit(x)
+    calibration = calibrate_prior(prior[labelled], RidgeBasis.fit(x[labelled], scaler),
+                                  mos[labelled])
+    assert calibration.correction is not None
+    corrected = calibration(prior[test], x[test])
+    mapped_only = calibration.score_map(prior[test])
+    assert spearmanr(corrected, mos[test])[0] > spearmanr(mapped_only, mos[test])[0] + 0.2
+
+
+def test_a_weight_of_two_fits_like_a_duplicated_image() -> None:
+    rng, x, quality = synthetic(50, 20)
+    y = quality + 0.3 * rng.normal(size=50)
+    alphas = np.array([5.0])
+    weights = np.ones(50)
+    weights[:10] = 2.0
+    scaler = FeatureScaler.fit(x)
+    weighted = fit_ridge_loo(RidgeBasis.fit(x, scaler, weights), y, alphas)
+    doubled = np.concatenate([np.arange(50), np.arange(10)])
+    # duplicating rows = weighting them; the penalty is per mean weight, so scale α by 60/50
+    duplicated = fit_ridge_loo(RidgeBasis.fit(x[doubled], scaler), y[doubled], alphas * 60 / 50)
+    new = rng.normal(size=(30, 20))
+    np.testing.assert_allclose(weighted(new), duplicated(new), atol=1e-8)

@@ -1,0 +1,87 @@
+"""``leaf bench`` on synthetic data: every split comes from the data's own splits, the grid's
+methods come from the registry, and a grid the data cannot honour is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leafiqa.bench import BenchGrid, run_bench
+from leafiqa.config import load_config
+from leafiqa.data.manifest import DataError
+from leafiqa.evaluation.report import format_cell
+from leafiqa.methods import METHODS
+from leafiqa.workspace import load_manifest
+from tests.conftest import REPO, write_recorded_dataset
+
+
+def dataset(tmp_path: Path, n: int = 48) -> tuple[Path, Path, Path]:
+    csv, recorded = write_recorded_dataset(
+        tmp_path, n, mos=lambda i: round(5 - i / 12, 2),
+        logit_good=lambda i: round(3 - i / 8 + 2 * np.sin(i * 1.7), 3),
+        blur=lambda i: i / 12)
+    rng = np.random.default_rng(0)
+    names = pd.read_csv(csv)["name"]
+    splits = pd.DataFrame({"name": names})
+    for k in (1, 2):
+        test = rng.permutation(n)[: n // 4]
+        splits[f"split_{k}"] = ["test" if i in test else "train" for i in range(n)]
+    splits.to_csv(tmp_path / "splits.csv", index=False)
+    return csv, recorded, tmp_path / "splits.csv"
+
+
+def config_for(tmp_path: Path, csv: Path, recorded: Path, **extra: object):
+    return load_config(REPO / "configs" / "demo.yaml", {
+        "data.kind": "csv", "data.path": str(csv), "student.input_size": 64,
+        "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
+        "teacher.pairs_per_image": 2, "output": str(tmp_path / "run"),
+        "distill.steps": 40, "calibration.steps": 20, **extra})
+
+
+def test_every_reader_takes_its_split_from_the_splits_file(tmp_path: Path) -> None:
+    csv, recorded, splits = dataset(tmp_path)
+    expected = pd.read_csv(splits).set_index("name")
+    for split in ("split_1", "split_2"):
+        manifest = load_manifest(config_for(tmp_path, csv, recorded, **{"data.split": split}))
+        assert manifest.extra["split_column"] == split
+        assert [item.split for item in manifest] == list(expected.loc[manifest.names, split])
+    with pytest.raises(DataError, match="split_9"):
+        load_manifest(config_for(tmp_path, csv, recorded,
+                                 **{"data.split": "split_9", "data.splits": str(splits)}))
+
+
+def test_bench_runs_each_split_and_the_registry_methods(tmp_path: Path) -> None:
+    csv, recorded, _ = dataset(tmp_path)
+    grid = {"splits": ["split_1", "split_2"], "seeds": [0], "budgets": [0, 1.0],
+            "selections": ["random"], "methods": ["LEAF", "LEAF no correction (map only)",
+                                                  "linear probe (ridge)",
+                                                  "teacher alone + logistic"]}
+    config = config_for(tmp_path, csv, recorded, **{"bench": grid})
+    report = run_bench(config, progress=False, workers=1)
+    rows = report.rows
+    # 2 splits × 2 budgets × 4 methods, less the ridge probe at 0 labels
+    assert len(rows) == 2 * (2 * 4 - 1)
+    by_split = rows[rows["method"] == "teacher alone + logistic"].groupby("split")["srcc"]
+    assert by_split.mean()["split_1"] != by_split.mean()["split_2"]  # not one split twice
+    assert report.html.is_file() and "KRCC" in report.html.read_text()
+    assert "±" in report.markdown
+    # a single run says so instead of ±0.000
+    assert format_cell(0.5, float("nan"), 1) == "0.500 (n=1)"
+
+
+def test_bench_refuses_a_grid_the_data_cannot_honour(tmp_path: Path) -> None:
+    csv, recorded = write_recorded_dataset(
+        tmp_path, 24, mos=lambda i: i, logit_good=lambda i: i / 4,
+        split=lambda i: "test" if i % 4 == 0 else "train")
+    grid = {"splits": ["split_1", "split_2"], "seeds": [0], "budgets": [0]}
+    config = config_for(tmp_path, csv, recorded, **{"bench": grid})
+    with pytest.raises(DataError, match="not a column"):
+        run_bench(config, progress=False, workers=1)
+    with pytest.raises(ValueError, match="unknown key"):
+        BenchGrid.from_config({"split": ["split_1"]}, quick=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        BenchGrid.from_config({"methods": ["LEAF", "magic"]}, quick=False)
+    assert "LEAF" in METHODS and METHODS["linear probe (ridge)"].needs_labels
