@@ -431,8 +431,9 @@ def score(
     for reason in failures[:10]:
         typer.echo(f"  skipped: {reason}", err=True)
     if writer.scored == 0:
-        nothing_succeeded(f"{len(failures)} of {len(paths) + len(unlisted)} images failed, "
-                          f"none could be scored{counts}")
+        total = len(paths) + len(unlisted)
+        nothing_succeeded(f"none of the {total} inputs could be scored: {len(failures)} of "
+                          f"{total} images failed{counts}")
 
 
 DATA_HELP = (

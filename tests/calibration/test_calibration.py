@@ -53,7 +53,8 @@ def test_finetuning_on_labels_moves_towards_mos() -> None:
     # a teacher that gets one factor wrong; MOS follows the true quality
     teacher_quality = quality - 1.0 * features[:, 0]
     targets = build_targets(keys, teacher_points(keys, teacher_quality))
-    head = distill_head(features, targets, DistillConfig())
+    # fine-tuning trains an MLP head (the closed-form ridge head has only an output affine)
+    head = distill_head(features, targets, DistillConfig(head="mlp"))
     rows = select_labels(600, 100, seed=0)
     mos = 3 + quality[rows]
     tuned = finetune_head(head, features, rows, mos, CalibrationConfig(), targets=targets)

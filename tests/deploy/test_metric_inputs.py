@@ -1,4 +1,4 @@
-"""``create_metric(path)(image)`` decodes like ``leaf score`` (issue 13, item 2): float arrays
+"""``load_model(path)(image)`` (the Scorer behind ``leaf score``) decodes any image type (issue 13, item 2): float arrays
 in [0, 1], tensors, lists and every PIL mode give the score of the same picture."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.hostile import photo, save_exif_rotated, save_png16_grey
 
 
 def test_any_image_type_scores_like_the_file(model_file: Path, tmp_path: Path) -> None:
-    metric = leafiqa.create_metric(model_file, runtime="torch")
+    metric = leafiqa.load_model(model_file, runtime="torch")
     picture = photo(3, 96, 96)
     Image.fromarray(picture).save(tmp_path / "p.png")
     reference = metric(tmp_path / "p.png")
@@ -36,7 +36,7 @@ def test_16_bit_and_rotated_files_score_like_their_plain_twins(model_file: Path,
                                                                 tmp_path: Path) -> None:
     from leafiqa.data.images import open_rgb
 
-    metric = leafiqa.create_metric(model_file, runtime="torch")
+    metric = leafiqa.load_model(model_file, runtime="torch")
     picture = photo(5, 120, 80)
     Image.fromarray(picture[..., 0]).save(tmp_path / "g8.png")
     save_png16_grey(tmp_path / "g16.png", picture[..., 0])

@@ -73,8 +73,8 @@ def test_exit_status_when_images_fail(model_file: Path, mixed_folder: Path,
     assert len(list(csv.DictReader(out.open()))) == 2  # still written
     result = runner.invoke(app, ["score", str(model_file), str(mixed_folder), "--strict",
                                  "--out", str(out), *SCORE])
-    assert result.exit_code == 1 and "--strict" in result.output
-    assert len(list(csv.DictReader(out.open()))) == 13
+    # --strict stops at the first unreadable image: a user error (exit 2) naming it
+    assert result.exit_code == 2 and "--strict" in result.output
 
 
 def test_model_files_record_version_commit_labels_and_seeds(model_file: Path,
