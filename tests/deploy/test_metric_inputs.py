@@ -1,5 +1,6 @@
-"""``load_model(path)(image)`` (the Scorer behind ``leaf score``) decodes any image type (issue 13, item 2): float arrays
-in [0, 1], tensors, lists and every PIL mode give the score of the same picture."""
+"""``load_model(path)(image)`` (the Scorer behind ``leaf score``) decodes any image type like
+a file (issue 13, item 2): float arrays in [0, 1], tensors, lists and every PIL mode give the
+score of the same picture."""
 
 from __future__ import annotations
 
