@@ -18,7 +18,6 @@ from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, save_model
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.methods import (
     MethodResult,
-    distilled_head,
     run_labels_only,
     run_leaf,
     run_teacher_alone,
@@ -40,12 +39,14 @@ def build_network(ws: Workspace, result: MethodResult,
 
 def tune_backbone(ws: Workspace, progress: bool = True
                   ) -> tuple[Workspace, MultiLevelBackbone]:
-    """``student.finetune``: distil, then train the backbone's last blocks (``tail``) or every
-    layer (``full``) with the head on the teacher's judgments of the training images (on CUDA
-    when there is one). Returns a workspace whose features come from the tuned backbone and
-    whose distilled head is the tuned one, and the tuned backbone."""
+    """``student.finetune``: train the backbone's last blocks (``tail``) or every layer
+    (``full``) with an MLP head on the teacher's joint point + pair loss over the training
+    images (on CUDA when there is one). Returns the workspace with every image's features
+    recomputed by the tuned backbone — LEAF then distils its head on those as usual — and the
+    tuned backbone."""
     import torch
 
+    from leafiqa.student.distill import distill_head
     from leafiqa.student.tail_tuning import (
         TailConfig,
         cache_front,
@@ -54,26 +55,23 @@ def tune_backbone(ws: Workspace, progress: bool = True
     )
 
     student = ws.config.student
-    head = distilled_head(ws, ws.config.distill)
+    # a head with gradients all through: the backbone learns through it
+    joint = dataclasses.replace(ws.config.distill, head="mlp")
+    targets = ws.targets(ws.train_rows)
+    head = distill_head(ws.features[ws.train_rows], targets, joint)
     backbone = MultiLevelBackbone(student.backbone, pretrained=True).eval()
     blocks = backbone.block_count + 1 if student.finetune == "full" else student.unfreeze_blocks
     cut = backbone.block_count - blocks
     # the frozen front (nothing for "full") runs once for every image; tuning uses train rows
     front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
                         progress)
-    backbone, head = tune_tail(
-        backbone, head, front.rows(torch.as_tensor(ws.train_rows)), ws.targets(ws.train_rows),
+    backbone, _ = tune_tail(
+        backbone, head, front.rows(torch.as_tensor(ws.train_rows)), targets,
         TailConfig(blocks=blocks, epochs=student.tail_epochs, lr=student.tail_lr,
                    seed=ws.config.distill.seed),
-        ws.config.distill, progress=progress)
+        joint, progress=progress)
     features = tail_features_batched(backbone, front, cut).numpy()
-    tuned = dataclasses.replace(ws, features=features)
-    tuned.__dict__["_heads"] = {}
-    # the tuned head is this workspace's distilled head for the run's distillation config
-    tuned.__dict__["_heads"][(repr(dataclasses.replace(ws.config.distill, seed=0)
-                               if ws.config.distill.head == "ridge" else ws.config.distill),
-                               "agreement")] = head
-    return tuned, backbone
+    return dataclasses.replace(ws, features=features), backbone
 
 
 def save_student(ws: Workspace, result: MethodResult, path: Path,

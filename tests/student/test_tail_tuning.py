@@ -87,13 +87,13 @@ def test_full_finetuning_trains_every_layer_stem_included(tmp_path: Path) -> Non
 
     folder = tmp_path / "images"
     csv, recorded = write_recorded_dataset(
-        folder, 32, mos=lambda i: 4 - (i % 6) * 0.5, logit_good=lambda i: 2 - (i % 6) * 0.7,
+        folder, 48, mos=lambda i: 4 - (i % 6) * 0.5, logit_good=lambda i: 2 - (i % 6) * 0.7,
         split=lambda i: "test" if i % 4 == 0 else "train", size=48,
         blur=lambda i: (i % 6) * 0.6)
     config = load_config(REPO / "configs" / "demo.yaml", {
         "data.kind": "csv", "data.path": str(csv), "data.split": None,
         "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
-        "student.input_size": 48, "student.finetune": "full", "student.tail_epochs": 1,
+        "student.input_size": 48, "student.finetune": "full", "student.tail_epochs": 2,
         "labels.budget": 8, "output": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
         "distill.hidden": 16})
     summary = run_pipeline(config, progress=False)

@@ -91,17 +91,21 @@ def fit_ridge_loo(
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
     uty = u.T @ centred
     intercept_leverage = w / w.sum()
-    none_residual = (y - y_mean) / np.clip(1.0 - intercept_leverage, 1e-6, None)
-    best_alpha, best_residual = np.inf, none_residual
-    best_error = float(np.mean(w * none_residual**2)) if allow_none else np.inf
+    # leave-one-out residuals of the √w-scaled problem; their mean square is the weighted error
+    # (images of weight 0 add nothing to it and get no leave-one-out prediction)
+    best_alpha = np.inf
+    best_residual = centred / np.clip(1.0 - intercept_leverage, 1e-6, None)
+    best_error = float(np.mean(best_residual**2)) if allow_none else np.inf
     for alpha in alphas:
         shrink = s2 / (s2 + alpha)
         fitted = u @ (shrink * uty)
         leverage = (u**2 * shrink).sum(axis=1) + intercept_leverage
-        residual = (centred - fitted) / root_w / np.clip(1.0 - leverage, 1e-6, None)
-        error = float(np.mean(w * residual**2))
+        residual = (centred - fitted) / np.clip(1.0 - leverage, 1e-6, None)
+        error = float(np.mean(residual**2))
         if error < best_error:
             best_alpha, best_error, best_residual = float(alpha), error, residual
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo_predictions = np.where(w > 0, y - best_residual / root_w, np.nan)
     scaler = basis.scaler
     if np.isinf(best_alpha):
         coef = np.zeros(basis.rows.shape[1])
@@ -109,7 +113,7 @@ def fit_ridge_loo(
         # back to the features' own units: ((x − mean)/std − centre) @ v = x @ (v/std) + const
         coef = (basis.rows.T @ (u @ (uty / (s2 + best_alpha)))) / scaler.std
     intercept = y_mean - float((scaler.mean + basis.centre * scaler.std) @ coef)
-    return RidgeFit(coef, intercept, best_alpha, best_error, y - best_residual)
+    return RidgeFit(coef, intercept, best_alpha, best_error, loo_predictions)
 
 
 def fit_ridge(features: np.ndarray, targets: np.ndarray, alphas: np.ndarray | None = None
