@@ -85,3 +85,16 @@ def test_bench_refuses_a_grid_the_data_cannot_honour(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown method"):
         BenchGrid.from_config({"methods": ["LEAF", "magic"]}, quick=False)
     assert "LEAF" in METHODS and METHODS["linear probe (ridge)"].needs_labels
+
+
+def test_each_leaf_variant_distils_with_its_own_config(tmp_path: Path) -> None:
+    from leafiqa.methods import LEAF_VARIANTS, run_leaf
+    from leafiqa.workspace import prepare
+
+    csv, recorded, _ = dataset(tmp_path)
+    ws = prepare(config_for(tmp_path, csv, recorded), progress=False)
+    none = np.zeros(0, dtype=int)
+    by_name = {v.name: v for v in LEAF_VARIANTS}
+    logit = run_leaf(ws, none, 0, by_name["LEAF"]).predictions
+    score = run_leaf(ws, none, 0, by_name["LEAF P(good) target"]).predictions
+    assert not np.allclose(logit, score)  # the ablation's target reaches the distillation

@@ -101,7 +101,7 @@ def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray 
                                  [ws.keys[i] for i in ws.train_rows],
                                  ws.config.teacher.pairs_per_image, labelled,
                                  equal=ensemble_weights == "equal")
-        targets = ws.targets(ws.train_rows, view)
+        targets = ws.targets(ws.train_rows, view, config.target)
         cache[key] = distill_head(ws.features[ws.train_rows], targets, config)
     return cache[key]
 

@@ -198,14 +198,16 @@ class Workspace:
         return np.array([self.teacher.points[k].score if k in self.teacher.points else np.nan
                          for k in self.keys])
 
-    def targets(self, rows: np.ndarray, view: TeacherView | None = None) -> TeacherTargets:
+    def targets(self, rows: np.ndarray, view: TeacherView | None = None,
+                target: str | None = None) -> TeacherTargets:
         """Judgments of ``rows`` (indexing the features[rows] matrix) by the workspace's teacher,
-        or by ``view`` (the same teacher seen another way, e.g. re-weighted by labels)."""
+        or by ``view`` (the same teacher seen another way, e.g. re-weighted by labels), as
+        ``target`` (default: the config's ``distill.target``)."""
         view = view or self.teacher
         keys = [self.keys[i] for i in rows]
         wanted = set(keys)
         points = {k: p for k, p in view.points.items() if k in wanted}
-        return build_targets(keys, points, view.pairs, self.config.distill.target)
+        return build_targets(keys, points, view.pairs, target or self.config.distill.target)
 
 
 def split_rows(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
