@@ -21,15 +21,9 @@ import numpy as np
 from leafiqa.calibration.selection import select_labels
 from leafiqa.config import load_config
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.pipeline import (
-    Workspace,
-    label_count,
-    prepare,
-    run_labels_only,
-    run_leaf,
-    run_linear_probe,
-    save_student,
-)
+from leafiqa.methods import run_labels_only, run_leaf, run_linear_probe
+from leafiqa.pipeline import save_student
+from leafiqa.workspace import Workspace, label_count, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = ("efficientnet-lite0:224,efficientnet-lite0:384,efficientnet-lite0:512,"
@@ -86,7 +80,7 @@ def main() -> None:
             mos = ws.mos[ws.test_rows]
             for name, result in (("mlp", run_labels_only(ws, everything)),
                                  ("ridge", run_linear_probe(ws, everything)),
-                                 ("leaf", run_leaf(ws, tenth, config.distill))):
+                                 ("leaf", run_leaf(ws, tenth, config.distill.seed))):
                 metrics = evaluate(result.predictions, mos)
                 results[name].append((metrics["srcc"], metrics["plcc"]))
                 if index == 1 and name == "leaf":
