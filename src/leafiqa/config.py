@@ -106,7 +106,8 @@ class DistillConfig:
     pair_weight: float = 1.0
     temperature: float = 0.5
     pair_loss: str = "bce"
-    target: Literal["logit", "score"] = "logit"  # the teacher's score as log-odds, or as is
+    # the teacher's score as log-odds, as is ([0, 1]), or the two standardised and added
+    target: Literal["logit", "score", "blend"] = "logit"
     use_reliability: bool = True
     reliability_floor: float = 0.2
     hidden: int = 64

@@ -66,6 +66,7 @@ LEAF_VARIANTS: tuple[LeafVariant, ...] = (
     LeafVariant("LEAF"),
     LeafVariant("LEAF no reliability weighting", {"use_reliability": False}),
     LeafVariant("LEAF P(good) target", {"target": "score"}),
+    LeafVariant("LEAF log-odds + P(good) target", {"target": "blend"}),
     LeafVariant("LEAF no correction (map only)", correct=False),
     LeafVariant("LEAF MLP head, joint point + pair loss", {"head": "mlp"}),
     LeafVariant("LEAF MLP head, point-wise only", {"head": "mlp", "pair_weight": 0.0}),

@@ -23,7 +23,7 @@ from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
-TARGETS = ("logit", "score")
+TARGETS = ("logit", "score", "blend")
 
 
 @dataclass
@@ -80,8 +80,14 @@ def build_targets(
         row_of.setdefault(key, row)
     judged = [(row_of[k], p) for k, p in points.items() if k in row_of]
     index = np.array([r for r, _ in judged], dtype=np.int64)
-    scores = np.array([log_odds(p.score) if target == "logit" else p.score
+    scores = np.array([p.score if target == "score" else log_odds(p.score)
                        for _, p in judged], dtype=np.float64)
+    if target == "blend" and scores.size:
+        # half log-odds (order and resolution), half the [0, 1] score (robust to confident
+        # extremes, which on camera photos are not accuracy): see the README's ablations
+        raw = np.array([p.score for _, p in judged], dtype=np.float64)
+        scores = (scores - scores.mean()) / (scores.std() or 1.0) + (raw - raw.mean()) / (
+            raw.std() or 1.0)
     standardised = (scores - scores.mean()) / (scores.std() or 1.0) if scores.size else scores
     pair_rows = [(row_of[p.key_a], row_of[p.key_b], p) for p in pairs
                  if p.key_a in row_of and p.key_b in row_of]
