@@ -9,6 +9,7 @@ import numpy as np
 
 from leafiqa.calibration.prior import calibrate_prior
 from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
+from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.splits import labelled_rows, select_among_labelled
@@ -61,7 +62,7 @@ def distill_from_store(
     teacher_id: str | None = None,
     backbone: str = "efficientnet-lite0",
     input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
-    cache_dir: str | Path | None = "runs/cache",
+    cache_dir: str | Path | None = DEFAULT_CACHE,
     point_weight: float = 1.0,
     pair_weight: float = 1.0,
     use_reliability: bool = True,
@@ -93,7 +94,7 @@ def calibrate_model(
     store: str | Path | None = None,
     teacher_id: str | None = None,
     out: str | Path | None = None,
-    cache_dir: str | Path | None = "runs/cache",
+    cache_dir: str | Path | None = DEFAULT_CACHE,
 ) -> Path:
     """Calibrate a model file on MOS labels: its student score mapped onto the MOS scale plus
     the labels' correction on the features (``calibration.prior``)."""

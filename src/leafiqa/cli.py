@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
+from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.errors import LeafError
@@ -238,7 +239,7 @@ def distill(
     point_weight: float = typer.Option(1.0),
     pair_weight: float = typer.Option(1.0),
     no_reliability: bool = typer.Option(False, help="weight every judgment equally"),
-    cache: Path = typer.Option(Path("runs/cache"), help="feature cache folder"),
+    cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
 ) -> None:
     """Distil stored teacher judgments into a student (an uncalibrated model file)."""
     from leafiqa.api import distill_from_store
@@ -264,7 +265,7 @@ def calibrate(
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
     kind: str = typer.Option("auto"),
     split: str = typer.Option("split_1"),
-    cache: Path = typer.Option(Path("runs/cache")),
+    cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
 ) -> None:
     """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
     labels correct it where leave-one-out says they should."""
@@ -293,6 +294,7 @@ def evaluate(
 
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
+    from leafiqa.evaluation.metrics import scale_mismatch
 
     manifest = read_data(data, kind, split)
     if subset and any(i.split for i in manifest):
@@ -308,6 +310,10 @@ def evaluate(
     metrics = compute(predictions[ok], mos[ok],
                       calibrated=scorer.info.score_map.kind != "none")
     metrics["unreadable"] = int((~ok).sum())
+    warning = scale_mismatch(scorer.info.score_range, mos[ok])
+    if warning:
+        metrics["warning"] = warning
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(json.dumps(metrics, indent=2))
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2))

@@ -20,6 +20,8 @@ from pydantic.dataclasses import dataclass
 from leafiqa.errors import ConfigError
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
+# features depend on the images and the backbone, not on the run: one cache for every run
+DEFAULT_CACHE = "runs/cache"
 # The default student reads an image pyramid: the whole image at 224 px (global composition)
 # and at 512 px (fine detail); see student/features.py.
 DEFAULT_INPUT_SIZE: tuple[int, ...] = (224, 512)
@@ -156,7 +158,8 @@ class RunConfig:
     output: str = Field("runs/demo", description="run folder")
     judgments: str | None = Field(None, description="judgment store (default: "
                                                     "<output>/judgments.sqlite)")
-    cache: str | None = Field(None, description="feature cache (default: <output>/../cache)")
+    cache: str | None = Field(None, description=f"feature cache (default: {DEFAULT_CACHE}, "
+                                                 "whatever the output folder)")
     bench: dict[str, Any] = Field(default_factory=dict, description="`leaf bench` grid")
 
     @property
@@ -165,7 +168,7 @@ class RunConfig:
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.cache) if self.cache else Path(self.output).parent / "cache"
+        return Path(self.cache or DEFAULT_CACHE)
 
 
 _ADAPTER = TypeAdapter(RunConfig)

@@ -29,3 +29,22 @@ def test_fitted_plcc_handles_nonlinear_monotonic_predictions() -> None:
 def test_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError):
         evaluate(np.zeros(3), np.zeros(4))
+
+
+def test_a_data_set_on_another_mos_scale_is_flagged() -> None:
+    import numpy as np
+
+    from leafiqa.evaluation.metrics import scale_mismatch
+
+    agiqa_like, clive_like = np.linspace(0.2, 4.4, 50), np.linspace(5, 85, 50)
+    assert scale_mismatch((0.0, 5.0), agiqa_like) is None
+    assert "0–5" in scale_mismatch((0.0, 5.0), clive_like)
+    assert scale_mismatch((0.0, 100.0), clive_like) is None
+    assert scale_mismatch(None, clive_like) is None
+
+
+def test_the_feature_cache_stays_put_when_the_output_moves() -> None:
+    from leafiqa.config import DEFAULT_CACHE, RunConfig
+
+    assert str(RunConfig(output="/tmp/elsewhere").cache_dir) == DEFAULT_CACHE
+    assert str(RunConfig(cache="/tmp/c").cache_dir) == "/tmp/c"

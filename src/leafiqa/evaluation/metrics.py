@@ -55,3 +55,20 @@ def evaluate(pred: np.ndarray, mos: np.ndarray, calibrated: bool = True) -> dict
         "rmse": float(np.sqrt(np.mean((pred - mos) ** 2))) if calibrated else float("nan"),
         "n": int(pred.size),
     }
+
+
+def scale_mismatch(model_range: tuple[float, float] | None, mos: np.ndarray) -> str | None:
+    """A warning when MOS on another scale than the model's would make its RMSE (and PLCC of
+    the calibrated scores) meaningless: the data's MOS range and the model's score range are
+    several times apart in span, or overlap on less than half of the data's range."""
+    if model_range is None or np.asarray(mos).size < 2:
+        return None
+    low, high = float(model_range[0]), float(model_range[1])
+    data_low, data_high = float(np.min(mos)), float(np.max(mos))
+    span, data_span = max(high - low, 1e-9), max(data_high - data_low, 1e-9)
+    overlap = max(0.0, min(high, data_high) - max(low, data_low))
+    if data_span / span > 3 or span / data_span > 3 or overlap < 0.5 * data_span:
+        return (f"the data's MOS runs {data_low:g}–{data_high:g} but the model scores on "
+                f"{low:g}–{high:g}: RMSE and calibrated PLCC compare different scales; rank "
+                "metrics (SRCC, KRCC) and PLCC* still hold")
+    return None
