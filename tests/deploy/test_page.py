@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,36 +16,11 @@ from leafiqa.deploy.service import create_app  # noqa: E402
 from leafiqa.teachers.mock_server import ServerThread  # noqa: E402
 from tests.conftest import make_image  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
 
 @pytest.fixture(scope="module")
 def served(model_file: Path) -> Iterator[str]:
     with ServerThread(create_app(model_file, runtime="torch")) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
-                                    "(pip install 'leaf-iqa[dev]')")
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("no chromium/chromedriver on PATH (Debian: apt-get install chromium "
-                    "chromium-driver; scripts/install-system-deps.sh does it as root)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,800"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(driver, css: str, text_test=lambda text: bool(text), timeout: float = 30.0):  # noqa: ANN001, ANN201
