@@ -52,9 +52,8 @@ def format_cell(mean: float, std: float, runs: int) -> str:
     return f"{mean:.3f}±{std:.3f}"
 
 
-def markdown_table(summary: pd.DataFrame, selection: str = "random",
-                   metrics: tuple[str, ...] = ("srcc", "plcc")) -> str:
-    """Methods × budgets; each cell ``metric1 / metric2`` (metrics missing at 0 labels drop)."""
+def method_budget_table(summary: pd.DataFrame, selection: str, cell) -> str:  # noqa: ANN001
+    """Methods × budgets as Markdown; ``cell(summary row)`` fills each cell ("—": no run)."""
     table = summary[summary["selection"] == selection]
     budgets = sorted(table["budget"].unique())
     lines = ["| method | " + " | ".join(f"{budget_label(b)} labels" for b in budgets) + " |",
@@ -63,14 +62,20 @@ def markdown_table(summary: pd.DataFrame, selection: str = "random",
         cells = []
         for budget in budgets:
             row = table[(table["method"] == method) & (table["budget"] == budget)]
-            if row.empty:
-                cells.append("—")
-                continue
-            r = row.iloc[0]
-            parts = [format_cell(r[f"{m}_mean"], r[f"{m}_std"], int(r.runs)) for m in metrics]
-            cells.append(" / ".join(p for p in parts if p))
+            cells.append("—" if row.empty else cell(row.iloc[0]))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def markdown_table(summary: pd.DataFrame, selection: str = "random",
+                   metrics: tuple[str, ...] = ("srcc", "plcc")) -> str:
+    """Methods × budgets; each cell ``metric1 / metric2`` (metrics missing at 0 labels drop)."""
+
+    def cell(r: pd.Series) -> str:
+        parts = [format_cell(r[f"{m}_mean"], r[f"{m}_std"], int(r.runs)) for m in metrics]
+        return " / ".join(p for p in parts if p)
+
+    return method_budget_table(summary, selection, cell)
 
 
 def per_split_table(rows: pd.DataFrame, budget: float, selection: str = "random") -> str:
@@ -183,14 +188,4 @@ def _curve_table(summary: pd.DataFrame, metric: str) -> dict[str, dict[int, tupl
 
 
 def _seconds_table(summary: pd.DataFrame, selection: str) -> str:
-    table = summary[summary["selection"] == selection]
-    budgets = sorted(table["budget"].unique())
-    lines = ["| method | " + " | ".join(f"{budget_label(b)} labels" for b in budgets) + " |",
-             "|---" * (len(budgets) + 1) + "|"]
-    for method in table["method"].unique():
-        cells = []
-        for budget in budgets:
-            row = table[(table["method"] == method) & (table["budget"] == budget)]
-            cells.append("—" if row.empty else f"{row.iloc[0].seconds_mean:.2f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return method_budget_table(summary, selection, lambda r: f"{r.seconds_mean:.2f}")
