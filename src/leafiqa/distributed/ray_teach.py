@@ -29,8 +29,7 @@ import numpy as np
 from leafiqa.data.images import ImageDecodeError, content_hash
 from leafiqa.data.manifest import ImageItem, Manifest
 from leafiqa.distributed.cluster import cluster_cpus, ensure_ray
-from leafiqa.judgments.pairs import derive_pairs, select_pairs
-from leafiqa.judgments.runner import TeachReport
+from leafiqa.judgments.runner import TeachReport, plan_pairs
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
@@ -244,17 +243,9 @@ def teach_with_ray(teacher_spec: str, teacher_options: dict, manifest: Manifest,
         return report
 
     # 2. pairs, planned as the local runner plans them
-    points = store.points(identity.teacher_id, identity.prompt_version, keys)
-    scores = {k: p.score for k, p in points.items()}
-    judged = [k for k in dict.fromkeys(keys) if k in points]
-    planned = select_pairs(judged, scores, pairs_per_image=pairs_per_image,
-                           near_fraction=near_fraction, seed=pair_seed)
-    report.pairs_planned = len(planned)
-    report.planned_pairs = planned
+    planned = plan_pairs(store, identity, keys, report, pairs_per_image=pairs_per_image,
+                         near_fraction=near_fraction, pair_seed=pair_seed)
     if not identity.supports_pairs:
-        derived = derive_pairs(points, planned)
-        store.put_pairs(derived)
-        report.pairs_derived = len(derived)
         report.seconds = time.perf_counter() - start
         return report
     pending, rows = [], []

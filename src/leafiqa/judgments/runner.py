@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,26 @@ def _judge_claimed(
                           teacher.prompt_version)
 
 
+def plan_pairs(store: JudgmentStore, teacher: Teacher, keys: Sequence[str],
+               report: TeachReport, *, pairs_per_image: int, near_fraction: float = 0.5,
+               pair_seed: int = 0) -> list[tuple[str, str]]:
+    """The pairs to compare among the images the teacher has judged point-wise (recorded in
+    ``report``); for a teacher that cannot compare images, their judgments derived from the
+    point-wise ones are stored here and then. Shared by every engine (local and Ray)."""
+    points = store.points(teacher.teacher_id, teacher.prompt_version, keys)
+    scores = {k: p.score for k, p in points.items()}
+    judged_keys = [k for k in dict.fromkeys(keys) if k in points]
+    planned = select_pairs(judged_keys, scores, pairs_per_image=pairs_per_image,
+                           near_fraction=near_fraction, seed=pair_seed)
+    report.pairs_planned = len(planned)
+    report.planned_pairs = planned
+    if not teacher.supports_pairs:
+        derived = derive_pairs(points, planned)
+        store.put_pairs(derived)
+        report.pairs_derived = len(derived)
+    return planned
+
+
 def teach(
     teacher: Teacher,
     manifest: Manifest,
@@ -214,17 +234,9 @@ def teach(
     if pairs_per_image <= 0 or report.budget_exhausted:
         return report
 
-    points = store.points(teacher.teacher_id, teacher.prompt_version, keys)
-    scores = {k: p.score for k, p in points.items()}
-    judged_keys = [k for k in dict.fromkeys(keys) if k in points]
-    planned = select_pairs(judged_keys, scores, pairs_per_image=pairs_per_image,
-                           near_fraction=near_fraction, seed=pair_seed)
-    report.pairs_planned = len(planned)
-    report.planned_pairs = planned
+    planned = plan_pairs(store, teacher, keys, report, pairs_per_image=pairs_per_image,
+                         near_fraction=near_fraction, pair_seed=pair_seed)
     if not teacher.supports_pairs:
-        derived = derive_pairs(points, planned)
-        store.put_pairs(derived)
-        report.pairs_derived = len(derived)
         return report
 
     item_of = {k: i for k, i in zip(keys, manifest, strict=True)}
