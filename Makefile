@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leaf-installed
 
-.PHONY: setup demo demo-cues test lint bench bench-quick clean table-recorded table-variants \
-	models
+.PHONY: setup demo demo-cues test lint bench bench-clive bench-quick clean table-recorded \
+	table-variants models
 
 setup: $(STAMP)
 
@@ -28,10 +28,13 @@ test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 
 bench: setup
 	$(BIN)/leaf bench configs/demo.yaml
+
+bench-clive: setup
+	$(BIN)/leaf bench configs/clive.yaml
 
 bench-quick: setup
 	$(BIN)/leaf bench configs/demo.yaml --quick
