@@ -1,0 +1,76 @@
+"""Models by name: the ones shipped inside the package (``leafiqa/models/*.safetensors``) and
+any a user keeps in the folders named by ``LEAF_MODEL_PATH`` (separated like ``PATH``). A
+model's name is its file name without ``.safetensors``; a packaged name cannot be shadowed."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from leafiqa.deploy.modelfile import ModelInfo, read_info
+
+PACKAGED_DIR = Path(__file__).resolve().parents[1] / "models"
+__all__ = ["ENV_VAR", "PACKAGED_DIR", "SUFFIX", "RegisteredModel", "list_models", "model_dirs",
+           "registered_models", "resolve_model"]
+
+ENV_VAR = "LEAF_MODEL_PATH"
+SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    path: Path
+    packaged: bool
+
+    def info(self) -> ModelInfo:
+        return read_info(self.path)
+
+
+def model_dirs() -> list[Path]:
+    """Where named models are looked for, in order: the package's, then ``LEAF_MODEL_PATH``."""
+    extra = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    return [PACKAGED_DIR, *extra]
+
+
+def registered_models() -> dict[str, RegisteredModel]:
+    found: dict[str, RegisteredModel] = {}
+    for folder in model_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            name = path.name[: -len(SUFFIX)]
+            found.setdefault(name, RegisteredModel(name, path, folder == PACKAGED_DIR))
+    return found
+
+
+def list_models(metric_mode: str | None = None, filter: str = "",  # noqa: A002 (pyiqa's name)
+                exclude_filters: str | list[str] = "") -> list[str]:
+    """Names of the models ``create_metric`` accepts, like ``pyiqa.list_models``: LEAF models
+    are no-reference (``metric_mode`` ``NR``); ``filter``/``exclude_filters`` are wildcards."""
+    if metric_mode not in (None, "NR"):
+        return []
+    names = sorted(registered_models())
+    if filter:
+        names = [n for n in names if fnmatch.fnmatch(n, filter)]
+    excludes = [exclude_filters] if isinstance(exclude_filters, str) else exclude_filters
+    for pattern in (e for e in excludes if e):
+        names = [n for n in names if not fnmatch.fnmatch(n, pattern)]
+    return names
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A model file path, or the name of a registered model → the model file."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    models = registered_models()
+    if str(model) in models:
+        return models[str(model)].path
+    if path.suffix == SUFFIX or path.parent != Path("."):
+        raise FileNotFoundError(f"{path}: model file not found")
+    raise FileNotFoundError(
+        f"'{model}': no model file or registered model of that name; registered: "
+        f"{sorted(models) or 'none'} (add folders of your own with {ENV_VAR})")
