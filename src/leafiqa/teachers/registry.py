@@ -52,7 +52,7 @@ def make_teacher(spec: str, **options: object) -> Teacher:
         model = argument or os.environ.get("LEAF_TEACHER_MODEL", "")
         return TransformersTeacher(model, **options)  # type: ignore[arg-type]
     if kind == "vllm":
-        from leafiqa.distributed.vllm_teacher import VLLMTeacher
+        from leafiqa.teachers.vllm import VLLMTeacher
 
         return VLLMTeacher(argument or os.environ.get("LEAF_TEACHER_MODEL", ""), **options)
     raise ValueError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")
