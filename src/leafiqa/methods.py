@@ -39,10 +39,6 @@ class MethodResult:
     head: QualityHead | None = None
     seconds: float = 0.0
 
-    @property
-    def score_map(self) -> ScoreMap:
-        return self.calibration.score_map
-
 
 @dataclass(frozen=True)
 class Method:

@@ -117,8 +117,9 @@ def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:
     """Leave-one-out predictions of the line minus its in-sample ones (so the logistic is
     judged on held-out predictions even without a correction)."""
     design = np.column_stack([scores, np.ones_like(scores)])
-    hat = design @ np.linalg.pinv(design)
-    fitted = hat @ mos
+    inverse = np.linalg.pinv(design.T @ design)
+    fitted = design @ (inverse @ (design.T @ mos))
+    leverage = np.einsum("ij,jk,ik->i", design, inverse, design)  # the hat matrix's diagonal
     residual = mos - fitted
-    loo = mos - residual / np.clip(1.0 - np.diag(hat), 1e-6, None)
+    loo = mos - residual / np.clip(1.0 - leverage, 1e-6, None)
     return loo - fitted
