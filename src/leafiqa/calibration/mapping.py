@@ -48,9 +48,14 @@ class ScoreMap:
                    n_labels=int(data.get("n_labels", 0)))
 
 
+def _constant(scores: np.ndarray) -> bool:
+    # a teacher sure of every labelled image gives equal log-odds up to float noise
+    return bool(scores.std() <= 1e-9 * (1.0 + np.abs(scores).mean()))
+
+
 def fit_linear(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
     scores, mos = np.asarray(scores, float), np.asarray(mos, float)
-    if scores.size < 2 or scores.std() == 0:
+    if scores.size < 2 or _constant(scores):
         return ScoreMap("linear", [0.0, float(mos.mean()) if mos.size else 0.0], int(mos.size))
     slope, intercept = np.polyfit(scores, mos, 1)
     # A map onto MOS must not reverse the order the student learnt.
@@ -67,7 +72,7 @@ def fit_score_map(scores: np.ndarray, mos: np.ndarray, min_width: float = 1e-3) 
     if scores.size == 0:
         return ScoreMap()
     linear = fit_linear(scores, mos)
-    if scores.size < MIN_LABELS_FOR_LOGISTIC or scores.std() == 0:
+    if scores.size < MIN_LABELS_FOR_LOGISTIC or _constant(scores):
         return linear
     spread = scores.std()
     initial = [mos.max(), mos.min(), float(np.median(scores)), spread]
