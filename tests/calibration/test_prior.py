@@ -88,3 +88,16 @@ def test_a_weight_of_two_fits_like_a_duplicated_image() -> None:
     duplicated = fit_ridge_loo(RidgeBasis.fit(x[doubled], scaler), y[doubled], alphas * 60 / 50)
     new = rng.normal(size=(30, 20))
     np.testing.assert_allclose(weighted(new), duplicated(new), atol=1e-8)
+
+
+def test_a_few_labels_against_the_prior_keep_its_ranking() -> None:
+    """Four labels that happen to run against a good prior (noise) must not erase the prior:
+    the calibrated scores stay near the labels' mean and in the student's order."""
+    rng, x, quality = synthetic()
+    student = quality + 0.1 * rng.normal(size=quality.size)
+    labelled = np.argsort(student)[[10, 150, 250, 390]]
+    mos = np.array([4.0, 3.5, 3.0, 2.5])  # the student's order, reversed
+    calibration = calibrate_prior(student[labelled], RidgeBasis.fit(x[labelled]), mos)
+    predicted = calibration(student, x)
+    assert spearmanr(predicted, student)[0] == pytest.approx(1.0)
+    assert np.abs(predicted - mos.mean()).max() < 0.1 * mos.std()

@@ -15,6 +15,10 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 MIN_LABELS_FOR_LOGISTIC = 8
+#: when the labels' least-squares slope is not positive (a few noisy labels against the
+#: student's order), the slope kept, as a fraction of std(MOS)/std(scores): the map then
+#: predicts ≈ the MOS mean, as a flat map would, but keeps the student's ranking
+MIN_SLOPE_FRACTION = 0.01
 
 
 def logistic4(s: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
@@ -58,9 +62,12 @@ def fit_linear(scores: np.ndarray, mos: np.ndarray) -> ScoreMap:
     if scores.size < 2 or _constant(scores):
         return ScoreMap("linear", [0.0, float(mos.mean()) if mos.size else 0.0], int(mos.size))
     slope, intercept = np.polyfit(scores, mos, 1)
-    # A map onto MOS must not reverse the order the student learnt.
+    # A map onto MOS must neither reverse nor erase the order the student learnt: the labels
+    # may scale the teacher's perception, and with too few of them to say which way it goes
+    # the student's ranking is still the best guess.
     if slope <= 0:
-        slope, intercept = 0.0, float(mos.mean())
+        slope = MIN_SLOPE_FRACTION * float(mos.std()) / float(scores.std())
+        intercept = float(mos.mean()) - slope * float(scores.mean())
     return ScoreMap("linear", [float(slope), float(intercept)], int(mos.size))
 
 

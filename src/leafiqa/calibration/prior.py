@@ -64,6 +64,8 @@ def compose(outer: ScoreMap, line: ScoreMap) -> ScoreMap:
     if line.kind == "none":
         return outer
     slope, intercept = line.params
+    if slope == 0:  # a flat line (constant student scores): the map is one value
+        return ScoreMap("linear", [0.0, float(outer(np.array([intercept]))[0])], line.n_labels)
     if outer.kind == "linear":
         a, b = outer.params
         return ScoreMap("linear", [a * slope, a * intercept + b], line.n_labels)
