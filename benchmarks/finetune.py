@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.selection import select_labels
 from leafiqa.config import load_config
+from leafiqa.data.selection import select_labels
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.methods import run_leaf
 from leafiqa.pipeline import tune_backbone

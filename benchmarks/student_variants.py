@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.selection import select_labels
 from leafiqa.config import load_config
+from leafiqa.data.selection import select_labels
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.methods import run_labels_only, run_leaf, run_linear_probe
 from leafiqa.pipeline import save_student

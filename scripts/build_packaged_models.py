@@ -16,14 +16,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from leafiqa.config import load_config, run_provenance
 from leafiqa.data.readers import read_dataset
-from leafiqa.deploy.modelfile import ModelInfo, load_network, save_model
+from leafiqa.deploy.modelfile import load_network, save_model
 from leafiqa.deploy.scorer import Scorer
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.registry import PACKAGED_DIR
@@ -115,8 +115,8 @@ def package(spec: PackagedModel, output: Path, shared: Path) -> dict:
         "config": spec.config,
     }
     packaged = PACKAGED_DIR / f"{spec.name}.safetensors"
-    shipped = ModelInfo(**{**info.__dict__, "card": card,
-                           "provenance": run_provenance(config), "created": ""})
+    # the metadata `leaf run` built (``modelfile.model_info``), with the card added
+    shipped = replace(info, card=card, provenance=run_provenance(config), created="")
     save_model(packaged, network, shipped, half_backbone=True)
     card["test"] = test_metrics(packaged, spec)  # of the shipped (float16) file itself
     save_model(packaged, network, shipped, half_backbone=True)  # `shipped` holds `card`

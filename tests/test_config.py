@@ -45,6 +45,12 @@ def test_wrong_types_name_the_field(values: dict, field: str) -> None:
     assert message.startswith(f"run.yaml: {field}") and "\n" not in message
 
 
+@pytest.mark.parametrize("key", ["teacher_weight", "teacher_half_life"])
+def test_removed_keys_say_why(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^old.yaml: calibration\.{key}: removed: .*delete it"):
+        build_config({"calibration": {key: 1.0}}, "old.yaml")
+
+
 def test_shipped_configs_load_and_keep_their_shape() -> None:
     for path in sorted((REPO / "configs").glob("*.yaml")):
         config = load_config(path)

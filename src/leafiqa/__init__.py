@@ -41,7 +41,6 @@ _LAZY = {
     "teach": ("leafiqa.judgments.runner", "teach"),
     "JudgmentStore": ("leafiqa.judgments.store", "JudgmentStore"),
     "run_pipeline": ("leafiqa.pipeline", "run_pipeline"),
-    "Student": ("leafiqa.student.student", "Student"),
     "PairJudgment": ("leafiqa.teachers.protocol", "PairJudgment"),
     "PointJudgment": ("leafiqa.teachers.protocol", "PointJudgment"),
     "Teacher": ("leafiqa.teachers.protocol", "Teacher"),

@@ -7,19 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.calibration.prior import calibrate_prior
-from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
 from leafiqa.config import DEFAULT_CACHE
-from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.splits import labelled_rows, select_among_labelled
-from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, load_network, save_model
+from leafiqa.deploy.modelfile import LeafNetwork, load_network, model_info, save_model
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.backbone import MultiLevelBackbone
-from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets
+from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets, distill_head
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
-from leafiqa.student.student import Student
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis
 
 
 def training_images(manifest: Manifest) -> Manifest:
@@ -72,15 +71,14 @@ def distill_from_store(
     targets = stored_targets(Path(store_path), teacher_id, keys)
     config = DistillConfig(point_weight=point_weight, pair_weight=pair_weight,
                            use_reliability=use_reliability)
-    student = Student(backbone, input_size, cache_dir, distill=config).fit(images, targets, keys)
-    assert student.head is not None
-    network = LeafNetwork(MultiLevelBackbone(backbone), student.head, student.score_map)
-    info = ModelInfo(backbone=backbone, input_sizes=as_sizes(input_size),
-                     head=student.head.config(),
-                     score_map=student.score_map, teacher_ids=targets.teacher_ids,
-                     manifest_hash=images.fingerprint(), notes={"stage": "distilled"},
-                     provenance={"labels_file": manifest.source,
-                                 "seeds": {"distill": config.seed}})
+    features = FeatureExtractor(backbone, input_size, cache_dir).transform(images, keys)
+    head = distill_head(features, targets, config)
+    network = LeafNetwork(MultiLevelBackbone(backbone), head, ScoreMap())
+    info = model_info(backbone=backbone, input_sizes=input_size, head=head,
+                      teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
+                      notes={"stage": "distilled"},
+                      provenance={"labels_file": manifest.source,
+                                  "seeds": {"distill": config.seed}})
     return save_model(out, network, info)
 
 
@@ -126,15 +124,13 @@ def calibrate_model(
     calibration = calibrate_prior(scores[rows], basis, mos)
     calibrated = LeafNetwork(network.backbone, head, calibration.line, calibration.correction,
                              calibration.output_map)
-    info = ModelInfo(backbone=info.backbone, input_sizes=info.input_sizes, head=head.config(),
-                     score_map=calibration.line, output_map=calibration.output_map,
-                     teacher_ids=info.teacher_ids,
-                     manifest_hash=info.manifest_hash,
-                     mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
-                     notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
-                            "selection": selection,
-                            "correction_alpha": calibration.correction_alpha},
-                     provenance={"labels_file": manifest.source, "seeds": {"labels": seed}})
+    info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
+                      calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,
+                      manifest_hash=info.manifest_hash,
+                      notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
+                             "selection": selection,
+                             "correction_alpha": calibration.correction_alpha},
+                      provenance={"labels_file": manifest.source, "seeds": {"labels": seed}})
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")
     return save_model(out, calibrated, info)

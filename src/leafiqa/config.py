@@ -133,8 +133,6 @@ class CalibrationConfig:
     weight_decay: float = 1e-3
     rank_weight: float = 1.0
     rank_temperature: float = 0.3
-    teacher_weight: float = 1.0
-    teacher_half_life: int = 250  # k in λ_teacher = teacher_weight · k / (k + n_labels)
     max_rank_pairs: int = 20000
     seed: int = 0
 
@@ -173,6 +171,14 @@ class RunConfig:
 
 _ADAPTER = TypeAdapter(RunConfig)
 
+# keys that configs of earlier versions may hold, and why they are gone
+_REMOVED_TEACHER_TERM = ("removed: the teacher's term in the labels-only student's loss was "
+                         "never used (LEAF calibrates without fine-tuning its head); delete it")
+REMOVED_KEYS = {
+    "calibration.teacher_weight": _REMOVED_TEACHER_TERM,
+    "calibration.teacher_half_life": _REMOVED_TEACHER_TERM,
+}
+
 
 def _describe(error: ValidationError, where: str) -> str:
     """The first validation error as one line: file, dotted field, what was wrong, the value."""
@@ -182,7 +188,7 @@ def _describe(error: ValidationError, where: str) -> str:
         kind = item["type"]
         value = item.get("input")
         if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-            problems.append(f"{field}: unknown key")
+            problems.append(f"{field}: {REMOVED_KEYS.get(field, 'unknown key')}")
             continue
         message = item["msg"].removeprefix("Value error, ")
         plain = kind == "missing" or kind == "value_error" or isinstance(value, dict)

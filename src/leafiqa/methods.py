@@ -20,10 +20,10 @@ import numpy as np
 from leafiqa.calibration.finetune import train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map
 from leafiqa.calibration.prior import PriorCalibration, calibrate_prior
-from leafiqa.calibration.ridge import fit_ridge_loo
 from leafiqa.data.manifest import DataError
 from leafiqa.student.distill import DistillConfig, distill_head
 from leafiqa.student.head import QualityHead
+from leafiqa.student.ridge import fit_ridge_loo
 from leafiqa.teachers.protocol import log_odds
 from leafiqa.workspace import Workspace, ensemble_view
 
@@ -45,7 +45,6 @@ class Method:
     name: str
     needs_labels: bool
     run: Callable[[Workspace, np.ndarray, int], MethodResult]  # (workspace, label rows, seed)
-    is_leaf: bool = False  # LEAF or one of its ablations
 
 
 @dataclass(frozen=True)
@@ -168,8 +167,7 @@ def run_linear_probe(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> Me
 
 
 def _leaf_method(variant: LeafVariant) -> Method:
-    return Method(variant.name, needs_labels=False, run=partial(_run_variant, variant),
-                  is_leaf=True)
+    return Method(variant.name, needs_labels=False, run=partial(_run_variant, variant))
 
 
 def _run_variant(variant: LeafVariant, ws: Workspace, label_rows: np.ndarray,

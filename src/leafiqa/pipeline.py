@@ -14,7 +14,7 @@ import numpy as np
 from leafiqa.config import RunConfig, config_to_dict, run_provenance
 from leafiqa.data.images import as_sizes
 from leafiqa.data.splits import labelled_rows, select_among_labelled
-from leafiqa.deploy.modelfile import LeafNetwork, ModelInfo, save_model
+from leafiqa.deploy.modelfile import LeafNetwork, model_info, save_model
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.methods import (
     MethodResult,
@@ -24,8 +24,6 @@ from leafiqa.methods import (
 )
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.workspace import Workspace, label_count, prepare
-
-FINETUNE_MODES = ("none", "tail", "full")
 
 
 def build_network(ws: Workspace, result: MethodResult,
@@ -80,16 +78,14 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
     labelled_mos = ws.mos[ws.train_rows[label_rows]] if label_rows.size else np.zeros(0)
     train_manifest = ws.manifest.subset([ws.manifest[i] for i in ws.train_rows], "train")
     calibration = result.calibration
-    info = ModelInfo(
+    info = model_info(
         backbone=ws.config.student.backbone,
-        input_sizes=as_sizes(ws.config.student.input_size),
-        head=result.head.config(),
-        score_map=calibration.line,
-        output_map=calibration.output_map,
+        input_sizes=ws.config.student.input_size,
+        head=result.head,
+        calibration=calibration,
+        labelled_mos=labelled_mos,
         teacher_ids=sorted({p.teacher_id for p in ws.teacher.points.values()}),
         manifest_hash=train_manifest.fingerprint(),
-        mos_range=(float(labelled_mos.min()), float(labelled_mos.max()))
-        if labelled_mos.size else None,
         notes={"teacher": ws.teacher.name, "labels": int(label_rows.size),
                "dataset": ws.manifest.source, "finetune": ws.config.student.finetune,
                "correction_alpha": calibration.correction_alpha},

@@ -8,7 +8,6 @@ from functools import cached_property
 
 import numpy as np
 
-from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis
 from leafiqa.config import RunConfig, TeacherConfig
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.readers import (
@@ -31,6 +30,7 @@ from leafiqa.judgments.runner import TeachReport, hash_manifest, teach
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.distill import TeacherTargets, build_targets
 from leafiqa.student.features import FeatureExtractor, set_cpu_threads
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment
 from leafiqa.teachers.registry import make_teacher
 

@@ -8,9 +8,9 @@ from scipy.stats import spearmanr
 
 from leafiqa.calibration.finetune import CalibrationConfig, finetune_head, train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map, logistic4
-from leafiqa.calibration.ridge import fit_ridge
-from leafiqa.calibration.selection import select_labels
+from leafiqa.data.selection import select_labels
 from leafiqa.student.distill import DistillConfig, build_targets, distill_head
+from leafiqa.student.ridge import fit_ridge
 from tests.student.test_student import synthetic, teacher_points
 
 
@@ -62,7 +62,7 @@ def test_finetuning_on_labels_moves_towards_mos() -> None:
     head = distill_head(features, targets, DistillConfig(head="mlp"))
     rows = select_labels(600, 100, seed=0)
     mos = 3 + quality[rows]
-    tuned = finetune_head(head, features, rows, mos, CalibrationConfig(), targets=targets)
+    tuned = finetune_head(head, features, rows, mos, CalibrationConfig())
     before = spearmanr(head.predict(features), quality).statistic
     after = spearmanr(tuned.predict(features), quality).statistic
     assert after > before + 0.05

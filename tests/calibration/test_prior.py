@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from leafiqa.calibration.prior import MIN_LABELS_FOR_CORRECTION, calibrate_prior
-from leafiqa.calibration.ridge import FeatureScaler, RidgeBasis, fit_ridge, fit_ridge_loo
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis, fit_ridge, fit_ridge_loo
 
 
 def synthetic(n: int = 400, d: int = 60, seed: int = 0):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from leafiqa.data.manifest import DataError
 from leafiqa.data.readers import read_plain_csv
-from leafiqa.judgments.jsonl import read_jsonl
+from leafiqa.teachers.records import read_jsonl
 
 cells = st.one_of(st.sampled_from(["a.jpg", "b.png", "", "nan", "inf", "-1", "3.5", "x",
                                    '"q,"', "1e400", "name", "mos"]),

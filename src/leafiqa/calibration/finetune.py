@@ -1,12 +1,9 @@
-"""Calibration with a few human labels: fine-tune the distilled head on MOS, then map onto the
-MOS scale.
+"""The "student on labels alone" baseline: the student's head trained on the MOS labels.
 
-Fine-tuning loss, on the labelled images (MOS standardised with the labels' own mean/std):
+Loss, on the labelled images (MOS standardised with the labels' own mean/std):
     MSE(a·s + b, mos_z) + λ_rank · BCE(σ((s_i − s_j)/τ), [mos_i > mos_j])
-plus, while labels are few, λ_teacher · (the distillation loss on all images): the teacher's
-perception keeps regularising the head so a few labels re-scale it rather than overwrite it.
-λ_teacher shrinks as labels grow: λ_teacher = teacher_weight · k / (k + n_labels).
-The same routine with no teacher and a fresh head is the "student on labels alone" baseline.
+with (a, b) trained alongside the head. LEAF itself does not fine-tune its distilled head: it
+maps the head's score onto MOS and corrects it on the features (``calibration.prior``).
 """
 
 from __future__ import annotations
@@ -16,9 +13,8 @@ import copy
 import numpy as np
 import torch
 
-from leafiqa.calibration.mapping import ScoreMap, fit_score_map
 from leafiqa.config import CalibrationConfig
-from leafiqa.student.distill import DistillationLoss, DistillConfig, TeacherTargets, train_head
+from leafiqa.student.distill import train_head
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss
 
@@ -51,18 +47,12 @@ class LabelLoss:
         return loss
 
 
-def teacher_lambda(config: CalibrationConfig, n_labels: int) -> float:
-    return config.teacher_weight * config.teacher_half_life / (config.teacher_half_life + n_labels)
-
-
 def finetune_head(
     head: QualityHead,
     features: np.ndarray,
     label_rows: np.ndarray,
     mos: np.ndarray,
     config: CalibrationConfig | None = None,
-    targets: TeacherTargets | None = None,
-    distill_config: DistillConfig | None = None,
 ) -> QualityHead:
     """A copy of ``head`` fine-tuned on the labelled rows (see module docstring)."""
     config = config or CalibrationConfig()
@@ -75,16 +65,7 @@ def finetune_head(
         slope = float(np.polyfit(s, mos_z, 1)[0]) if s.std() > 0 else 1.0
     affine = torch.nn.Parameter(torch.tensor([max(slope, 0.05), 0.0]))
     label_loss = LabelLoss(label_rows, mos, config, affine)
-    weight = teacher_lambda(config, len(label_rows)) if targets is not None else 0.0
-    teacher_loss = DistillationLoss(targets, distill_config or DistillConfig()) if weight else None
-
-    def objective(scores: torch.Tensor) -> torch.Tensor:
-        loss = label_loss(scores)
-        if teacher_loss is not None:
-            loss = loss + weight * teacher_loss(scores)
-        return loss
-
-    train_head(head, features, objective, None, steps=config.steps, lr=config.lr,
+    train_head(head, features, label_loss, None, steps=config.steps, lr=config.lr,
                weight_decay=config.weight_decay, seed=config.seed, extra_parameters=[affine])
     return head
 
@@ -102,9 +83,5 @@ def train_on_labels(
     torch.manual_seed(config.seed)
     head = QualityHead(features.shape[1], hidden, dropout)
     head.set_normalisation(features)
-    return finetune_head(head, features, label_rows, mos, config, targets=None)
+    return finetune_head(head, features, label_rows, mos, config)
 
-
-def fit_calibration(head: QualityHead, features: np.ndarray, mos: np.ndarray) -> ScoreMap:
-    """The monotonic map from head scores to MOS, fitted on the labelled images."""
-    return fit_score_map(head.predict(features), mos)

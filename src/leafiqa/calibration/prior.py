@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leafiqa.calibration.mapping import ScoreMap, fit_linear, fit_score_map
-from leafiqa.calibration.ridge import RidgeBasis, RidgeFit, fit_ridge_loo
+from leafiqa.student.ridge import RidgeBasis, RidgeFit, fit_ridge_loo
 
 #: corrections need a few labels to be judged by leave-one-out at all
 MIN_LABELS_FOR_CORRECTION = 8

@@ -45,10 +45,6 @@ class Manifest:
     def names(self) -> list[str]:
         return [item.name for item in self.items]
 
-    @property
-    def has_mos(self) -> bool:
-        return bool(self.items) and all(item.mos is not None for item in self.items)
-
     def mos_array(self) -> list[float]:
         missing = [item.name for item in self.items if item.mos is None]
         if missing:

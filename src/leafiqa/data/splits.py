@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.selection import select_labels
 
 MIN_TEST_IMAGES = 3  # the fewest the correlation metrics accept
 
@@ -62,8 +63,6 @@ def select_among_labelled(train_mos: np.ndarray, n_labels: int, *, strategy: str
                           teacher_scores: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """``select_labels`` restricted to the training images that have a MOS: positions into the
     training rows. With every image labelled it is ``select_labels`` itself."""
-    from leafiqa.calibration.selection import select_labels
-
     pool = labelled_rows(train_mos)
     scores = None if teacher_scores is None else np.asarray(teacher_scores)[pool]
     picked = select_labels(pool.size, min(n_labels, pool.size), strategy=strategy,

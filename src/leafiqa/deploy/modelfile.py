@@ -9,16 +9,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from leafiqa.calibration.mapping import ScoreMap
-from leafiqa.calibration.ridge import RidgeFit
+from leafiqa.calibration.prior import PriorCalibration
 from leafiqa.data.images import as_sizes
 from leafiqa.errors import ModelFileError
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.head import QualityHead
+from leafiqa.student.ridge import RidgeFit
 from leafiqa.version import provenance
 
 FORMAT = "leaf-model/1"
@@ -157,6 +159,38 @@ class ModelInfo:
             )
         except (KeyError, ValueError) as error:
             raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
+
+
+def model_info(
+    *,
+    backbone: str,
+    input_sizes: int | tuple[int, ...] | list[int],
+    head: QualityHead,
+    calibration: PriorCalibration | None = None,
+    labelled_mos: np.ndarray | None = None,
+    teacher_ids: list[str] | None = None,
+    manifest_hash: str = "",
+    notes: dict | None = None,
+    provenance: dict | None = None,
+) -> ModelInfo:
+    """The metadata of a model file, built in one place for every writer (``leaf run``,
+    ``leaf distill``, ``leaf calibrate``). ``calibration`` None: an uncalibrated (distilled)
+    model; ``labelled_mos``: the MOS of the labels it was calibrated on (their range is the
+    scale of its scores)."""
+    calibration = calibration or PriorCalibration(ScoreMap())
+    mos = np.zeros(0) if labelled_mos is None else np.asarray(labelled_mos, dtype=np.float64)
+    return ModelInfo(
+        backbone=backbone,
+        input_sizes=as_sizes(input_sizes),
+        head=head.config(),
+        score_map=calibration.line,
+        output_map=calibration.output_map,
+        teacher_ids=list(teacher_ids or []),
+        manifest_hash=manifest_hash,
+        mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
+        notes=dict(notes or {}),
+        provenance=dict(provenance or {}),
+    )
 
 
 def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo,

@@ -15,7 +15,7 @@ import torch
 
 from leafiqa.data.images import IMAGENET_MEAN, IMAGENET_STD
 from leafiqa.deploy.modelfile import load_network
-from leafiqa.student.features import export_onnx
+from leafiqa.student.onnx_runtime import export_onnx
 
 
 def export_model_onnx(model_path: str | Path, output: str | Path | None = None) -> Path:

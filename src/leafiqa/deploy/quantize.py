@@ -119,7 +119,7 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from scipy.stats import spearmanr
 
-    from leafiqa.student.features import onnx_session
+    from leafiqa.student.onnx_runtime import onnx_session
 
     if quant_format not in FORMATS:
         raise ValueError(f"unknown quantization format '{quant_format}' ({', '.join(FORMATS)})")

@@ -20,7 +20,7 @@ from leafiqa.data.loader import iter_pixel_batches
 from leafiqa.deploy.modelfile import ModelInfo, load_network
 from leafiqa.deploy.onnx_export import PixelInputs, pixel_input_names
 from leafiqa.deploy.registry import resolve_model
-from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
+from leafiqa.student.onnx_runtime import onnx_available, onnx_input_names, onnx_session
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ early.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +21,7 @@ import torch
 from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
+from leafiqa.student.ridge import RidgeBasis, fit_ridge_loo
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
 TARGETS = ("logit", "score", "blend")
@@ -144,6 +145,57 @@ def split_validation(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarra
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def train_loop(
+    parameters: Sequence[torch.nn.Parameter],
+    step_loss: Callable[[int], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    snapshot: Callable[[], object],
+    restore: Callable[[object], None],
+    validation: Callable[[], float | None] | None = None,
+    eval_every: int = 10,
+    patience: int = 6,
+    min_lr: float = 0.0,
+    best: tuple[float, object] | None = None,
+) -> list[float]:
+    """The one training loop of the student (the head on cached features, ``train_head``; the
+    backbone's tail with the head, ``tail_tuning``): AdamW with cosine decay to ``min_lr`` over
+    ``steps``; ``step_loss(step)`` is the loss of step ``step`` (the whole set or a batch).
+    Every ``eval_every`` steps ``validation()`` gives the validation loss (None: nothing to
+    validate on); the best ``snapshot()`` so far is kept — ``best`` can seed it with the state
+    before training — training stops after ``patience`` evaluations without improvement, and
+    the best state is ``restore``d. Returns the validation losses."""
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1),
+                                                          eta_min=min_lr)
+    history: list[float] = []
+    best_value, best_state = best or (float("inf"), None)
+    bad_evals = 0
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = step_loss(step)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if validation is not None and (step + 1) % eval_every == 0:
+            value = validation()
+            if value is None:
+                continue
+            history.append(value)
+            if value < best_value - 1e-5:
+                best_value, best_state = value, snapshot()
+                bad_evals = 0
+            else:
+                bad_evals += 1
+                if bad_evals >= patience:
+                    break
+    if best_state is not None:
+        restore(best_state)
+    return history
+
+
 def train_head(
     head: QualityHead,
     features: np.ndarray,
@@ -158,42 +210,34 @@ def train_head(
     seed: int = 0,
     extra_parameters: Sequence[torch.nn.Parameter] = (),
 ) -> list[float]:
-    """Full-batch AdamW on cached features with cosine decay; keeps the best validation state."""
+    """Full-batch ``train_loop`` of the head's MLP (and ``extra_parameters``) on cached
+    features; keeps the best validation state."""
     torch.manual_seed(seed)
     with torch.no_grad():
         x = head.embed(torch.as_tensor(features, dtype=torch.float32))
-    parameters = [*head.net.parameters(), *extra_parameters]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
-    history: list[float] = []
-    best = (float("inf"), None)
-    bad_evals = 0
-    for step in range(steps):
+
+    def step_loss(step: int) -> torch.Tensor:
         head.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss = objective(head.score_embedded(x))
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if validation is not None and (step + 1) % eval_every == 0:
-            head.eval()
-            with torch.no_grad():
-                value = float(validation(head.score_embedded(x)))
-            history.append(value)
-            if value < best[0] - 1e-5:
-                best = (value, (copy.deepcopy(head.state_dict()),
-                                [p.detach().clone() for p in extra_parameters]))
-                bad_evals = 0
-            else:
-                bad_evals += 1
-                if bad_evals >= patience:
-                    break
-    if best[1] is not None:
-        state, extras = best[1]
-        head.load_state_dict(state)
+        return objective(head.score_embedded(x))
+
+    def validate() -> float:
+        head.eval()
         with torch.no_grad():
-            for parameter, value in zip(extra_parameters, extras, strict=True):
+            return float(validation(head.score_embedded(x)))
+
+    def snapshot() -> tuple[dict, list[torch.Tensor]]:
+        return copy.deepcopy(head.state_dict()), [p.detach().clone() for p in extra_parameters]
+
+    def restore(state: tuple[dict, list[torch.Tensor]]) -> None:
+        head.load_state_dict(state[0])
+        with torch.no_grad():
+            for parameter, value in zip(extra_parameters, state[1], strict=True):
                 parameter.copy_(value)
+
+    history = train_loop([*head.net.parameters(), *extra_parameters], step_loss, steps=steps,
+                         lr=lr, weight_decay=weight_decay, snapshot=snapshot, restore=restore,
+                         validation=validate if validation is not None else None,
+                         eval_every=eval_every, patience=patience)
     head.eval()
     return history
 
@@ -204,8 +248,6 @@ def ridge_head(features: np.ndarray, targets: TeacherTargets,
     teacher's standardised log-odds, each judgment weighted by its reliability, the penalty
     chosen by exact leave-one-out. Returned as a ``QualityHead`` (a one-component projection
     and an affine output) so model files and ONNX carry it like any head."""
-    from leafiqa.calibration.ridge import RidgeBasis, fit_ridge_loo
-
     config = config or DistillConfig()
     if targets.n_points < 3:
         raise ValueError("the ridge head needs point-wise judgments of at least 3 images")

@@ -30,6 +30,7 @@ from leafiqa.student.distill import (
     TeacherTargets,
     judgment_weights,
     split_validation,
+    train_loop,
 )
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
@@ -129,12 +130,8 @@ def tune_tail(
         parameter.requires_grad_(False)
     for parameter in parameters:
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=distill.weight_decay)
     train_rows, val_rows = split_validation(len(front), distill.val_fraction, distill.seed)
     steps_per_epoch = -(-train_rows.size // config.batch_size)
-    # cosine decay over the planned epochs: large early steps, small ones near the end
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, config.epochs * steps_per_epoch), eta_min=config.lr * 0.05)
     train_targets = targets.restricted(train_rows)
     point_target = torch.zeros(len(front))
     point_weight = torch.zeros(len(front))
@@ -157,48 +154,55 @@ def tune_tail(
         rows = torch.as_tensor(val_rows, device=device)
         return float(point_loss(scores[rows], point_target[rows], point_weight[rows]))
 
+    # every image's score as of the last epoch: the other side of a pair outside the batch
     scores = all_scores()
-    best = (validation_loss(scores) if val_rows.size else float("inf"),
-            copy.deepcopy((backbone.state_dict(), head.state_dict())))
     generator = np.random.default_rng(config.seed)
-    bad_epochs = 0
-    for _ in tqdm(range(config.epochs), desc=f"tuning last {config.blocks} block(s)",
-                  disable=not progress):
+    order = np.zeros(0, dtype=np.int64)
+    bar = tqdm(total=config.epochs, desc=f"tuning last {config.blocks} block(s)",
+               disable=not progress)
+
+    def step_loss(step: int) -> torch.Tensor:
+        nonlocal order
+        if step % steps_per_epoch == 0:
+            order = generator.permutation(train_rows)
         head.train()  # dropout on; BatchNorm stays in eval mode below
         backbone.eval()
-        order = generator.permutation(train_rows)
-        for start in range(0, order.size, config.batch_size):
-            rows = torch.as_tensor(order[start:start + config.batch_size])
-            batch_scores = head(pyramid_tail_features(backbone, front.rows(rows).to(device),
-                                                      cut))
-            rows = rows.to(device)
-            table = scores.clone()
-            table[rows] = batch_scores
-            loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
-                                                     point_weight[rows])
-            in_batch = torch.isin(pair_a, rows) | torch.isin(pair_b, rows)
-            if distill.pair_weight > 0 and bool(in_batch.any()):
-                loss = loss + distill.pair_weight * pair_loss(
-                    table[pair_a[in_batch]], table[pair_b[in_batch]], pair_p[in_batch],
-                    pair_w[in_batch], distill.temperature, distill.pair_loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+        start = (step % steps_per_epoch) * config.batch_size
+        rows = torch.as_tensor(order[start:start + config.batch_size])
+        batch_scores = head(pyramid_tail_features(backbone, front.rows(rows).to(device), cut))
+        rows = rows.to(device)
+        table = scores.clone()
+        table[rows] = batch_scores
+        loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
+                                                 point_weight[rows])
+        in_batch = torch.isin(pair_a, rows) | torch.isin(pair_b, rows)
+        if distill.pair_weight > 0 and bool(in_batch.any()):
+            loss = loss + distill.pair_weight * pair_loss(
+                table[pair_a[in_batch]], table[pair_b[in_batch]], pair_p[in_batch],
+                pair_w[in_batch], distill.temperature, distill.pair_loss)
+        return loss
+
+    def end_of_epoch() -> float | None:
+        nonlocal scores
+        bar.update()
         scores = all_scores()
-        if val_rows.size:
-            value = validation_loss(scores)
-            if value < best[0] - 1e-5:
-                best, bad_epochs = (value, copy.deepcopy((backbone.state_dict(),
-                                                          head.state_dict()))), 0
-            else:
-                bad_epochs += 1
-                if bad_epochs >= config.patience:
-                    break
-        else:
-            best = (0.0, copy.deepcopy((backbone.state_dict(), head.state_dict())))
-    backbone.load_state_dict(best[1][0])
-    head.load_state_dict(best[1][1])
+        return validation_loss(scores) if val_rows.size else None
+
+    def snapshot() -> tuple[dict, dict]:
+        return copy.deepcopy((backbone.state_dict(), head.state_dict()))
+
+    def restore(state: tuple[dict, dict]) -> None:
+        backbone.load_state_dict(state[0])
+        head.load_state_dict(state[1])
+
+    # without a validation slice the last state is kept; with one, the best (which may be the
+    # state before tuning)
+    with bar:
+        train_loop(parameters, step_loss, steps=config.epochs * steps_per_epoch, lr=config.lr,
+                   weight_decay=distill.weight_decay, snapshot=snapshot, restore=restore,
+                   validation=end_of_epoch, eval_every=steps_per_epoch,
+                   patience=config.patience, min_lr=config.lr * 0.05,
+                   best=(validation_loss(scores), snapshot()) if val_rows.size else None)
     for parameter in [*backbone.parameters(), *head.parameters()]:
         parameter.requires_grad_(True)
     return backbone.cpu().eval(), head.cpu().eval()

@@ -3,7 +3,7 @@
 - Q-Bench's published IQA outputs (``{"img_path", "gt_score", "logit_good", "logit_poor"}``
   concatenated JSON objects): a two-level (good, poor) distribution, P(good) =
   softmax(logit_good, logit_poor). ``gt_score`` (the MOS) is ignored: a teacher never sees MOS.
-- LEAF's own JSONL judgment export (see ``leafiqa.judgments.jsonl``), for judgments computed on
+- LEAF's own JSONL judgment export (``leafiqa.teachers.records``), for judgments computed on
   another machine.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from leafiqa.data.manifest import DataError, ImageItem
 from leafiqa.teachers.protocol import TWO_LEVELS, Teacher, TeacherError
+from leafiqa.teachers.records import read_jsonl
 
 
 def iter_concatenated_json(path: Path) -> Iterator[dict]:
@@ -74,22 +75,11 @@ class QBenchRecordedTeacher(Teacher):
         self.model_name = self.path.stem
         self.teacher_id = f"qbench:{self.model_name}"
 
-    def covers(self, item: ImageItem) -> bool:
-        return Path(item.name).name in self.records
-
     def level_probs(self, item: ImageItem) -> tuple[Sequence[float], str]:
         record = self.records.get(Path(item.name).name)
         if record is None:
             raise TeacherError(f"no recorded judgment for {item.name} in {self.path}")
         return two_level_probs(*record), "recorded"
-
-
-def qbench_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise DataError(f"{folder}: no Q-Bench judgment files (*.json)")
-    return files
 
 
 class JsonlRecordedTeacher(Teacher):
@@ -99,8 +89,6 @@ class JsonlRecordedTeacher(Teacher):
     supports_pairs = False
 
     def __init__(self, path: str | Path) -> None:
-        from leafiqa.judgments.jsonl import read_jsonl
-
         self.path = Path(path)
         points, _ = read_jsonl(self.path)
         if not points:

@@ -1,9 +1,12 @@
 """Ridge regression on frozen features with the penalty chosen by exact leave-one-out error.
 
-Used twice: as the linear-probe baseline (features → MOS), and inside calibration, where a
-ridge on the features corrects what the distilled student's mapped score gets wrong on the
-labelled images. There the penalty grid includes infinity — "no correction" — so with a handful
-of labels the correction switches itself off unless the labels themselves say it helps."""
+Used three times: as the student's closed-form head (features → the teacher's log-odds,
+``distill.ridge_head``), as the linear-probe baseline (features → MOS), and inside calibration,
+where a ridge on the features corrects what the distilled student's mapped score gets wrong on
+the labelled images. There the penalty grid includes infinity — "no correction" — so with a
+handful of labels the correction switches itself off unless the labels themselves say it helps.
+It lives with the student, the earliest stage that solves it: calibration imports the student,
+never the reverse."""
 
 from __future__ import annotations
 
