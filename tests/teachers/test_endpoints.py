@@ -56,8 +56,10 @@ def test_requests_spread_and_a_dead_endpoint_is_backed_off(image_folder: Path) -
 
 
 def test_a_failing_endpoint_comes_back_after_its_backoff(image_folder: Path) -> None:
-    flaky = MockBehaviour(fault="500", fault_times=1)  # each image's first request fails
-    healthy = MockBehaviour()
+    # the flaky server's first two requests fail, whichever images they ask about; the healthy
+    # one is slow, so the flaky one is picked again once its backoff is over
+    flaky = MockBehaviour(fault="500", fault_times=2, fault_scope="server")
+    healthy = MockBehaviour(latency=0.05)
     store = JudgmentStore()
     with ServerThread(create_mock_app(flaky)) as a, ServerThread(create_mock_app(healthy)) as b:
         teacher = pooled_teacher([a.url + "/v1", b.url + "/v1"], concurrency=1, model="mock",

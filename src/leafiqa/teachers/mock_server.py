@@ -34,7 +34,9 @@ class MockBehaviour:
     split_tokens: bool = False
     position_bias: float = 0.1
     fault: str | None = None  # "429", "500", "garbage", "slow", "no_choices"
-    fault_times: int = 1  # per image (or image pair)
+    fault_times: int = 1  # per image (or image pair), or in all with fault_scope="server"
+    fault_scope: str = "image"  # "image": each image's first requests fail; "server": the
+    # server's first requests, whichever images they ask about
     slow_seconds: float = 2.0
     latency: float = 0.0  # seconds per answer (benchmarks)
     requests: int = 0
@@ -113,7 +115,8 @@ def create_mock_app(behaviour: MockBehaviour | None = None):  # noqa: ANN201
             return JSONResponse({"error": "no image"}, status_code=400)
         ident = "|".join(digests)
         behaviour.seen[ident] += 1
-        if behaviour.fault and behaviour.seen[ident] <= behaviour.fault_times:
+        count = behaviour.requests if behaviour.fault_scope == "server" else behaviour.seen[ident]
+        if behaviour.fault and count <= behaviour.fault_times:
             if behaviour.fault == "429":
                 return JSONResponse({"error": "rate limited"}, status_code=429,
                                     headers={"Retry-After": "0"})
