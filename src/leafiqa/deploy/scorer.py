@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from leafiqa.deploy.pixel_graph import (  # noqa: F401 - ScoredBatch re-exported
 )
 from leafiqa.deploy.registry import resolve_model
 from leafiqa.student.features import onnx_available, onnx_input_names, onnx_session
+
+if TYPE_CHECKING:
+    from leafiqa.deploy.quantize import Parity
 
 log = logging.getLogger(__name__)
 
@@ -99,32 +102,9 @@ class Scorer:
         return "torch"
 
     def pixel_graph_path(self) -> Path:
-        """The uint8-pixel ONNX graph ``leaf score`` runs (the INT8 one when usable, else the
-        FP32 one, exported once); sets ``parity``. The graph alone scores: see
-        ``PixelGraphScorer``."""
-        from leafiqa.deploy.onnx_export import export_pixel_onnx
-        from leafiqa.deploy.quantize import int8_path, model_digest, read_parity
-
-        path = int8_path(self.model_path)
-        parity = None
-        if self.precision != "fp32" and path.is_file():
-            parity = read_parity(path)
-            if parity is None or parity.model_sha != model_digest(self.model_path):
-                log.warning("%s belongs to another model file; ignored", path)
-                parity = None
-            elif not parity.accepted:
-                log.warning("%s failed its parity check (%s); scoring in FP32", path,
-                            parity.summary())
-                parity = None if self.precision == "auto" else parity
-        if self.precision == "int8" and parity is None:
-            raise FileNotFoundError(
-                f"{path}: no usable INT8 graph for this model; run "
-                f"`leaf export {self.model_path} --quantize int8 --data TRAIN_IMAGES`")
-        if parity is None:
-            path = _onnx_cache_path(self.model_path, "-pixels.onnx")
-            if not path.is_file():
-                export_pixel_onnx(self.model_path, path)
-        self.parity = parity
+        """The uint8-pixel ONNX graph ``leaf score`` runs (see ``pixel_graph``); sets
+        ``parity``."""
+        path, self.parity = pixel_graph(self.model_path, self.precision)
         return path
 
     def _pixel_graph_for(self) -> PixelGraphScorer:
@@ -205,6 +185,38 @@ class Scorer:
             for path, score in zip(batch.paths, batch.scores, strict=True):
                 out[positions[path]] = score
         return out
+
+
+def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity | None]:
+    """The uint8-pixel ONNX graph that scores ``model_path`` and, for an INT8 graph, its parity
+    record: ``MODEL.int8.onnx`` when it belongs to this model file and passed its parity check
+    (``precision`` auto) or whenever it exists (int8), else the FP32 pixel graph, exported once
+    into the cache. The graph alone scores (``PixelGraphScorer``): no PyTorch needed then."""
+    from leafiqa.deploy.onnx_export import export_pixel_onnx
+    from leafiqa.deploy.quantize import int8_path, model_digest, read_parity
+
+    if precision not in {"auto", "fp32", "int8"}:
+        raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+    path = int8_path(model_path)
+    parity = None
+    if precision != "fp32" and path.is_file():
+        parity = read_parity(path)
+        if parity is None or parity.model_sha != model_digest(model_path):
+            log.warning("%s belongs to another model file; ignored", path)
+            parity = None
+        elif not parity.accepted:
+            log.warning("%s failed its parity check (%s); scoring in FP32", path,
+                        parity.summary())
+            parity = None if precision == "auto" else parity
+    if precision == "int8" and parity is None:
+        raise FileNotFoundError(
+            f"{path}: no usable INT8 graph for this model; run "
+            f"`leaf export {model_path} --quantize int8 --data TRAIN_IMAGES`")
+    if parity is None:
+        path = _onnx_cache_path(model_path, "-pixels.onnx")
+        if not path.is_file():
+            export_pixel_onnx(model_path, path)
+    return path, parity
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> Scorer:

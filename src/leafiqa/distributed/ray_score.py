@@ -167,7 +167,8 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
                    on_batch: Callable[[dict], None] | None = None) -> RayScoreReport:
     """Score ``paths`` with ``actors`` scoring actors (default: one per CPU of the cluster, one
     inference thread each) and write one row per path to ``out`` (CSV or Parquet)."""
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.deploy.registry import resolve_model
+    from leafiqa.deploy.scorer import pixel_graph
 
     model_path, out = Path(model_path), Path(out)
     if not model_path.is_file():
@@ -182,9 +183,9 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
     threads = threads or 1
     report.actors = actors or max(1, cluster_cpus() // threads)
     # the driver picks the graph (INT8 when its parity check passed; FP32 exported otherwise)
-    scorer = Scorer(model_path, runtime="onnx", precision=precision)
-    graph = scorer.pixel_graph_path().read_bytes()
-    engine = "onnx-int8" if scorer.parity is not None else "onnx"
+    graph_path, parity = pixel_graph(resolve_model(model_path), precision)
+    graph = graph_path.read_bytes()
+    engine = "onnx-int8" if parity is not None else "onnx"
     start = time.perf_counter()
     writer = _Writer(out)
     try:
