@@ -46,11 +46,16 @@ def run_mode(mode: str, model: Path, paths: list[str], batch_size: int) -> dict:
             scores.append(float(scorer.score_array(*(level[None] for level in
                                                     scorer.preprocess(open_rgb(path))))[0]))
     elif mode == "ray":
-        from leafiqa.distributed.cluster import ensure_ray
+        import ray
+
+        from leafiqa.distributed.cluster import quiet_data_context
         from leafiqa.distributed.ray_score import score_with_ray
 
         init_start = time.perf_counter()
-        ensure_ray(None, CORES)
+        # a new local Ray of its own, even when another process left one running on this
+        # machine (plain ray.init() would join that one, as `leaf` does on a cluster's head)
+        ray.init(address="local", num_cpus=CORES, log_to_driver=False, include_dashboard=False)
+        quiet_data_context()
         ray_init = time.perf_counter() - init_start
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "scores.csv"

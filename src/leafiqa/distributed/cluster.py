@@ -20,9 +20,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:  # "local": a new local Ray even when another one runs on this machine
-            ray.init(address="local", num_cpus=num_cpus, log_to_driver=False,
-                     include_dashboard=False)
+        else:
+            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
     quiet_data_context()
     return ray
 
