@@ -61,6 +61,7 @@ class ScoreActor:
         self.batch_size = batch_size
         self.decode_threads = decode_threads
         self.node = ray.get_runtime_context().get_node_id()
+        self.ready = time.time()  # set-up done: what the engine's start-up is measured to
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(p) for p in batch["path"]]
@@ -80,7 +81,8 @@ class ScoreActor:
         return {"path": np.array(paths, dtype=object), "score": scores,
                 "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(paths), dtype=object),
-                "engine": np.array([self.scorer.engine] * len(paths), dtype=object)}
+                "engine": np.array([self.scorer.engine] * len(paths), dtype=object),
+                "ready": np.full(len(paths), self.ready)}
 
 
 def _parts_dir(out: Path) -> Path:
