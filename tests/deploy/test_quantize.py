@@ -34,6 +34,8 @@ def test_int8_graph_records_parity_and_scoring_uses_it_when_accepted(
     assert path == tmp_path / "m.int8.onnx" and quantize.read_parity(path) == record
     assert record.images == 12 and record.calibration_images == 8 and record.accepted
     assert record.model_sha == quantize.model_digest(model)
+    assert record.fp32_blocks == quantize.FP32_BLOCKS
+    assert record.quantized_ops.split(",") == quantize.QUANTIZED_OPS
     fp32 = Scorer(model, runtime="onnx", precision="fp32")
     int8 = Scorer(model, runtime="onnx")
     assert fp32.engine == "onnx" and int8.engine == "onnx-int8" and int8.parity == record
@@ -57,6 +59,37 @@ def test_rejected_or_foreign_int8_graph_is_not_used_by_default(
     assert Scorer(other, runtime="onnx").engine == "onnx"  # belongs to another model file
     with pytest.raises(FileNotFoundError, match="quantize int8"):
         Scorer(other, runtime="onnx", precision="int8").engine  # noqa: B018
+
+
+def test_early_layers_stay_fp32_and_activations_run_in_int8(
+        tmp_path: Path, many_images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+
+    model = write_model_file(tmp_path / "m.safetensors", [64])
+    monkeypatch.setattr(quantize, "MIN_SRCC", -1.0)
+    path, _ = quantize.quantize_int8(model, many_images, calibration=8, parity=8)
+    nodes = onnx.load(str(path)).graph.node
+    producers = {out: node for node in nodes for out in node.output}
+
+    def quantized(node: onnx.NodeProto) -> bool:  # its first input comes out of a DQ node
+        source = producers.get(node.input[0])
+        return source is not None and source.op_type == "DequantizeLinear"
+
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    early = [n for n in convs if "_conv_stem" in n.name or "_blocks.0/" in n.name]
+    late = [n for n in convs if n not in early]
+    assert early and not any(quantized(n) for n in early)
+    assert late and all(quantized(n) for n in late)
+    adds = [n for n in nodes if n.op_type == "Add" and "_blocks." in n.name]
+    assert adds and all(quantized(n) for n in adds)  # residual adds read 8-bit tensors
+
+
+def test_parity_records_written_before_the_quantization_fields_still_load() -> None:
+    old = {"images": 128, "calibration_images": 64, "srcc": 0.998, "mean_abs_diff": 0.02,
+           "max_abs_diff": 0.1, "fp32_score_std": 0.9, "accepted": True, "quant_format": "qdq",
+           "model_sha": "ae3310bd6395eeba", "created": "2026-11-29T05:43:03Z"}
+    record = quantize.Parity(**old)
+    assert record.fp32_blocks is None and record.quantized_ops == "" and record.accepted
 
 
 def test_export_cli_quantizes_and_reports_parity(tmp_path: Path, many_images: list[Path]) -> None:

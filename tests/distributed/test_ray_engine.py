@@ -24,7 +24,7 @@ pytest.importorskip("fastapi")
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     quiet_data_context()
     yield
     ray.shutdown()

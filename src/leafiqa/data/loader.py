@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,15 +9,13 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from leafiqa.data.images import (
-    ImageDecodeError,
-    as_sizes,
-    load_pixels,
-    open_rgb,
-    to_model_inputs,
+from leafiqa.data.images import ImageDecodeError, as_sizes, open_rgb, to_model_inputs
+from leafiqa.data.pixels import (  # noqa: F401 - the uint8 path, re-exported
+    Levels,
+    PixelBatch,
+    default_workers,
+    iter_pixel_batches,
 )
-
-Levels = tuple[np.ndarray, ...]
 
 
 @dataclass
@@ -66,12 +63,6 @@ class _Collate:
         return Batch([i for i, _ in good], stacked, failures)
 
 
-def default_workers() -> int:
-    import os
-
-    return max(1, min(4, (os.cpu_count() or 2)))
-
-
 def iter_batches(
     paths: Sequence[Path], size: int | Sequence[int], batch_size: int = 32,
     workers: int | None = None,
@@ -92,56 +83,3 @@ def iter_batches(
         multiprocessing_context="fork" if workers > 0 else None,
     )
     yield from loader
-
-
-@dataclass
-class PixelBatch:
-    indices: list[int]  # positions in the input list of the images decoded in this batch
-    pixels: Levels  # one (n, size, size, 3) uint8 array per pyramid size
-    failures: list[tuple[int, str]]
-
-
-def _decode(path: Path, sizes: tuple[int, ...]) -> Levels | str:
-    try:
-        return load_pixels(path, sizes)
-    except ImageDecodeError as error:
-        return str(error)
-
-
-def iter_pixel_batches(
-    paths: Sequence[Path], size: int | Sequence[int], batch_size: int = 32,
-    threads: int | None = None, prefetch: int = 2,
-) -> Iterator[PixelBatch]:
-    """Batches of uint8 pixels in input order, decoded by a thread pool (PIL releases the GIL
-    while decoding and resizing) that runs ``prefetch`` batches ahead of the consumer, so
-    decoding overlaps inference without copying pixels between processes. Unreadable images
-    are reported in ``failures``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    sizes = as_sizes(size)
-    threads = threads or default_workers()
-    starts = range(0, len(paths), batch_size)
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leaf-decode") as pool:
-        pending: deque = deque()
-        for start in starts:
-            pending.append((start, [pool.submit(_decode, Path(p), sizes)
-                                    for p in paths[start : start + batch_size]]))
-            if len(pending) <= prefetch:
-                continue
-            yield _collect(*pending.popleft(), sizes)
-        while pending:
-            yield _collect(*pending.popleft(), sizes)
-
-
-def _collect(start: int, futures: list, sizes: tuple[int, ...]) -> PixelBatch:
-    good: list[tuple[int, Levels]] = []
-    failures: list[tuple[int, str]] = []
-    for offset, future in enumerate(futures):
-        result = future.result()
-        if isinstance(result, str):
-            failures.append((start + offset, result))
-        else:
-            good.append((start + offset, result))
-    pixels = tuple(np.stack([levels[k] for _, levels in good]) if good
-                   else np.zeros((0, s, s, 3), np.uint8) for k, s in enumerate(sizes))
-    return PixelBatch([i for i, _ in good], pixels, failures)

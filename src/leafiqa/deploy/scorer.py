@@ -4,32 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from leafiqa.data.images import image_from_any, to_model_inputs, to_pixels
-from leafiqa.data.loader import iter_pixel_batches
 from leafiqa.deploy.modelfile import ModelInfo, load_network
-from leafiqa.deploy.onnx_export import PixelInputs, pixel_input_names
+from leafiqa.deploy.onnx_export import PixelInputs
+from leafiqa.deploy.pixel_graph import (  # noqa: F401 - ScoredBatch re-exported
+    PixelGraphScorer,
+    ScoredBatch,
+    default_lanes,
+    iter_scored,
+)
 from leafiqa.deploy.registry import resolve_model
 from leafiqa.student.onnx_runtime import onnx_available, onnx_input_names, onnx_session
 
+if TYPE_CHECKING:
+    from leafiqa.deploy.quantize import Parity
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScoredBatch:
-    paths: list[Path]
-    scores: list[float]
-    failures: list[tuple[Path, str]]
 
 
 def _onnx_cache_path(model_path: Path, suffix: str = ".onnx") -> Path:
@@ -66,7 +64,7 @@ class Scorer:
         self.precision = precision
         self.parity = None  # the INT8 graph's parity record, once it is in use
         self.threads = threads
-        self._pixel_session = None
+        self._pixel_graph: PixelGraphScorer | None = None
         self._pixel_module: PixelInputs | None = None
         if threads:
             torch.set_num_threads(threads)
@@ -100,47 +98,27 @@ class Scorer:
     def engine(self) -> str:
         """What scores: ``torch``, ``onnx`` (FP32) or ``onnx-int8``."""
         if self.runtime == "onnx":
-            self._pixel_session_for()
-            return "onnx-int8" if self.parity is not None else "onnx"
+            return self._pixel_graph_for().engine
         return "torch"
 
-    def _pixel_session_for(self):  # noqa: ANN202
-        if self._pixel_session is None:
-            from leafiqa.deploy.onnx_export import export_pixel_onnx
-            from leafiqa.deploy.quantize import int8_path, model_digest, read_parity
+    def pixel_graph_path(self) -> Path:
+        """The uint8-pixel ONNX graph ``leaf score`` runs (see ``pixel_graph``); sets
+        ``parity``."""
+        path, self.parity = pixel_graph(self.model_path, self.precision)
+        return path
 
-            path = int8_path(self.model_path)
-            parity = None
-            if self.precision != "fp32" and path.is_file():
-                parity = read_parity(path)
-                if parity is None or parity.model_sha != model_digest(self.model_path):
-                    log.warning("%s belongs to another model file; ignored", path)
-                    parity = None
-                elif not parity.accepted:
-                    log.warning("%s failed its parity check (%s); scoring in FP32", path,
-                                parity.summary())
-                    parity = None if self.precision == "auto" else parity
-            if self.precision == "int8" and parity is None:
-                raise FileNotFoundError(
-                    f"{path}: no usable INT8 graph for this model; run "
-                    f"`leaf export {self.model_path} --quantize int8 --data TRAIN_IMAGES`")
-            if parity is None:
-                path = _onnx_cache_path(self.model_path, "-pixels.onnx")
-                if not path.is_file():
-                    export_pixel_onnx(self.model_path, path)
-            self.parity = parity
-            # one thread per inference call: batches run side by side instead (see iter_scores)
-            self._pixel_session = onnx_session(path, 1 if self.lanes > 1 else self.threads)
-        return self._pixel_session
+    def _pixel_graph_for(self) -> PixelGraphScorer:
+        if self._pixel_graph is None:
+            path = self.pixel_graph_path()
+            self._pixel_graph = PixelGraphScorer(
+                path, self.threads, "onnx-int8" if self.parity is not None else "onnx")
+        return self._pixel_graph
 
     @property
     def lanes(self) -> int:
-        """Batches scored at once by ``iter_scores``. With ONNX, one single-threaded run per
-        core beat one run over all cores (1.3–1.6× on 2 busy cores; no threads waiting on each
-        other inside an operator, and small late layers split poorly)."""
-        if self.runtime != "onnx":
-            return 1
-        return max(1, self.threads or min(8, os.cpu_count() or 1))
+        """Batches scored at once by ``iter_scores``: with ONNX one single-threaded run per
+        core (see ``default_lanes``)."""
+        return default_lanes(self.threads) if self.runtime == "onnx" else 1
 
     def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
         """One (B, S, S, 3) uint8 array per input size (decoded, resized, not normalised) →
@@ -151,8 +129,7 @@ class Scorer:
         if pixels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         if self.runtime == "onnx":
-            feed = dict(zip(pixel_input_names(self.input_sizes), pixels, strict=True))
-            return self._pixel_session_for().run(None, feed)[0]
+            return self._pixel_graph_for().score_pixels(*pixels)
         if self._pixel_module is None:
             self._pixel_module = PixelInputs(self.network).eval()
         with torch.inference_mode():
@@ -192,26 +169,10 @@ class Scorer:
                     workers: int | None = None) -> Iterator[ScoredBatch]:
         """Scores batch by batch; ``workers`` decoding threads (default: CPU count, ≤ 4) run
         ahead of inference."""
-        from concurrent.futures import ThreadPoolExecutor
-
         if self.runtime == "onnx":
-            self._pixel_session_for()  # export/load once here, not racing in the lanes
-        batches = iter_pixel_batches(paths, self.input_sizes, batch_size, workers,
-                                     prefetch=self.lanes + 1)
-        with ThreadPoolExecutor(self.lanes, thread_name_prefix="leaf-infer") as pool:
-            window: deque = deque()
-            for batch in batches:
-                window.append((batch, pool.submit(self.score_pixels, *batch.pixels)))
-                if len(window) >= self.lanes:
-                    yield self._scored(paths, *window.popleft())
-            while window:
-                yield self._scored(paths, *window.popleft())
-
-    @staticmethod
-    def _scored(paths: Sequence[Path], batch, future) -> ScoredBatch:  # noqa: ANN001
-        return ScoredBatch(paths=[paths[i] for i in batch.indices],
-                           scores=[float(s) for s in future.result()],
-                           failures=[(paths[i], reason) for i, reason in batch.failures])
+            self._pixel_graph_for()  # export/load once here, not racing in the lanes
+        return iter_scored(self.score_pixels, paths, self.input_sizes, self.lanes, batch_size,
+                           workers)
 
     def score_paths(self, paths: Sequence[Path], batch_size: int = 8) -> np.ndarray:
         """Scores in input order; NaN for an image that could not be decoded. A file listed
@@ -224,6 +185,38 @@ class Scorer:
             for path, score in zip(batch.paths, batch.scores, strict=True):
                 out[positions[path]] = score
         return out
+
+
+def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity | None]:
+    """The uint8-pixel ONNX graph that scores ``model_path`` and, for an INT8 graph, its parity
+    record: ``MODEL.int8.onnx`` when it belongs to this model file and passed its parity check
+    (``precision`` auto) or whenever it exists (int8), else the FP32 pixel graph, exported once
+    into the cache. The graph alone scores (``PixelGraphScorer``): no PyTorch needed then."""
+    from leafiqa.deploy.onnx_export import export_pixel_onnx
+    from leafiqa.deploy.quantize import int8_path, model_digest, read_parity
+
+    if precision not in {"auto", "fp32", "int8"}:
+        raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+    path = int8_path(model_path)
+    parity = None
+    if precision != "fp32" and path.is_file():
+        parity = read_parity(path)
+        if parity is None or parity.model_sha != model_digest(model_path):
+            log.warning("%s belongs to another model file; ignored", path)
+            parity = None
+        elif not parity.accepted:
+            log.warning("%s failed its parity check (%s); scoring in FP32", path,
+                        parity.summary())
+            parity = None if precision == "auto" else parity
+    if precision == "int8" and parity is None:
+        raise FileNotFoundError(
+            f"{path}: no usable INT8 graph for this model; run "
+            f"`leaf export {model_path} --quantize int8 --data TRAIN_IMAGES`")
+    if parity is None:
+        path = _onnx_cache_path(model_path, "-pixels.onnx")
+        if not path.is_file():
+            export_pixel_onnx(model_path, path)
+    return path, parity
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> Scorer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -46,24 +45,23 @@ class RayScoreReport:
 
 
 class ScoreActor:
-    """One Scorer per actor; the model file (and its INT8 graph) travel as bytes, so workers on
-    other machines need no copy of it."""
+    """One pixel-graph scorer per actor. The graph travels as bytes (workers on other machines
+    need no copy of the model) and is all the actor loads: no PyTorch, no model file, so an
+    actor starts in about the time ONNX Runtime takes to load the graph."""
 
-    def __init__(self, files: dict[str, bytes], model_name: str, precision: str,
-                 threads: int, batch_size: int, decode_threads: int) -> None:
+    def __init__(self, graph: bytes, engine: str, threads: int, batch_size: int,
+                 decode_threads: int) -> None:
         import ray
 
-        from leafiqa.deploy.scorer import Scorer
+        from leafiqa.deploy.pixel_graph import PixelGraphScorer
 
-        if isinstance(files, ray.ObjectRef):
-            files = ray.get(files)
-        folder = Path(tempfile.mkdtemp(prefix="leaf-model-"))
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
-        self.scorer = Scorer(folder / model_name, threads=threads, precision=precision)
+        if isinstance(graph, ray.ObjectRef):
+            graph = ray.get(graph)
+        self.scorer = PixelGraphScorer(graph, threads=threads, engine=engine)
         self.batch_size = batch_size
         self.decode_threads = decode_threads
         self.node = ray.get_runtime_context().get_node_id()
+        self.ready = time.time()  # set-up done: what the engine's start-up is measured to
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(p) for p in batch["path"]]
@@ -83,7 +81,8 @@ class ScoreActor:
         return {"path": np.array(paths, dtype=object), "score": scores,
                 "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(paths), dtype=object),
-                "engine": np.array([self.scorer.engine] * len(paths), dtype=object)}
+                "engine": np.array([self.scorer.engine] * len(paths), dtype=object),
+                "ready": np.full(len(paths), self.ready)}
 
 
 def _parts_dir(out: Path) -> Path:
@@ -170,7 +169,8 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
                    on_batch: Callable[[dict], None] | None = None) -> RayScoreReport:
     """Score ``paths`` with ``actors`` scoring actors (default: one per CPU of the cluster, one
     inference thread each) and write one row per path to ``out`` (CSV or Parquet)."""
-    from leafiqa.deploy.quantize import int8_path
+    from leafiqa.deploy.registry import resolve_model
+    from leafiqa.deploy.scorer import pixel_graph
 
     model_path, out = Path(model_path), Path(out)
     if not model_path.is_file():
@@ -184,9 +184,10 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
     report.already_done = len(set(map(str, paths)) & done)
     threads = threads or 1
     report.actors = actors or max(1, cluster_cpus() // threads)
-    files = {model_path.name: model_path.read_bytes()}
-    if int8_path(model_path).is_file() and precision != "fp32":
-        files[int8_path(model_path).name] = int8_path(model_path).read_bytes()
+    # the driver picks the graph (INT8 when its parity check passed; FP32 exported otherwise)
+    graph_path, parity = pixel_graph(resolve_model(model_path), precision)
+    graph = graph_path.read_bytes()
+    engine = "onnx-int8" if parity is not None else "onnx"
     start = time.perf_counter()
     writer = _Writer(out)
     try:
@@ -201,8 +202,8 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
             results = dataset.map_batches(
                 ScoreActor, batch_size=block, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=report.actors),
-                fn_constructor_kwargs={"files": ray.put(files), "model_name": model_path.name,
-                                       "precision": precision, "threads": threads,
+                fn_constructor_kwargs={"graph": ray.put(graph), "engine": engine,
+                                       "threads": threads,
                                        "batch_size": batch_size, "decode_threads": 2},
                 num_cpus=threads, max_restarts=-1, max_task_retries=-1)
             for batch in results.iter_batches(batch_size=None, batch_format="numpy"):

@@ -1,0 +1,73 @@
+"""Threaded decode-and-resize of image files into uint8 pixel batches, without PyTorch (the
+fast ONNX scoring path and Ray's scoring actors import only this, NumPy, PIL and ONNX Runtime)."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from leafiqa.data.images import ImageDecodeError, as_sizes, load_pixels
+
+Levels = tuple[np.ndarray, ...]
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2)))
+
+
+@dataclass
+class PixelBatch:
+    indices: list[int]  # positions in the input list of the images decoded in this batch
+    pixels: Levels  # one (n, size, size, 3) uint8 array per pyramid size
+    failures: list[tuple[int, str]]
+
+
+def _decode(path: Path, sizes: tuple[int, ...]) -> Levels | str:
+    try:
+        return load_pixels(path, sizes)
+    except ImageDecodeError as error:
+        return str(error)
+
+
+def iter_pixel_batches(
+    paths: Sequence[Path], size: int | Sequence[int], batch_size: int = 32,
+    threads: int | None = None, prefetch: int = 2,
+) -> Iterator[PixelBatch]:
+    """Batches of uint8 pixels in input order, decoded by a thread pool (PIL releases the GIL
+    while decoding and resizing) that runs ``prefetch`` batches ahead of the consumer, so
+    decoding overlaps inference without copying pixels between processes. Unreadable images
+    are reported in ``failures``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = as_sizes(size)
+    threads = threads or default_workers()
+    starts = range(0, len(paths), batch_size)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leaf-decode") as pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append((start, [pool.submit(_decode, Path(p), sizes)
+                                    for p in paths[start : start + batch_size]]))
+            if len(pending) <= prefetch:
+                continue
+            yield _collect(*pending.popleft(), sizes)
+        while pending:
+            yield _collect(*pending.popleft(), sizes)
+
+
+def _collect(start: int, futures: list, sizes: tuple[int, ...]) -> PixelBatch:
+    good: list[tuple[int, Levels]] = []
+    failures: list[tuple[int, str]] = []
+    for offset, future in enumerate(futures):
+        result = future.result()
+        if isinstance(result, str):
+            failures.append((start + offset, result))
+        else:
+            good.append((start + offset, result))
+    pixels = tuple(np.stack([levels[k] for _, levels in good]) if good
+                   else np.zeros((0, s, s, 3), np.uint8) for k, s in enumerate(sizes))
+    return PixelBatch([i for i, _ in good], pixels, failures)
