@@ -38,6 +38,17 @@ def scatter_plot(pred: np.ndarray, mos: np.ndarray, path: str | Path, title: str
     return path
 
 
+def curve_styles(methods: list[str]) -> dict[str, dict]:
+    """LEAF in bold black in front, every other method its own colour (matplotlib's default
+    cycle has 10 and a study has more methods: the 11th curve was drawn in LEAF's colour)."""
+    palette = list(plt.get_cmap("tab20").colors)
+    others = [m for m in methods if m != "LEAF"]
+    styles = {m: {"color": palette[i % len(palette)], "lw": 1.2} for i, m in enumerate(others)}
+    if "LEAF" in methods:
+        styles["LEAF"] = {"color": "black", "lw": 2.2, "zorder": 5}
+    return styles
+
+
 def budget_curves(
     table: dict[str, dict[int, tuple[float, float]]],
     path: str | Path,
@@ -51,12 +62,13 @@ def budget_curves(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     zero_at = max(1.0, 0.005 * n_train)
+    styles = curve_styles(sorted(table))
     for method, points in sorted(table.items()):
         budgets = sorted(points)
         x = np.array([b if b > 0 else zero_at for b in budgets], dtype=float)
         mean = np.array([points[b][0] for b in budgets])
         std = np.array([points[b][1] for b in budgets])
-        (line,) = ax.plot(x, mean, marker="o", ms=3, label=method)
+        (line,) = ax.plot(x, mean, marker="o", ms=3, label=method, **styles[method])
         ax.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.get_color())
         if budgets and budgets[0] == 0:
             ax.plot([zero_at], [mean[0]], marker="D", ms=7, mfc="white",
