@@ -63,6 +63,12 @@ def graph_sizes(session: Any) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def check_one_array_per_size(arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> None:
+    if len(arrays) != len(sizes):
+        raise ValueError(f"the model reads {len(sizes)} input size(s) {list(sizes)}, "
+                         f"got {len(arrays)} array(s)")
+
+
 class PixelGraphScorer:
     """``iter_scores(paths)`` over a pixel graph: decoding threads run ahead, ``lanes``
     single-threaded inference calls run side by side (ONNX Runtime releases the GIL)."""
@@ -77,9 +83,7 @@ class PixelGraphScorer:
 
     def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
         """One (B, S, S, 3) uint8 array per input size → (B,) scores."""
-        if len(pixels) != len(self.input_sizes):
-            raise ValueError(f"the model reads {len(self.input_sizes)} input size(s) "
-                             f"{list(self.input_sizes)}, got {len(pixels)} array(s)")
+        check_one_array_per_size(pixels, self.input_sizes)
         if pixels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         feed = dict(zip(self.input_names, pixels, strict=True))

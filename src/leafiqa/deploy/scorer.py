@@ -18,6 +18,7 @@ from leafiqa.deploy.onnx_export import PixelInputs
 from leafiqa.deploy.pixel_graph import (  # noqa: F401 - ScoredBatch re-exported
     PixelGraphScorer,
     ScoredBatch,
+    check_one_array_per_size,
     default_lanes,
     iter_scored,
 )
@@ -123,9 +124,7 @@ class Scorer:
     def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
         """One (B, S, S, 3) uint8 array per input size (decoded, resized, not normalised) →
         (B,) scores; the fast path ``leaf score`` runs (INT8 when available)."""
-        if len(pixels) != len(self.input_sizes):
-            raise ValueError(f"the model reads {len(self.input_sizes)} input size(s) "
-                             f"{list(self.input_sizes)}, got {len(pixels)} array(s)")
+        check_one_array_per_size(pixels, self.input_sizes)
         if pixels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         if self.runtime == "onnx":
@@ -137,9 +136,7 @@ class Scorer:
 
     def score_array(self, *levels: np.ndarray) -> np.ndarray:
         """One (B, 3, S, S) normalised pixel array per input size → (B,) scores."""
-        if len(levels) != len(self.input_sizes):
-            raise ValueError(f"the model reads {len(self.input_sizes)} input size(s) "
-                             f"{list(self.input_sizes)}, got {len(levels)} array(s)")
+        check_one_array_per_size(levels, self.input_sizes)
         if levels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         if self.runtime == "onnx":
