@@ -205,7 +205,9 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
                 fn_constructor_kwargs={"graph": ray.put(graph), "engine": engine,
                                        "threads": threads,
                                        "batch_size": batch_size, "decode_threads": 2},
-                num_cpus=threads, max_restarts=-1, max_task_retries=-1)
+                # a killed actor is restarted and its block retried: Ray Data's default for
+                # actor pools (max_restarts = max_task_retries = -1)
+                num_cpus=threads)
             for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
                 scores = np.asarray(batch["score"], dtype=np.float64)
                 errors = [str(e) for e in batch["error"]]

@@ -156,8 +156,9 @@ def _judge(spec: str, options: dict, chunks: Sequence, settings: RaySettings, ac
         TeacherActor, batch_size=settings.batch_size, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
         fn_constructor_kwargs={"spec": spec, "options": options},
-        num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None,
-        max_restarts=-1, max_task_retries=-1)
+        # a killed actor is restarted and its chunk retried: Ray Data's default for actor
+        # pools (max_restarts = max_task_retries = -1)
+        num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None)
     for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
         for kind, record in zip(batch["kind"], batch["record"], strict=True):
             result = decode(str(kind), str(record))
