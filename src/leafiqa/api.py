@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.calibration.prior import calibrate_prior
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
@@ -73,7 +72,7 @@ def distill_from_store(
                            use_reliability=use_reliability)
     features = FeatureExtractor(backbone, input_size, cache_dir).transform(images, keys)
     head = distill_head(features, targets, config)
-    network = LeafNetwork(MultiLevelBackbone(backbone), head, ScoreMap())
+    network = LeafNetwork.calibrated(MultiLevelBackbone(backbone), head)
     info = model_info(backbone=backbone, input_sizes=input_size, head=head,
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
                       notes={"stage": "distilled"},
@@ -122,8 +121,7 @@ def calibrate_model(
     scores = head.predict(features)
     basis = RidgeBasis.fit(features[rows], FeatureScaler.fit(features))
     calibration = calibrate_prior(scores[rows], basis, mos)
-    calibrated = LeafNetwork(network.backbone, head, calibration.line, calibration.correction,
-                             calibration.output_map)
+    calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
                       calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,
                       manifest_hash=info.manifest_hash,

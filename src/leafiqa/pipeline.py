@@ -30,9 +30,7 @@ def build_network(ws: Workspace, result: MethodResult,
                   backbone: MultiLevelBackbone | None = None) -> LeafNetwork:
     assert result.head is not None
     backbone = backbone or MultiLevelBackbone(ws.config.student.backbone, pretrained=True)
-    calibration = result.calibration
-    return LeafNetwork(backbone, result.head, calibration.line, calibration.correction,
-                       calibration.output_map).eval()
+    return LeafNetwork.calibrated(backbone, result.head, result.calibration)
 
 
 def tune_backbone(ws: Workspace, progress: bool = True

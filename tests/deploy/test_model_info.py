@@ -31,3 +31,21 @@ def test_a_calibrated_model_carries_its_maps_and_the_labels_range() -> None:
     assert info.input_sizes == (384,)
     assert (info.score_map, info.output_map) == (line, outer)
     assert info.mos_range == (1.5, 4.0) == info.score_range
+
+
+def test_the_network_applies_the_calibration_it_is_built_with() -> None:
+    import torch
+
+    from leafiqa.deploy.modelfile import LeafNetwork
+    from leafiqa.student.backbone import MultiLevelBackbone
+
+    backbone = MultiLevelBackbone("efficientnet-lite0", pretrained=False)
+    head = QualityHead(backbone.feature_dim, hidden=4, components=3)
+    images = torch.rand(2, 3, 64, 64)
+    distilled = LeafNetwork.calibrated(backbone, head)
+    calibrated = LeafNetwork.calibrated(backbone, head, PriorCalibration(
+        ScoreMap("linear", [2.0, 1.0], 5), output_map=ScoreMap("linear", [1.0, 0.5], 5)))
+    assert not distilled.training and not calibrated.training
+    with torch.no_grad():
+        raw = distilled(images)
+        assert torch.allclose(calibrated(images), 2.0 * raw + 1.5, atol=1e-5)

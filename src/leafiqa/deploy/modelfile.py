@@ -77,6 +77,15 @@ class LeafNetwork(nn.Module):
         self.correction = FeatureCorrection(head.dim, correction)
         self.output = TorchScoreMap(output_map or ScoreMap())
 
+    @classmethod
+    def calibrated(cls, backbone: MultiLevelBackbone, head: QualityHead,
+                   calibration: PriorCalibration | None = None) -> LeafNetwork:
+        """The network of a distilled head and (when given) its calibration onto MOS."""
+        if calibration is None:
+            return cls(backbone, head, ScoreMap()).eval()
+        return cls(backbone, head, calibration.line, calibration.correction,
+                   calibration.output_map).eval()
+
     def forward(self, *levels: torch.Tensor) -> torch.Tensor:
         features = [self.backbone(images) for images in levels]
         joined = features[0] if len(features) == 1 else torch.cat(features, dim=1)
