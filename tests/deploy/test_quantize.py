@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from leafiqa.data.images import load_pixels, open_rgb
-from leafiqa.data.loader import iter_pixel_batches
+from leafiqa.data.pixels import iter_pixel_batches
 from leafiqa.deploy import quantize
 from leafiqa.deploy.scorer import Scorer
 from tests.conftest import make_image

@@ -10,12 +10,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from leafiqa.data.images import ImageDecodeError, as_sizes, open_rgb, to_model_inputs
-from leafiqa.data.pixels import (  # noqa: F401 - the uint8 path, re-exported
-    Levels,
-    PixelBatch,
-    default_workers,
-    iter_pixel_batches,
-)
+from leafiqa.data.pixels import Levels, default_workers
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.data.loader import iter_pixel_batches
+from leafiqa.data.pixels import iter_pixel_batches
 from leafiqa.deploy.modelfile import read_info
 from leafiqa.deploy.onnx_export import export_pixel_onnx, pixel_input_names
 

@@ -15,7 +15,7 @@ from PIL import Image
 from leafiqa.data.images import image_from_any, to_model_inputs, to_pixels
 from leafiqa.deploy.modelfile import ModelInfo, load_network
 from leafiqa.deploy.onnx_export import PixelInputs
-from leafiqa.deploy.pixel_graph import (  # noqa: F401 - ScoredBatch re-exported
+from leafiqa.deploy.pixel_graph import (
     PixelGraphScorer,
     ScoredBatch,
     check_one_array_per_size,
@@ -124,11 +124,11 @@ class Scorer:
     def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
         """One (B, S, S, 3) uint8 array per input size (decoded, resized, not normalised) →
         (B,) scores; the fast path ``leaf score`` runs (INT8 when available)."""
+        if self.runtime == "onnx":  # the pixel graph checks its inputs itself
+            return self._pixel_graph_for().score_pixels(*pixels)
         check_one_array_per_size(pixels, self.input_sizes)
         if pixels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        if self.runtime == "onnx":
-            return self._pixel_graph_for().score_pixels(*pixels)
         if self._pixel_module is None:
             self._pixel_module = PixelInputs(self.network).eval()
         with torch.inference_mode():
