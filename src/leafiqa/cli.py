@@ -403,9 +403,8 @@ def score(
         fail("no images to score")
     if engine == "ray":
         from leafiqa.distributed.ray_score import score_with_ray
-        from leafiqa.registry import resolve_model
 
-        report = score_with_ray(resolve_model(model_path), paths, out, address=ray_address,
+        report = score_with_ray(model_path, paths, out, address=ray_address,
                                 actors=actors, batch_size=batch_size, precision=precision,
                                 threads=threads)
         typer.echo(report.summary())

@@ -111,8 +111,7 @@ class Scorer:
     def _pixel_graph_for(self) -> PixelGraphScorer:
         if self._pixel_graph is None:
             path = self.pixel_graph_path()
-            self._pixel_graph = PixelGraphScorer(
-                path, self.threads, "onnx-int8" if self.parity is not None else "onnx")
+            self._pixel_graph = PixelGraphScorer(path, self.threads, graph_engine(self.parity))
         return self._pixel_graph
 
     @property
@@ -214,6 +213,12 @@ def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity
         if not path.is_file():
             export_pixel_onnx(model_path, path)
     return path, parity
+
+
+def graph_engine(parity: Parity | None) -> str:
+    """What a pixel graph scores with: ``onnx-int8`` for an INT8 graph (it has a parity
+    record), ``onnx`` for the FP32 one."""
+    return "onnx-int8" if parity is not None else "onnx"
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> Scorer:

@@ -170,11 +170,9 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
     """Score ``paths`` with ``actors`` scoring actors (default: one per CPU of the cluster, one
     inference thread each) and write one row per path to ``out`` (CSV or Parquet)."""
     from leafiqa.deploy.registry import resolve_model
-    from leafiqa.deploy.scorer import pixel_graph
+    from leafiqa.deploy.scorer import graph_engine, pixel_graph
 
-    model_path, out = Path(model_path), Path(out)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: model file not found")
+    model_path, out = resolve_model(model_path), Path(out)
     if out.suffix not in {".csv", ".parquet"}:
         raise ValueError(f"--out {out}: expected a .csv or .parquet file")
     ray = ensure_ray(address, num_cpus)
@@ -185,9 +183,9 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
     threads = threads or 1
     report.actors = actors or max(1, cluster_cpus() // threads)
     # the driver picks the graph (INT8 when its parity check passed; FP32 exported otherwise)
-    graph_path, parity = pixel_graph(resolve_model(model_path), precision)
+    graph_path, parity = pixel_graph(model_path, precision)
     graph = graph_path.read_bytes()
-    engine = "onnx-int8" if parity is not None else "onnx"
+    engine = graph_engine(parity)
     start = time.perf_counter()
     writer = _Writer(out)
     try:
