@@ -46,27 +46,35 @@ def test_tuning_the_last_block_fits_the_teacher_better(tmp_path: Path) -> None:
     assert spearmanr(tuned_scores, quality).statistic > 0.5
 
 
-@pytest.mark.parametrize("input_size", [64, [48, 64]], ids=["one-size", "pyramid"])
-def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
-        tmp_path: Path, input_size: int | list[int]) -> None:
+def run_tuned_pipeline(tmp_path: Path, size: int, student: dict, budget: int) -> dict:
+    """``leaf run`` on 48 synthetic images (every 4th a test image) with the recorded teacher
+    and ``student`` settings; returns its summary."""
     from leafiqa.config import load_config
-    from leafiqa.deploy.modelfile import load_network
-    from leafiqa.deploy.scorer import Scorer
     from leafiqa.pipeline import run_pipeline
     from tests.conftest import REPO, write_recorded_dataset
 
-    folder = tmp_path / "images"
     csv, recorded = write_recorded_dataset(
-        folder, 48, mos=lambda i: 4 - (i % 6) * 0.5, logit_good=lambda i: 2 - (i % 6) * 0.7,
-        split=lambda i: "test" if i % 4 == 0 else "train", size=64,
+        tmp_path / "images", 48, mos=lambda i: 4 - (i % 6) * 0.5,
+        logit_good=lambda i: 2 - (i % 6) * 0.7,
+        split=lambda i: "test" if i % 4 == 0 else "train", size=size,
         blur=lambda i: (i % 6) * 0.6)
     config = load_config(REPO / "configs" / "demo.yaml", {
         "data.kind": "csv", "data.path": str(csv), "data.split": None,
         "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
-        "student.input_size": input_size, "student.unfreeze_blocks": 1, "student.tail_epochs": 2,
-        "labels.budget": 12, "output": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
-        "distill.hidden": 16})
-    summary = run_pipeline(config, progress=False)
+        **{f"student.{key}": value for key, value in student.items()},
+        "labels.budget": budget, "output": str(tmp_path / "run"),
+        "cache": str(tmp_path / "cache"), "distill.hidden": 16})
+    return run_pipeline(config, progress=False)
+
+
+@pytest.mark.parametrize("input_size", [64, [48, 64]], ids=["one-size", "pyramid"])
+def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
+        tmp_path: Path, input_size: int | list[int]) -> None:
+    from leafiqa.deploy.modelfile import load_network
+    from leafiqa.deploy.scorer import Scorer
+
+    summary = run_tuned_pipeline(tmp_path, 64, {"input_size": input_size, "unfreeze_blocks": 1,
+                                                "tail_epochs": 2}, budget=12)
     network, info = load_network(summary["model"])
     pristine = MultiLevelBackbone("efficientnet-lite0")
     assert not torch.equal(network.backbone.net._blocks[-1]._project_conv.weight,
@@ -74,29 +82,16 @@ def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
     assert torch.equal(network.backbone.net._blocks[0]._project_conv.weight,
                        pristine.net._blocks[0]._project_conv.weight)
     # the saved model (tuned backbone + head + calibration) loads and scores images
-    test_paths = [folder / f"im{i:02d}.jpg" for i in range(0, 48, 4)]
+    test_paths = [tmp_path / "images" / f"im{i:02d}.jpg" for i in range(0, 48, 4)]
     scores = Scorer(summary["model"], runtime="torch").score_paths(test_paths)
     assert np.isfinite(scores).all() and info.input_sizes == as_sizes(input_size)
 
 
 def test_full_finetuning_trains_every_layer_stem_included(tmp_path: Path) -> None:
-    from leafiqa.config import load_config
     from leafiqa.deploy.modelfile import load_network
-    from leafiqa.pipeline import run_pipeline
-    from tests.conftest import REPO, write_recorded_dataset
 
-    folder = tmp_path / "images"
-    csv, recorded = write_recorded_dataset(
-        folder, 48, mos=lambda i: 4 - (i % 6) * 0.5, logit_good=lambda i: 2 - (i % 6) * 0.7,
-        split=lambda i: "test" if i % 4 == 0 else "train", size=48,
-        blur=lambda i: (i % 6) * 0.6)
-    config = load_config(REPO / "configs" / "demo.yaml", {
-        "data.kind": "csv", "data.path": str(csv), "data.split": None,
-        "teacher.spec": f"qbench:{recorded}", "teacher.fallback": None,
-        "student.input_size": 48, "student.finetune": "full", "student.tail_epochs": 2,
-        "labels.budget": 8, "output": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
-        "distill.hidden": 16})
-    summary = run_pipeline(config, progress=False)
+    summary = run_tuned_pipeline(tmp_path, 48, {"input_size": 48, "finetune": "full",
+                                                "tail_epochs": 2}, budget=8)
     assert "fine-tuned (full)" in summary["student"]
     network, _ = load_network(summary["model"])
     pristine = MultiLevelBackbone("efficientnet-lite0")
