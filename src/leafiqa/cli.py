@@ -94,10 +94,25 @@ def parse_sizes(text: str) -> tuple[int, ...]:
                          ) from None
 
 
+def parse_json_object(text: str | None, option: str) -> dict | None:
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(f"{option}: not valid JSON ({error.msg} at character {error.pos})")
+    if not isinstance(value, dict):
+        fail(f"{option}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 SET_HELP = "override a config value, e.g. --set student.input_size=384 (repeatable)"
 
 
-def parse_overrides(settings: list[str] | None) -> dict[str, object]:
+def parse_overrides(settings: list[str] | None, option: str = "--set",
+                    example: str = "student.input_size=384") -> dict[str, object]:
     """``key.sub=value`` pairs, values read as YAML (``384``, ``[224, 512]``, ``null``)."""
     import yaml
 
@@ -105,11 +120,11 @@ def parse_overrides(settings: list[str] | None) -> dict[str, object]:
     for setting in settings or []:
         key, equals, text = setting.partition("=")
         if not equals or not key.strip():
-            raise ValueError(f"--set {setting!r}: expected key=value, e.g. student.input_size=384")
+            raise ValueError(f"{option} {setting!r}: expected key=value, e.g. {example}")
         try:
             overrides[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise ValueError(f"--set {setting!r}: value is not valid YAML ({error})") from None
+            raise ValueError(f"{option} {setting!r}: value is not valid YAML ({error})") from None
     return overrides
 
 
@@ -177,6 +192,10 @@ def teach(
                                                "a local Ray)"),
     actors: int = typer.Option(None, help="teacher actors (ray)"),
     gpus_per_actor: float = typer.Option(0.0, help="GPUs per teacher actor (ray, vllm:MODEL)"),
+    vllm_arg: list[str] = typer.Option(None, help="KEY=VALUE for the vLLM engine (vllm:MODEL), "
+                                                  "e.g. max_model_len=8192; repeatable"),
+    runtime_env: str = typer.Option(None, help="the teacher actors' Ray runtime environment "
+                                               "as JSON (ray), e.g. '{\"env_vars\": {…}}'"),
     quiet: bool = typer.Option(False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
@@ -191,6 +210,8 @@ def teach(
                                  "timeout": timeout}.items() if v is not None}
     if not spec.startswith("openai"):
         options = {}
+    if spec.startswith("vllm"):
+        options = parse_overrides(vllm_arg, "--vllm-arg", "max_model_len=8192")
     if engine not in {"local", "ray"}:
         fail(f"unknown engine '{engine}' (local or ray)")
     manifest = read_data(data, kind, split, limit)
@@ -202,7 +223,9 @@ def teach(
                 spec, options, manifest, judgment_store, pairs_per_image=pairs_per_image,
                 max_requests=max_requests,
                 settings=RaySettings(address=ray_address, actors=actors,
-                                     num_gpus=gpus_per_actor))
+                                     num_gpus=gpus_per_actor,
+                                     runtime_env=parse_json_object(runtime_env,
+                                                                   "--runtime-env")))
         typer.echo(report.summary())
         for error in report.errors[:5]:
             typer.echo(f"  failed: {error}", err=True)

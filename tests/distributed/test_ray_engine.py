@@ -141,3 +141,67 @@ def test_score_reads_parquet_lists_through_the_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "scored 3 images, 0 failed" in result.output
     assert len(pd.read_csv(tmp_path / "s.csv")) == 3
+
+
+def test_teach_with_a_vllm_engine_in_each_actor(tmp_path: Path, image_folder: Path) -> None:
+    """``leaf teach --engine ray --teacher vllm:MODEL``: the engine is built inside each teacher
+    actor (never on the driver), once per actor, with the ``--vllm-arg`` options, in the runtime
+    environment given; every image is judged once. vLLM is the stand-in of tests/fakes."""
+    import json
+    import os
+
+    from typer.testing import CliRunner
+
+    from leafiqa.cli import app
+
+    fakes = Path(__file__).resolve().parents[1] / "fakes"
+    log = tmp_path / "engines.log"
+    python_path = os.pathsep.join(p for p in (str(fakes), os.environ.get("PYTHONPATH")) if p)
+    runtime_env = {"env_vars": {"PYTHONPATH": python_path, "FAKE_VLLM_LOG": str(log)}}
+    store = tmp_path / "judgments.sqlite"
+    result = CliRunner().invoke(app, [
+        "teach", "--data", str(image_folder), "--teacher", "vllm:fake/Qwen2-VL", "--engine", "ray",
+        "--store", str(store), "--actors", "2", "--pairs-per-image", "2",
+        "--vllm-arg", "max_model_len=4096", "--vllm-arg", "gpu_memory_utilization=0.8",
+        "--runtime-env", json.dumps(runtime_env)])
+    assert result.exit_code == 0, result.output
+    engines = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    pids = [int(pid) for pid, _, _ in engines]
+    assert 1 <= len(pids) <= 4 and os.getpid() not in pids
+    assert len(set(pids)) == len(pids)  # one engine per actor process, however many batches
+    assert all(model == "fake/Qwen2-VL" and json.loads(options) ==
+               {"max_model_len": 4096, "gpu_memory_utilization": 0.8}
+               for _, model, options in engines)
+    with JudgmentStore(store) as judgments:
+        points = judgments.points("vllm:fake/Qwen2-VL")
+        assert set(points) == set(hash_manifest(read_folder(image_folder)))
+        assert all(p.method == "logprobs" for p in points.values())
+        assert len(judgments.pairs("vllm:fake/Qwen2-VL")) > 0 and not judgments.failures()
+    # sharper images (lower index) are judged better, as the stand-in answers
+    scores = [points[k].score for k in hash_manifest(read_folder(image_folder))]
+    assert scores[0] > scores[-1]
+
+
+def test_teach_refuses_a_runtime_env_that_is_not_a_json_object(image_folder: Path) -> None:
+    from typer.testing import CliRunner
+
+    from leafiqa.cli import app
+
+    result = CliRunner().invoke(app, ["teach", "--data", str(image_folder), "--engine", "ray",
+                                      "--runtime-env", "[1, 2]"])
+    assert result.exit_code == 2 and "--runtime-env: expected a JSON object" in result.output
+
+
+def test_a_teacher_that_cannot_start_in_its_actors_is_one_clear_error(image_folder: Path) -> None:
+    """vLLM missing on the workers: the actors' own error, named once, not a Ray traceback."""
+    import importlib.util
+
+    from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+    from leafiqa.teachers.protocol import TeacherError
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    with pytest.raises(TeacherError, match=r"^teacher actors failed: vllm is not installed"
+                                           r"[^\n]*nodes\)$"):
+        teach_with_ray("vllm:some/model", {}, read_folder(image_folder), JudgmentStore(),
+                       settings=RaySettings(actors=1, batch_size=4))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from leafiqa.errors import LeafError
+
 
 def require_ray():  # noqa: ANN201 - the ray module
     try:
@@ -32,9 +34,31 @@ def quiet_data_context() -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # an actor's own error (a teacher that cannot start) reaches the driver as itself, not
+    # wrapped in a UserCodeException that drops it: `leaf` then names it in one line
+    context.raise_original_map_exception = True
 
 
 def cluster_cpus() -> int:
     import ray
 
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def leaf_error_in(error: BaseException) -> LeafError | None:
+    """The LEAF error (a teacher that cannot start, say) that a Ray error wraps, if any: Ray
+    hands the driver its own exception types with the actor's error as a cause."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        original = getattr(current, "cause", None)  # a RayTaskError's own exception
+        if isinstance(original, LeafError):
+            return original
+        if isinstance(current, LeafError):
+            return current
+        stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return None

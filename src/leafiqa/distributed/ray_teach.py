@@ -28,7 +28,7 @@ import numpy as np
 
 from leafiqa.data.images import ImageDecodeError, content_hash
 from leafiqa.data.manifest import ImageItem, Manifest
-from leafiqa.distributed.cluster import cluster_cpus, ensure_ray
+from leafiqa.distributed.cluster import cluster_cpus, ensure_ray, leaf_error_in
 from leafiqa.judgments.runner import TeachReport, plan_pairs
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.protocol import (
@@ -38,6 +38,7 @@ from leafiqa.teachers.protocol import (
     PointJob,
     PointJudgment,
     Teacher,
+    TeacherError,
 )
 
 
@@ -132,6 +133,9 @@ class RaySettings:
     num_cpus: float = 1.0  # per actor
     num_gpus: float = 0.0  # per actor (vLLM)
     local_cpus: int | None = None  # CPUs of a local Ray started here
+    # the teacher actors' Ray runtime environment (env_vars, pip, working_dir, …): e.g. a token
+    # for the model hub, or vLLM installed on the GPU nodes' workers only
+    runtime_env: dict | None = None
 
 
 def _chunks_to_dataset(chunks: Sequence) -> object:
@@ -158,27 +162,42 @@ def _judge(spec: str, options: dict, chunks: Sequence, settings: RaySettings, ac
         fn_constructor_kwargs={"spec": spec, "options": options},
         # a killed actor is restarted and its chunk retried: Ray Data's default for actor
         # pools (max_restarts = max_task_retries = -1)
-        num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None)
-    for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-        for kind, record in zip(batch["kind"], batch["record"], strict=True):
-            result = decode(str(kind), str(record))
-            if isinstance(result, JudgmentFailure):
-                store.put_failure(result)
-                if result.kind == "point":
-                    report.points_failed += 1
-                else:
-                    report.pairs_failed += 1
-                if len(report.errors) < 20:
-                    report.errors.append(result.error)
-            elif isinstance(result, PointJudgment):
-                store.put_point(result)
-                report.points_new += 1
+        num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None,
+        **({"runtime_env": settings.runtime_env} if settings.runtime_env else {}))
+    try:
+        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+            _store_batch(batch, store, report, on_batch)
+    except Exception as error:
+        cause = leaf_error_in(error)
+        if cause is None:
+            raise
+        # what the actors judged before the failure is stored already; a rerun resumes
+        # (Ray appends its retry advice on further lines)
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise TeacherError(f"teacher actors failed: {reason}") from None
+
+
+def _store_batch(batch: dict, store: JudgmentStore, report: RayTeachReport,
+             on_batch: Callable[[dict], None] | None) -> None:
+    for kind, record in zip(batch["kind"], batch["record"], strict=True):
+        result = decode(str(kind), str(record))
+        if isinstance(result, JudgmentFailure):
+            store.put_failure(result)
+            if result.kind == "point":
+                report.points_failed += 1
             else:
-                store.put_pair(result)
-                report.pairs_new += 1
-        report.nodes.update(str(n) for n in batch["node"])
-        if on_batch:
-            on_batch(batch)
+                report.pairs_failed += 1
+            if len(report.errors) < 20:
+                report.errors.append(result.error)
+        elif isinstance(result, PointJudgment):
+            store.put_point(result)
+            report.points_new += 1
+        else:
+            store.put_pair(result)
+            report.pairs_new += 1
+    report.nodes.update(str(n) for n in batch["node"])
+    if on_batch:
+        on_batch(batch)
 
 
 def teach_with_ray(teacher_spec: str, teacher_options: dict, manifest: Manifest,

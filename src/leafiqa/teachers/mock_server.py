@@ -63,7 +63,19 @@ def level_distribution(quality: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _decode_data_url(url: str) -> Image.Image:
+def mock_answer(images: list[Image.Image], position_bias: float = 0.1,
+                ) -> tuple[tuple[str, ...], np.ndarray]:
+    """The words the mock answers with and their probabilities: the five levels for one
+    image, first/second for two (with a bias towards the first position)."""
+    qualities = [detail_quality(image_detail(image)) for image in images]
+    if len(images) == 1:
+        return LEVELS, level_distribution(qualities[0])
+    p_first = 1.0 / (1.0 + math.exp(-(qualities[0] - qualities[1]) / 0.05))
+    p_first = float(np.clip(p_first + position_bias, 0.001, 0.999))
+    return ("first", "second"), np.array([p_first, 1.0 - p_first])
+
+
+def decode_data_url(url: str) -> Image.Image:
     header, _, data = url.partition(",")
     if not header.startswith("data:image/") or ";base64" not in header:
         raise ValueError("expected a base64 image data URL")
@@ -83,7 +95,7 @@ def _images_and_text(body: dict) -> tuple[list[Image.Image], str, list[str]]:
             elif part.get("type") == "image_url":
                 url = part["image_url"]["url"]
                 digests.append(hashlib.sha1(url.encode()).hexdigest()[:12])
-                images.append(_decode_data_url(url))
+                images.append(decode_data_url(url))
     return images, " ".join(texts), digests
 
 
@@ -130,14 +142,7 @@ def create_mock_app(behaviour: MockBehaviour | None = None):  # noqa: ANN201
                 await asyncio.sleep(behaviour.slow_seconds)
         if behaviour.latency:
             await asyncio.sleep(behaviour.latency)
-        qualities = [detail_quality(image_detail(image)) for image in images]
-        if len(images) == 1:
-            words: tuple[str, ...] = LEVELS
-            probs = level_distribution(qualities[0])
-        else:
-            p_first = 1.0 / (1.0 + math.exp(-(qualities[0] - qualities[1]) / 0.05))
-            p_first = float(np.clip(p_first + behaviour.position_bias, 0.001, 0.999))
-            words, probs = ("first", "second"), np.array([p_first, 1.0 - p_first])
+        words, probs = mock_answer(images, behaviour.position_bias)
         n = int(body.get("n") or 1)
         seed = int(hashlib.sha1((ident + text).encode()).hexdigest()[:8], 16)
         rng = np.random.default_rng(seed)

@@ -2,8 +2,10 @@
 (``--teacher vllm:MODEL --gpus-per-actor 1``). Same prompts and the same first-token
 log-probability reading as the OpenAI-compatible teacher, without an HTTP server in between.
 
-UNTESTED here: this machine has no GPU and no vLLM. The engine is built lazily, on the first
-judgment, so the driver can construct the teacher for its id without loading the model."""
+Never run here against a real vLLM (no GPU): tests/teachers/test_vllm.py runs it against a
+stand-in of vLLM's offline chat API (tests/fakes/vllm) that answers as the mock MLLM server does.
+The engine is built lazily, on the first judgment, so the driver can construct the teacher for
+its id without loading the model."""
 
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class VLLMTeacher(Teacher):
                        words: Sequence[str]) -> list:
         """One distribution over ``words`` (or a TeacherError) per conversation, in one
         batched generate call."""
+        engine = self._engine()  # first: without vLLM, its clear error
         from vllm import SamplingParams
 
         params = SamplingParams(temperature=0.0, max_tokens=3, logprobs=self.top_logprobs)
@@ -75,7 +78,7 @@ class VLLMTeacher(Teacher):
                 errors[index] = error
                 conversations.append(None)
         runnable = [c for c in conversations if c is not None]
-        outputs = iter(self._engine().chat(runnable, params, use_tqdm=False) if runnable else [])
+        outputs = iter(engine.chat(runnable, params, use_tqdm=False) if runnable else [])
         results: list = []
         for index, conversation in enumerate(conversations):
             if conversation is None:
