@@ -17,7 +17,7 @@ from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.backbone import MultiLevelBackbone
 from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets, distill_head
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
-from leafiqa.student.ridge import FeatureScaler, RidgeBasis
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis, feature_priors
 
 
 def training_images(manifest: Manifest) -> Manifest:
@@ -70,8 +70,9 @@ def distill_from_store(
     targets = stored_targets(Path(store_path), teacher_id, keys)
     config = DistillConfig(point_weight=point_weight, pair_weight=pair_weight,
                            use_reliability=use_reliability)
-    features = FeatureExtractor(backbone, input_size, cache_dir).transform(images, keys)
-    head = distill_head(features, targets, config)
+    extractor = FeatureExtractor(backbone, input_size, cache_dir)
+    features = extractor.transform(images, keys)
+    head = distill_head(features, targets, config, FeatureScaler.fit(features, extractor.blocks))
     network = LeafNetwork.calibrated(MultiLevelBackbone(backbone), head)
     info = model_info(backbone=backbone, input_sizes=input_size, head=head,
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
@@ -105,7 +106,8 @@ def calibrate_model(
     if not labelled_rows(pool_mos).size:
         raise DataError(f"{pool.source}: no training image has a MOS to calibrate on")
     keys = hash_manifest(pool)
-    features = FeatureExtractor(info.backbone, info.input_sizes, cache_dir).transform(pool, keys)
+    extractor = FeatureExtractor(info.backbone, info.input_sizes, cache_dir)
+    features = extractor.transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
     teacher_scores = None
     if selection == "spread":
@@ -119,8 +121,9 @@ def calibrate_model(
     mos = pool_mos[rows]
     head = network.head
     scores = head.predict(features)
-    basis = RidgeBasis.fit(features[rows], FeatureScaler.fit(features))
-    calibration = calibrate_prior(scores[rows], basis, mos)
+    bases = [RidgeBasis.fit(features[rows], scaler)
+             for scaler in feature_priors(features, extractor.blocks)]
+    calibration = calibrate_prior(scores[rows], bases, mos)
     calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
                       calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,

@@ -77,6 +77,10 @@ class StudentConfig:
                                                       "> 0 alone means tail")
     tail_epochs: int = Field(4, ge=0)
     tail_lr: float = Field(1e-4, gt=0)
+    balance_levels: bool = Field(
+        True, description="give each block of features (a level's means or standard deviations "
+                          "at one input size) an equal share of the ridge prior, instead of a "
+                          "share in proportion to its channels")
 
     def __post_init__(self) -> None:
         if self.finetune == "none" and self.unfreeze_blocks > 0:
@@ -125,9 +129,14 @@ class DistillConfig:
 
 @dataclass(config=_STRICT)
 class CalibrationConfig:
-    """The ``calibration`` section: the labels-only student's training (used as is by
-    ``leafiqa.calibration.finetune``)."""
+    """The ``calibration`` section: the forms LEAF's calibration chooses among, and the
+    labels-only student's training (used as is by ``leafiqa.calibration.finetune``)."""
 
+    forms: list[Literal["two-stage", "joint"]] = Field(
+        default_factory=lambda: ["two-stage", "joint"],
+        description="forms of the labels' correction that leave-one-out chooses among: "
+                    "two-stage (the line onto MOS, then a ridge on its residuals) and joint "
+                    "(the student's weight refitted together with the ridge)")
     steps: int = 120
     lr: float = 5e-4
     weight_decay: float = 1e-3

@@ -98,7 +98,7 @@ def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray 
                                  ws.config.teacher.pairs_per_image, labelled,
                                  equal=ensemble_weights == "equal")
         targets = ws.targets(ws.train_rows, view, config.target)
-        cache[key] = distill_head(ws.features[ws.train_rows], targets, config)
+        cache[key] = distill_head(ws.features[ws.train_rows], targets, config, ws.scaler)
     return cache[key]
 
 
@@ -115,8 +115,9 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
     if label_rows.size:
         labelled = ws.train_rows[label_rows]
         _check_usable(ws, labelled)
-        calibration = calibrate_prior(scores[labelled], ws.basis(label_rows), ws.mos[labelled],
-                                      correct=variant.correct)
+        calibration = calibrate_prior(scores[labelled], ws.bases(label_rows), ws.mos[labelled],
+                                      correct=variant.correct,
+                                      forms=ws.config.calibration.forms)
     predictions = calibration(scores[ws.test_rows], ws.features[ws.test_rows])
     return MethodResult(variant.name, predictions, calibration, head, time.time() - start)
 

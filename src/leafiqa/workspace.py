@@ -30,7 +30,7 @@ from leafiqa.judgments.runner import TeachReport, hash_manifest, teach
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.distill import TeacherTargets, build_targets
 from leafiqa.student.features import FeatureExtractor, set_cpu_threads
-from leafiqa.student.ridge import FeatureScaler, RidgeBasis
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis, feature_priors
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment
 from leafiqa.teachers.registry import make_teacher
 
@@ -177,21 +177,35 @@ class Workspace:
     features: np.ndarray
     mos: np.ndarray
     teacher: TeacherView
+    feature_blocks: tuple[int, ...] | None = None  # the features' layout (FeatureScaler)
 
     @cached_property
+    def scalers(self) -> list[FeatureScaler]:
+        """Feature standardisations fitted on every training image (no labels needed): every
+        block of features an equal share of the ridge prior (``student.balance_levels``), then
+        every feature an equal share. The first is the default (the student's head, the
+        linear probe); calibration lets the labels choose."""
+        blocks = self.feature_blocks if self.config.student.balance_levels else None
+        return feature_priors(self.features[self.train_rows], blocks)
+
+    @property
     def scaler(self) -> FeatureScaler:
-        """Feature standardisation fitted on every training image (no labels needed)."""
-        return FeatureScaler.fit(self.features[self.train_rows])
+        return self.scalers[0]
+
+    def bases(self, label_rows: np.ndarray) -> list[RidgeBasis]:
+        """The leave-one-out ridge bases of the labelled training rows, one per feature prior,
+        kept for the last label set asked for (every method on the same labels shares them)."""
+        key = np.asarray(label_rows).tobytes()
+        cached = self.__dict__.get("_bases")
+        if cached is None or cached[0] != key:
+            features = self.features[self.train_rows[label_rows]]
+            cached = (key, [RidgeBasis.fit(features, scaler) for scaler in self.scalers])
+            self.__dict__["_bases"] = cached
+        return cached[1]
 
     def basis(self, label_rows: np.ndarray) -> RidgeBasis:
-        """The leave-one-out ridge basis of the labelled training rows, kept for the last label
-        set asked for (every method calibrating on the same labels shares it)."""
-        key = np.asarray(label_rows).tobytes()
-        cached = self.__dict__.get("_basis")
-        if cached is None or cached[0] != key:
-            basis = RidgeBasis.fit(self.features[self.train_rows[label_rows]], self.scaler)
-            self.__dict__["_basis"] = cached = (key, basis)
-        return cached[1]
+        """The default prior's basis (the linear probe's)."""
+        return self.bases(label_rows)[0]
 
     @property
     def teacher_scores(self) -> np.ndarray:
@@ -231,7 +245,8 @@ def prepare(config: RunConfig, progress: bool = True) -> Workspace:
                                  config.cache_dir)
     features = extractor.transform(manifest, keys, progress=progress)
     mos = np.array([np.nan if i.mos is None else i.mos for i in manifest], dtype=np.float64)
-    return Workspace(config, manifest, keys, train_rows, test_rows, features, mos, view)
+    return Workspace(config, manifest, keys, train_rows, test_rows, features, mos, view,
+                     extractor.blocks)
 
 
 def label_count(budget: float, n_train: int) -> int:

@@ -101,3 +101,101 @@ def test_a_few_labels_against_the_prior_keep_its_ranking() -> None:
     predicted = calibration(student, x)
     assert spearmanr(predicted, student)[0] == pytest.approx(1.0)
     assert np.abs(predicted - mos.mean()).max() < 0.1 * mos.std()
+
+
+def test_a_ridge_beside_an_unpenalised_covariate_is_the_joint_solution_with_exact_loo() -> None:
+    from leafiqa.student.ridge import fit_ridge_loo_covariate
+
+    rng, x, quality = synthetic(40, 60)
+    covariate = rng.normal(size=40)
+    y = 2 * covariate + quality + rng.normal(size=40)
+    basis = RidgeBasis.fit(x)
+    xs = basis.scaler(x)
+    for alpha in (5.0, np.inf):
+        fit = fit_ridge_loo_covariate(basis, y, covariate, np.array([alpha]) if alpha < np.inf
+                                      else np.array([]), allow_none=alpha == np.inf)
+        assert fit is not None and fit.ridge.alpha == alpha
+        design = np.column_stack([np.ones(40), covariate, xs])
+        penalty = np.diag([0.0, 0.0] + [alpha if alpha < np.inf else 0.0] * 60)
+        if alpha == np.inf:  # the covariate's line alone
+            design, penalty = design[:, :2], penalty[:2, :2]
+
+        def solve(rows: np.ndarray, design=design, penalty=penalty) -> np.ndarray:
+            a = design[rows]
+            return np.linalg.solve(a.T @ a + penalty, a.T @ y[rows])
+
+        np.testing.assert_allclose(fit(covariate, x), design @ solve(np.arange(40)), atol=1e-9)
+        brute = [design[i] @ solve(np.arange(40) != i) for i in range(40)]
+        np.testing.assert_allclose(fit.ridge.loo_predictions, brute, atol=1e-9)
+    assert fit_ridge_loo_covariate(basis, y, np.ones(40)) is None  # a constant says nothing
+
+
+def test_leave_one_out_picks_the_two_stage_or_the_joint_form() -> None:
+    """A student half right (it also follows a feature unrelated to quality). Calibration
+    gives the form — the line then a correction of its residuals, or the student's weight
+    refitted with the correction — whose leave-one-out error is lower; over these draws each
+    form wins somewhere, and the joint one cuts the student's weight."""
+    from leafiqa.calibration.mapping import fit_linear
+    from leafiqa.student.ridge import fit_ridge_loo_covariate
+
+    chosen = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(300, 100))
+        mos = x[:, :3] @ np.array([1.0, 0.7, -0.5]) + 0.3 * rng.normal(size=300)
+        student = x[:, 0] + x[:, 5] + 0.1 * rng.normal(size=300)
+        labelled, test = np.arange(150), np.arange(150, 300)
+        basis = RidgeBasis.fit(x[labelled], FeatureScaler.fit(x))
+        line = fit_linear(student[labelled], mos[labelled])
+        two_stage = fit_ridge_loo(basis, mos[labelled] - line(student[labelled]), allow_none=True)
+        joint = fit_ridge_loo_covariate(basis, mos[labelled], student[labelled])
+        assert joint is not None and not np.isinf(two_stage.alpha)
+        calibration = calibrate_prior(student[labelled], basis, mos[labelled])
+        predicted = calibration(student[test], x[test])
+        if joint.ridge.loo_error < two_stage.loo_error:
+            chosen.append("joint")
+            np.testing.assert_allclose(predicted, joint(student[test], x[test]), atol=1e-8)
+            assert calibration.line.params[0] < line.params[0]
+        else:
+            chosen.append("two-stage")
+            expected = line(student[test]) + two_stage(x[test])
+            np.testing.assert_allclose(predicted, expected, atol=1e-8)
+    assert set(chosen) == {"joint", "two-stage"}
+
+
+@pytest.mark.parametrize("quality_in_small_block", [True, False])
+def test_the_labels_choose_the_feature_prior(quality_in_small_block: bool) -> None:
+    """Two priors: blocks [3, 57] balanced, or every feature alike. Quality carried by the
+    small block is found with fewer labels under the balanced prior; quality spread over the
+    large block under the per-feature one. Leave-one-out picks the better of the two."""
+    from leafiqa.student.ridge import feature_priors
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 60))
+    quality = (x[:, :3].sum(axis=1) if quality_in_small_block
+               else x[:, 3:].sum(axis=1) / np.sqrt(19))
+    mos = quality + 0.5 * rng.normal(size=300)
+    student = rng.normal(size=300)  # a student that knows nothing: the correction decides
+    labelled, test = np.arange(60), np.arange(60, 300)
+    balanced, per_feature = (RidgeBasis.fit(x[labelled], scaler)
+                             for scaler in feature_priors(x, [3, 57]))
+    both = calibrate_prior(student[labelled], [balanced, per_feature], mos[labelled])
+    expected = balanced if quality_in_small_block else per_feature
+    alone = calibrate_prior(student[labelled], expected, mos[labelled])
+    np.testing.assert_allclose(both(student[test], x[test]), alone(student[test], x[test]))
+
+
+def test_block_scales_give_every_block_the_same_prior_share() -> None:
+    from leafiqa.student.ridge import block_scales
+
+    blocks = [24, 24, 40, 1280]
+    scales = block_scales(blocks, sum(blocks))
+    shares = [float((part**2).sum()) for part in np.split(scales, np.cumsum(blocks)[:-1])]
+    assert shares == pytest.approx([shares[0]] * 4)
+    x = np.random.default_rng(0).normal(size=(50, sum(blocks))) * np.linspace(0.1, 9, 1368)
+    scaled = FeatureScaler.fit(x, blocks)(x)  # standardised, then each block its share
+    variances = [float(part.var(axis=0).sum())
+                 for part in np.split(scaled, np.cumsum(blocks)[:-1], axis=1)]
+    assert variances == pytest.approx([sum(blocks) / 4] * 4, rel=1e-4)
+    with pytest.raises(ValueError, match="do not cover 1369 features"):
+        block_scales(blocks, 1369)

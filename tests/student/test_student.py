@@ -78,3 +78,18 @@ def test_pair_loss_prefers_the_right_order() -> None:
     assert right < wrong
     fidelity = pair_loss(a, b, torch.tensor([1.0]), torch.ones(1), kind="fidelity")
     assert 0 <= float(fidelity) < 0.2
+
+
+def test_feature_blocks_describe_the_backbones_features() -> None:
+    """The layout the scaler balances is the one the backbone pools: per size, per level, its
+    means (any sign) then its standard deviations (never negative)."""
+    from leafiqa.student.backbone import feature_blocks
+
+    network = MultiLevelBackbone("efficientnet-lite0", pretrained=False).eval()
+    blocks = feature_blocks("efficientnet-lite0", 2)
+    assert sum(blocks) == 2 * network.feature_dim and len(blocks) == 4 * len(network.levels)
+    with torch.no_grad():
+        features = network(torch.randn(2, 3, 64, 64)).numpy()
+    parts = np.split(features, np.cumsum(blocks[: len(blocks) // 2])[:-1], axis=1)
+    assert all((part >= 0).all() for part in parts[1::2])  # standard deviations
+    assert any((part < 0).any() for part in parts[0::2])  # means

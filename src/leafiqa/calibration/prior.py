@@ -2,26 +2,35 @@
 
     MOS(x) ≈ g(a + b·s(x) + r(x))
 
-``s`` is the distilled student's score; ``a + b·s`` its least-squares line onto the MOS of the
-labelled images (slope kept positive: a map must not reverse the student's order); ``r`` a
-ridge regression on the frozen features fitted to what the line gets wrong on those images,
-its penalty chosen by exact leave-one-out error over a grid that includes ∞ — no correction at
-all. So the balance between the teacher's perception and the labels comes from the labels
-themselves: with a handful of labels the correction stays off (LEAF is the teacher's perception
-on the MOS scale), with many it takes over where the student is wrong, and leave-one-out only
-picks a correction that predicts held-out labels better than none. ``g`` is the 4-parameter
+``s`` is the distilled student's score; ``a + b·s`` a line onto the MOS of the labelled images
+(slope kept positive: a map must not reverse the student's order); ``r`` a ridge regression on
+the frozen features for what the line gets wrong on those images. So the balance between the
+teacher's perception and the labels comes from the labels themselves: exact leave-one-out error
+picks, among
+
+- the line alone (no correction: α = ∞ is on every penalty grid),
+- *two-stage*: the least-squares line first, then ``r`` on its residuals,
+- *joint*: ``b`` refitted together with ``r`` (the student an unpenalised covariate of the
+  ridge, so many labels can lean on the features where the student's direction is off),
+
+each under each feature prior it is given (every block of features an equal share of the prior,
+or every feature — ``RidgeBasis`` per ``FeatureScaler``), the one that predicts held-out labels
+best. With a handful of labels the correction stays off (LEAF is the teacher's perception on the
+MOS scale); with many it takes over where the student is wrong. ``g`` is the 4-parameter
 logistic of IQA practice, fitted on the leave-one-out predictions, kept only when it pays for its
 parameters (Akaike's criterion against the identity); it bends the line where MOS saturates.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from leafiqa.calibration.mapping import ScoreMap, fit_linear, fit_score_map
-from leafiqa.student.ridge import RidgeBasis, RidgeFit, fit_ridge_loo
+from leafiqa.student.ridge import RidgeBasis, RidgeFit, fit_ridge_loo, fit_ridge_loo_covariate
 
 #: corrections need a few labels to be judged by leave-one-out at all
 MIN_LABELS_FOR_CORRECTION = 8
@@ -92,27 +101,41 @@ def logistic_pays(predictions: np.ndarray, mos: np.ndarray) -> ScoreMap:
 
 def calibrate_prior(
     student_scores: np.ndarray,
-    basis: RidgeBasis,
+    bases: RidgeBasis | Sequence[RidgeBasis],
     mos: np.ndarray,
     *,
     correct: bool = True,
+    forms: Sequence[str] = ("two-stage", "joint"),
 ) -> PriorCalibration:
     """Fit the line, (when ``correct`` and the labels support it) ``r``, and ``g`` on the
-    labelled images, whose features ``basis`` holds (standardise them with a scaler fitted on
-    every training image, so a few labels do not decide the features' scale)."""
+    labelled images, whose features each of ``bases`` holds under one feature prior (its
+    scaler fitted on every training image, so a few labels do not decide the features'
+    scale); leave-one-out picks the form (among ``forms``) and the prior."""
     scores = np.asarray(student_scores, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
     line = fit_linear(scores, mos) if scores.size else ScoreMap()
     if mos.size < MIN_LABELS_FOR_CORRECTION:
         return PriorCalibration(line)
     mapped = line(scores)
-    correction = None
     loo = mapped + _loo_line_shift(scores, mos)
-    if correct:
-        fit = fit_ridge_loo(basis, mos - mapped, allow_none=True)
-        if not np.isinf(fit.alpha):
-            correction, loo = fit, mapped + fit.loo_predictions
-    return PriorCalibration(line, correction, logistic_pays(loo, mos))
+    best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line), loo)
+    for basis in ([bases] if isinstance(bases, RidgeBasis) else bases) if correct else []:
+        if "two-stage" in forms:
+            two_stage = fit_ridge_loo(basis, mos - mapped, allow_none=True)
+            if not np.isinf(two_stage.alpha) and two_stage.loo_error < best[0]:
+                best = (two_stage.loo_error, PriorCalibration(line, two_stage),
+                        mapped + two_stage.loo_predictions)
+        joint = fit_ridge_loo_covariate(basis, mos, scores) if "joint" in forms else None
+        if (joint is not None and not np.isinf(joint.ridge.alpha) and joint.covariate_coef > 0
+                and joint.ridge.loo_error < best[0]):
+            refitted = ScoreMap("linear", [joint.covariate_coef, joint.ridge.intercept],
+                                line.n_labels)
+            correction = dataclasses.replace(joint.ridge, intercept=0.0)
+            best = (joint.ridge.loo_error, PriorCalibration(refitted, correction),
+                    joint.ridge.loo_predictions)
+    _, calibration, loo = best
+    calibration.output_map = logistic_pays(loo, mos)
+    return calibration
 
 
 def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:

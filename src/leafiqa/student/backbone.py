@@ -4,6 +4,7 @@ multi-level pooled features: mean and standard deviation of several stages, not 
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 
@@ -68,6 +69,21 @@ def stage_ends(network: nn.Module) -> list[LevelInfo]:
             levels.append(LevelInfo(index, block._block_args.output_filters))
     levels.append(LevelInfo(-1, network._conv_head.out_channels))
     return levels
+
+
+@functools.cache
+def level_channels(name: str) -> tuple[int, ...]:
+    """Channels of each pooled level of backbone ``name`` (no weights needed)."""
+    if name not in BACKBONES:
+        raise BackboneUnavailable(f"unknown backbone '{name}'; choose from {sorted(BACKBONES)}")
+    return tuple(level.channels for level in stage_ends(build_efficientnet(name, False)))
+
+
+def feature_blocks(name: str, n_sizes: int) -> tuple[int, ...]:
+    """How ``MultiLevelBackbone``'s features over an image pyramid of ``n_sizes`` sizes are laid
+    out: per size, per level, its means then its standard deviations (``mean_std_pool``)."""
+    return tuple(channels for _size in range(n_sizes) for channels in level_channels(name)
+                 for _statistic in ("mean", "std"))
 
 
 def mean_std_pool(x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
-from leafiqa.student.ridge import RidgeBasis, fit_ridge_loo
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis, fit_ridge_loo
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
 TARGETS = ("logit", "score", "blend")
@@ -243,17 +243,19 @@ def train_head(
 
 
 def ridge_head(features: np.ndarray, targets: TeacherTargets,
-               config: DistillConfig | None = None) -> QualityHead:
+               config: DistillConfig | None = None,
+               scaler: FeatureScaler | None = None) -> QualityHead:
     """Point-wise distillation in closed form: a ridge regression from the features to the
     teacher's standardised log-odds, each judgment weighted by its reliability, the penalty
-    chosen by exact leave-one-out. Returned as a ``QualityHead`` (a one-component projection
+    chosen by exact leave-one-out, on the features as ``scaler`` standardises them (default:
+    each feature to unit variance). Returned as a ``QualityHead`` (a one-component projection
     and an affine output) so model files and ONNX carry it like any head."""
     config = config or DistillConfig()
     if targets.n_points < 3:
         raise ValueError("the ridge head needs point-wise judgments of at least 3 images")
     rows = targets.point_index
     weights = judgment_weights(targets.point_reliability, config).numpy()
-    fit = fit_ridge_loo(RidgeBasis.fit(features[rows], weights=weights), targets.point_target)
+    fit = fit_ridge_loo(RidgeBasis.fit(features[rows], scaler, weights), targets.point_target)
     head = QualityHead(features.shape[1], hidden=0, dropout=0.0, components=1)
     with torch.no_grad():
         head.feature_mean.zero_()
@@ -265,16 +267,17 @@ def ridge_head(features: np.ndarray, targets: TeacherTargets,
 
 
 def distill_head(
-    features: np.ndarray, targets: TeacherTargets, config: DistillConfig | None = None
+    features: np.ndarray, targets: TeacherTargets, config: DistillConfig | None = None,
+    scaler: FeatureScaler | None = None,
 ) -> QualityHead:
     """A head trained on the teacher's judgments of the rows of ``features``: the closed-form
-    ridge head (``config.head == "ridge"``, point-wise judgments) or the MLP head trained on
-    the joint point-wise + pair-wise loss."""
+    ridge head (``config.head == "ridge"``, point-wise judgments; features standardised by
+    ``scaler``) or the MLP head trained on the joint point-wise + pair-wise loss."""
     config = config or DistillConfig()
     if targets.n_points == 0 and targets.n_pairs == 0:
         raise ValueError("no teacher judgments to distil from")
     if config.head == "ridge" and config.point_weight > 0:
-        return ridge_head(features, targets, config)
+        return ridge_head(features, targets, config, scaler)
     torch.manual_seed(config.seed)
     head = QualityHead(features.shape[1], config.hidden, config.dropout)
     head.set_normalisation(features)

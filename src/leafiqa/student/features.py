@@ -20,7 +20,7 @@ from leafiqa import config
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.backbone import MultiLevelBackbone, feature_blocks
 from leafiqa.student.onnx_runtime import export_onnx, onnx_available, onnx_session
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,11 @@ class FeatureExtractor:
     @property
     def tag(self) -> str:
         return "+".join(level.tag for level in self.levels)
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """The sizes of the feature blocks (``backbone.feature_blocks``), for the scaler."""
+        return feature_blocks(self.levels[0].backbone_name, len(self.sizes))
 
     def transform(
         self, manifest: Manifest, keys: Sequence[str], progress: bool = True

@@ -10,6 +10,7 @@ never the reverse."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,18 +20,43 @@ DEFAULT_ALPHAS = np.logspace(-1, 6, 29)
 
 @dataclass
 class FeatureScaler:
-    """Per-feature standardisation; fitted on every training image (labels are not needed)."""
+    """Per-feature standardisation; fitted on every training image (labels are not needed).
+
+    With ``blocks`` (the sizes of consecutive groups of features: each level's means, each
+    level's standard deviations, per input size) every block gets an equal share of the ridge
+    prior: its features are scaled by 1/√(block size / mean block size) after standardising, so
+    the 1,280 channels of the head convolution count as much as the 24 of the first stage, not
+    53 times more. ``std`` is the divisor: the feature's standard deviation over that scale."""
 
     mean: np.ndarray
     std: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray) -> FeatureScaler:
+    def fit(cls, features: np.ndarray, blocks: Sequence[int] | None = None) -> FeatureScaler:
         x = np.asarray(features, dtype=np.float64)
-        return cls(x.mean(axis=0), x.std(axis=0) + 1e-6)
+        std = x.std(axis=0) + 1e-6
+        if blocks is not None:
+            std = std / block_scales(blocks, x.shape[1])
+        return cls(x.mean(axis=0), std)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.std
+
+
+def feature_priors(features: np.ndarray, blocks: Sequence[int] | None) -> list[FeatureScaler]:
+    """The feature priors a ridge may be fitted under, the default first: every block of
+    features an equal share (when the layout is known), then every feature an equal share."""
+    per_feature = FeatureScaler.fit(features)
+    return ([FeatureScaler.fit(features, blocks)] if blocks else []) + [per_feature]
+
+
+def block_scales(blocks: Sequence[int], n_features: int) -> np.ndarray:
+    """Per-feature scales giving each block the same total prior variance under a ridge."""
+    sizes = np.asarray(blocks, dtype=np.int64)
+    if sizes.sum() != n_features or (sizes <= 0).any():
+        raise ValueError(f"feature blocks {list(blocks)} do not cover {n_features} features")
+    per_feature = np.repeat(sizes, sizes).astype(np.float64)
+    return 1.0 / np.sqrt(per_feature / sizes.mean())
 
 
 @dataclass
@@ -117,6 +143,70 @@ def fit_ridge_loo(
         coef = (basis.rows.T @ (u @ (uty / (s2 + best_alpha)))) / scaler.std
     intercept = y_mean - float((scaler.mean + basis.centre * scaler.std) @ coef)
     return RidgeFit(coef, intercept, best_alpha, best_error, loo_predictions)
+
+
+@dataclass
+class CovariateRidgeFit:
+    """``y ≈ covariate_coef · covariate + ridge(features)``: a ridge on the features beside one
+    unpenalised covariate (and the intercept), fitted jointly; ``ridge`` carries the intercept."""
+
+    covariate_coef: float
+    ridge: RidgeFit
+
+    def __call__(self, covariate: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return self.covariate_coef * np.asarray(covariate, dtype=np.float64) + self.ridge(features)
+
+
+def fit_ridge_loo_covariate(
+    basis: RidgeBasis,
+    targets: np.ndarray,
+    covariate: np.ndarray,
+    alphas: np.ndarray | None = None,
+    *,
+    allow_none: bool = True,
+) -> CovariateRidgeFit | None:
+    """Ridge on ``basis``'s images with ``covariate`` unpenalised, the penalty picked by exact
+    leave-one-out error (``allow_none``: α = ∞, the covariate's line alone, is on the grid).
+    Reuses the basis's eigendecomposition: an unpenalised covariate is the limit of a feature
+    with infinite prior variance, a rank-one term in the Gram matrix handled by Sherman–Morrison,
+    so the whole path costs O(n²) per α. None when the covariate is constant over the images."""
+    y = np.asarray(targets, dtype=np.float64)
+    z = np.asarray(covariate, dtype=np.float64)
+    u, s2, w = basis.eigenvectors, basis.eigenvalues, basis.weights
+    root_w = np.sqrt(w)
+    y_mean, z_mean = float((w * y).sum() / w.sum()), float((w * z).sum() / w.sum())
+    yc, zc = root_w * (y - y_mean), root_w * (z - z_mean)
+    if float(zc @ zc) < 1e-12 * max(float(yc @ yc), 1e-12):
+        return None
+    intercept_leverage = w / w.sum()
+    uty, utz = u.T @ yc, u.T @ zc
+    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
+    # α = ∞: the covariate's line alone (B → (I − ẑẑ')/α, so α·B is that projection)
+    line_residual = yc - zc * (zc @ yc) / (zc @ zc)
+    line_diag = 1.0 - zc**2 / (zc @ zc) - intercept_leverage
+    loo = line_residual / np.clip(line_diag, 1e-6, None)
+    best = (float(np.mean(loo**2)) if allow_none else np.inf, np.inf, np.zeros_like(yc), loo)
+    for alpha in alphas:
+        inverse = 1.0 / (s2 + alpha)  # (K + αI)⁻¹ = U diag(1/(λ+α)) U'
+        p, q = u @ (inverse * utz), u @ (inverse * uty)
+        dual = q - p * (zc @ q) / (zc @ p)  # the limit of (K + c²zz' + αI)⁻¹ y as c → ∞
+        diag = (u**2 @ inverse) - p**2 / (zc @ p)
+        loo = alpha * dual / np.clip(alpha * diag - intercept_leverage, 1e-6, None)
+        error = float(np.mean(loo**2))
+        if error < best[0]:
+            best = (error, float(alpha), dual, loo)
+    error, alpha, dual, loo = best
+    scaler = basis.scaler
+    coef = np.zeros(basis.rows.shape[1]) if np.isinf(alpha) else (basis.rows.T @ dual) / scaler.std
+    # given the features' part, the covariate's coefficient is its least-squares slope
+    fitted_ridge = basis.rows @ (coef * scaler.std)
+    covariate_coef = float(zc @ (yc - fitted_ridge) / (zc @ zc))
+    intercept = (y_mean - covariate_coef * z_mean
+                 - float((scaler.mean + basis.centre * scaler.std) @ coef))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo_predictions = np.where(w > 0, y - loo / root_w, np.nan)
+    return CovariateRidgeFit(covariate_coef,
+                             RidgeFit(coef, intercept, alpha, error, loo_predictions))
 
 
 def fit_ridge(features: np.ndarray, targets: np.ndarray, alphas: np.ndarray | None = None
