@@ -130,7 +130,9 @@ def calibrate_model(
                       manifest_hash=info.manifest_hash,
                       notes={**info.notes, "stage": "calibrated", "labels": int(n_labels),
                              "selection": selection,
-                             "correction_alpha": calibration.correction_alpha},
+                             "correction_alpha": calibration.correction_alpha,
+                             "correction_form": calibration.form,
+                             "correction_prior": calibration.prior},
                       provenance={"labels_file": manifest.source, "seeds": {"labels": seed}})
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")

@@ -86,7 +86,8 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
         manifest_hash=train_manifest.fingerprint(),
         notes={"teacher": ws.teacher.name, "labels": int(label_rows.size),
                "dataset": ws.manifest.source, "finetune": ws.config.student.finetune,
-               "correction_alpha": calibration.correction_alpha},
+               "correction_alpha": calibration.correction_alpha,
+               "correction_form": calibration.form, "correction_prior": calibration.prior},
         provenance=run_provenance(ws.config),
     )
     return save_model(path, build_network(ws, result, backbone), info)
@@ -141,6 +142,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
         "label_selection": config.labels.selection,
         "calibration": {"line": results[0].calibration.line.to_dict(),
                         "correction_alpha": results[0].calibration.correction_alpha,
+                        "form": results[0].calibration.form,
+                        "prior": results[0].calibration.prior,
                         "output_map": results[0].calibration.output_map.to_dict()},
         "metrics": metrics,
         "model": str(model_path),

@@ -154,10 +154,12 @@ def test_leave_one_out_picks_the_two_stage_or_the_joint_form() -> None:
         predicted = calibration(student[test], x[test])
         if joint.ridge.loo_error < two_stage.loo_error:
             chosen.append("joint")
+            assert calibration.form == "joint"
             np.testing.assert_allclose(predicted, joint(student[test], x[test]), atol=1e-8)
             assert calibration.line.params[0] < line.params[0]
         else:
             chosen.append("two-stage")
+            assert calibration.form == "two-stage"
             expected = line(student[test]) + two_stage(x[test])
             np.testing.assert_allclose(predicted, expected, atol=1e-8)
     assert set(chosen) == {"joint", "two-stage"}
@@ -183,6 +185,7 @@ def test_the_labels_choose_the_feature_prior(quality_in_small_block: bool) -> No
     expected = balanced if quality_in_small_block else per_feature
     alone = calibrate_prior(student[labelled], expected, mos[labelled])
     np.testing.assert_allclose(both(student[test], x[test]), alone(student[test], x[test]))
+    assert both.prior == ("blocks" if quality_in_small_block else "features")
 
 
 def test_block_scales_give_every_block_the_same_prior_share() -> None:

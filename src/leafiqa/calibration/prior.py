@@ -48,6 +48,8 @@ class PriorCalibration:
     line: ScoreMap
     correction: RidgeFit | None = None
     output_map: ScoreMap = field(default_factory=ScoreMap)
+    form: str = "line"  # what leave-one-out chose: line (no correction), two-stage or joint
+    prior: str = ""  # the correction's feature prior (FeatureScaler.prior)
 
     @property
     def correction_alpha(self) -> float:
@@ -123,7 +125,9 @@ def calibrate_prior(
         if "two-stage" in forms:
             two_stage = fit_ridge_loo(basis, mos - mapped, allow_none=True)
             if not np.isinf(two_stage.alpha) and two_stage.loo_error < best[0]:
-                best = (two_stage.loo_error, PriorCalibration(line, two_stage),
+                best = (two_stage.loo_error,
+                        PriorCalibration(line, two_stage, form="two-stage",
+                                         prior=basis.scaler.prior),
                         mapped + two_stage.loo_predictions)
         joint = fit_ridge_loo_covariate(basis, mos, scores) if "joint" in forms else None
         if (joint is not None and not np.isinf(joint.ridge.alpha) and joint.covariate_coef > 0
@@ -131,7 +135,8 @@ def calibrate_prior(
             refitted = ScoreMap("linear", [joint.covariate_coef, joint.ridge.intercept],
                                 line.n_labels)
             correction = dataclasses.replace(joint.ridge, intercept=0.0)
-            best = (joint.ridge.loo_error, PriorCalibration(refitted, correction),
+            best = (joint.ridge.loo_error,
+                    PriorCalibration(refitted, correction, form="joint", prior=basis.scaler.prior),
                     joint.ridge.loo_predictions)
     _, calibration, loo = best
     calibration.output_map = logistic_pays(loo, mos)

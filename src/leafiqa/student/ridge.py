@@ -30,14 +30,15 @@ class FeatureScaler:
 
     mean: np.ndarray
     std: np.ndarray
+    prior: str = "features"  # every feature an equal share; "blocks": every block
 
     @classmethod
     def fit(cls, features: np.ndarray, blocks: Sequence[int] | None = None) -> FeatureScaler:
         x = np.asarray(features, dtype=np.float64)
         std = x.std(axis=0) + 1e-6
-        if blocks is not None:
-            std = std / block_scales(blocks, x.shape[1])
-        return cls(x.mean(axis=0), std)
+        if blocks is None:
+            return cls(x.mean(axis=0), std)
+        return cls(x.mean(axis=0), std / block_scales(blocks, x.shape[1]), "blocks")
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.std
