@@ -121,7 +121,8 @@ def calibrate_prior(
     mapped = line(scores)
     loo = mapped + _loo_line_shift(scores, mos)
     best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line), loo)
-    for basis in ([bases] if isinstance(bases, RidgeBasis) else bases) if correct else []:
+    priors = [bases] if isinstance(bases, RidgeBasis) else list(bases)
+    for basis in priors if correct else []:
         if "two-stage" in forms:
             two_stage = fit_ridge_loo(basis, mos - mapped, allow_none=True)
             if not np.isinf(two_stage.alpha) and two_stage.loo_error < best[0]:

@@ -165,7 +165,7 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
                    address: str | None = None, actors: int | None = None, batch_size: int = 8,
                    block_size: int = 64,
                    precision: str = "auto", threads: int | None = None,
-                   num_cpus: int | None = None,
+                   num_cpus: int | None = None, decode_threads: int = 2,
                    on_batch: Callable[[dict], None] | None = None) -> RayScoreReport:
     """Score ``paths`` with ``actors`` scoring actors (default: one per CPU of the cluster, one
     inference thread each) and write one row per path to ``out`` (CSV or Parquet)."""
@@ -202,7 +202,7 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
                 compute=ray.data.ActorPoolStrategy(size=report.actors),
                 fn_constructor_kwargs={"graph": ray.put(graph), "engine": engine,
                                        "threads": threads,
-                                       "batch_size": batch_size, "decode_threads": 2},
+                                       "batch_size": batch_size, "decode_threads": decode_threads},
                 # a killed actor is restarted and its block retried: Ray Data's default for
                 # actor pools (max_restarts = max_task_retries = -1)
                 num_cpus=threads)
