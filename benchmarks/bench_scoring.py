@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--ray-images", choices=("all", "test"), default="all",
                         help="images for the Ray-vs-plain comparison: every image of the data "
                              "set (a catalogue) or the test images")
-    parser.add_argument("--repeat", type=int, default=2,
+    parser.add_argument("--repeat", type=lambda text: max(1, int(text)), default=2,
                         help="runs of each side of the Ray comparison (the best is kept)")
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -172,9 +172,10 @@ def main() -> None:
         raise SystemExit(f"unknown mode(s) {sorted(unknown)}: naive, fp32, int8, ray")
     modes = [m for m in ("naive", "fp32", "int8", "ray") if m in asked]
     catalogue = paths
-    if "ray" in modes and args.ray_images == "all":
-        catalogue = catalogue_images(args.data)[: args.images]
-        modes.insert(modes.index("ray"), "plain")  # plain INT8 over the same catalogue
+    if "ray" in modes:
+        if args.ray_images == "all":
+            catalogue = catalogue_images(args.data)[: args.images]
+        modes.insert(modes.index("ray"), "plain")  # plain INT8 over the same images as Ray
     listings = {"naive": paths[: args.naive_images], "fp32": paths, "int8": paths,
                 "plain": catalogue, "ray": catalogue}
     print(f"{len(paths)} AGIQA-3K split_1 test images, decode and resize included, "
@@ -215,12 +216,12 @@ def main() -> None:
         print(f"{'mode':<28} {'images/s':>9} {'× naive':>8} {'× FP32':>7} {'peak MB':>8} "
               f"{'SRCC':>7} {'load':>5}")
         names = {"naive": "naive loop (PyTorch, 1 by 1)", "fp32": "leaf score, ONNX FP32",
-                 "int8": "leaf score, ONNX INT8", "plain": "leaf score, INT8, catalogue",
+                 "int8": "leaf score, ONNX INT8", "plain": "leaf score, INT8, Ray set",
                  "ray": "leaf score --engine ray INT8"}
         for mode in modes:
             r = results[mode]
-            srcc = (f"{spearmanr(r['scores'], mos)[0]:.4f}" if listings[mode] == paths
-                    else "—")
+            srcc = (f"{spearmanr(r['scores'], mos)[0]:.4f}"
+                    if listings[mode] == paths and mode != "plain" else "—")
             print(f"{names[mode]:<28} {r['images_per_s']:>9.1f} {r['images_per_s'] / naive:>7.1f}× "
                   f"{r['images_per_s'] / fp32:>6.2f}× {r['peak_mb']:>8.0f} {srcc:>7} "
                   f"{r['load']:>5.1f}")
@@ -230,10 +231,10 @@ def main() -> None:
         print(f"INT8 − FP32 SRCC vs MOS: {delta:+.4f}; SRCC(INT8, FP32) {agreement:.4f}")
         if args.ray:
             ray = results["ray"]
-            plain = results["plain" if "plain" in results else "int8"]["images_per_s"]
+            plain = results["plain"]["images_per_s"]
             print(f"Ray engine / plain leaf score (INT8, {len(catalogue)} images): "
                   f"{ray['images_per_s'] / plain:.2f}× (best of {args.repeat}: plain "
-                  f"{runs.get('plain', runs.get('int8'))}, Ray {runs['ray']} images/s) "
+                  f"{runs['plain']}, Ray {runs['ray']} images/s) "
                   f"including the engine's start-up "
                   f"({ray['startup_s']:.1f} s until the first actor was ready); "
                   f"{ray['steady_per_s'] / plain:.2f}× without it "

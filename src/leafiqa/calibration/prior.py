@@ -15,7 +15,10 @@ picks, among
 
 each under each feature prior it is given (every block of features an equal share of the prior,
 or every feature — ``RidgeBasis`` per ``FeatureScaler``), the one that predicts held-out labels
-best. With a handful of labels the correction stays off (LEAF is the teacher's perception on the
+best. The joint form's error is exact; the two-stage form's holds the line (fitted on every
+label) fixed and is exact for the ridge alone, which flatters it slightly, so the choice leans
+towards the two-stage form (a linear-smoother formula would count the line's refit too). With
+a handful of labels the correction stays off (LEAF is the teacher's perception on the
 MOS scale); with many it takes over where the student is wrong. ``g`` is the 4-parameter
 logistic of IQA practice, fitted on the leave-one-out predictions, kept only when it pays for its
 parameters (Akaike's criterion against the identity); it bends the line where MOS saturates.
