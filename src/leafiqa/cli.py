@@ -212,6 +212,8 @@ def teach(
         options = {}
     if spec.startswith("vllm"):
         options = parse_overrides(vllm_arg, "--vllm-arg", "max_model_len=8192")
+    elif vllm_arg:
+        fail(f"--vllm-arg is for a vllm:MODEL teacher, not '{spec}'")
     if engine not in {"local", "ray"}:
         fail(f"unknown engine '{engine}' (local or ray)")
     manifest = read_data(data, kind, split, limit)

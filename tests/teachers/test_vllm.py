@@ -93,3 +93,23 @@ def test_without_vllm_installed_the_error_says_so(monkeypatch: pytest.MonkeyPatc
     item = next(iter(read_folder(image_folder)))
     with pytest.raises(TeacherError, match="vllm is not installed"):
         list(make_teacher("vllm:some/model").judge_points([PointJob(item, "a")]))
+
+
+def test_no_engine_is_built_when_no_image_can_be_sent(fake_vllm: Path, tmp_path: Path) -> None:
+    from leafiqa.data.manifest import ImageItem
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    results = list(make_teacher("vllm:fake/model").judge_points(
+        [PointJob(ImageItem(path=broken, name="broken.jpg"), "k")]))
+    assert isinstance(results[0], JudgmentFailure) and engines(fake_vllm) == []
+
+
+def test_vllm_options_are_refused_for_other_teachers(image_folder: Path) -> None:
+    from typer.testing import CliRunner
+
+    from leafiqa.cli import app
+
+    result = CliRunner().invoke(app, ["teach", "--data", str(image_folder), "--teacher", "cues",
+                                      "--vllm-arg", "max_model_len=4096"])
+    assert result.exit_code == 2 and "--vllm-arg is for a vllm:MODEL teacher" in result.output

@@ -66,10 +66,6 @@ class VLLMTeacher(Teacher):
                        words: Sequence[str]) -> list:
         """One distribution over ``words`` (or a TeacherError) per conversation, in one
         batched generate call."""
-        engine = self._engine()  # first: without vLLM, its clear error
-        from vllm import SamplingParams
-
-        params = SamplingParams(temperature=0.0, max_tokens=3, logprobs=self.top_logprobs)
         conversations, errors = [], {}
         for index, images in enumerate(image_lists):
             try:
@@ -78,7 +74,7 @@ class VLLMTeacher(Teacher):
                 errors[index] = error
                 conversations.append(None)
         runnable = [c for c in conversations if c is not None]
-        outputs = iter(engine.chat(runnable, params, use_tqdm=False) if runnable else [])
+        outputs = iter(self._chat(runnable) if runnable else [])
         results: list = []
         for index, conversation in enumerate(conversations):
             if conversation is None:
@@ -95,6 +91,13 @@ class VLLMTeacher(Teacher):
             results.append(distribution if distribution is not None else
                            TeacherError("no level word among the first tokens' log-probs"))
         return results
+
+    def _chat(self, conversations: list[list[dict]]) -> list:
+        engine = self._engine()  # first: without vLLM, its clear error
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=3, logprobs=self.top_logprobs)
+        return engine.chat(conversations, params, use_tqdm=False)
 
     def level_probs(self, item: ImageItem) -> tuple[Sequence[float], str]:
         (result,) = self._distributions(self.prompts.point, [[item.path]], self.levels)
