@@ -29,7 +29,7 @@ import numpy as np
 from leafiqa.data.images import ImageDecodeError, content_hash
 from leafiqa.data.manifest import ImageItem, Manifest
 from leafiqa.distributed.cluster import cluster_cpus, ensure_ray, leaf_error_in
-from leafiqa.judgments.runner import TeachReport, plan_pairs
+from leafiqa.judgments.runner import TeachReport, plan_pairs, record_result
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
@@ -180,21 +180,7 @@ def _judge(spec: str, options: dict, chunks: Sequence, settings: RaySettings, ac
 def _store_batch(batch: dict, store: JudgmentStore, report: RayTeachReport,
              on_batch: Callable[[dict], None] | None) -> None:
     for kind, record in zip(batch["kind"], batch["record"], strict=True):
-        result = decode(str(kind), str(record))
-        if isinstance(result, JudgmentFailure):
-            store.put_failure(result)
-            if result.kind == "point":
-                report.points_failed += 1
-            else:
-                report.pairs_failed += 1
-            if len(report.errors) < 20:
-                report.errors.append(result.error)
-        elif isinstance(result, PointJudgment):
-            store.put_point(result)
-            report.points_new += 1
-        else:
-            store.put_pair(result)
-            report.pairs_new += 1
+        record_result(decode(str(kind), str(record)), store, report)
     report.nodes.update(str(n) for n in batch["node"])
     if on_batch:
         on_batch(batch)

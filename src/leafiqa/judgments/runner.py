@@ -118,6 +118,30 @@ def _bounded(jobs: list, budget: int | None) -> tuple[list, bool]:
     return jobs[: max(budget, 0)], True
 
 
+def record_result(result: PointJudgment | PairJudgment | JudgmentFailure,
+                  store: JudgmentStore, report: TeachReport) -> str | None:
+    """Store one answer of a teacher (a judgment, or a failure to be asked again) and count it
+    in ``report``. A failure's message, redacted, is returned and kept among the report's first
+    20 errors; None for a judgment."""
+    if isinstance(result, JudgmentFailure):
+        store.put_failure(result)
+        if result.kind == "point":
+            report.points_failed += 1
+        else:
+            report.pairs_failed += 1
+        message = redact(result.error)
+        if len(report.errors) < 20:
+            report.errors.append(message)
+        return message
+    if isinstance(result, PointJudgment):
+        store.put_point(result)
+        report.points_new += 1
+    else:
+        store.put_pair(result)
+        report.pairs_new += 1
+    return None
+
+
 def _consume(
     results: Iterator[PointJudgment | PairJudgment | JudgmentFailure],
     store: JudgmentStore,
@@ -126,24 +150,11 @@ def _consume(
     strict: bool = False,
 ) -> None:
     for result in results:
-        if isinstance(result, JudgmentFailure):
-            store.put_failure(result)
+        message = record_result(result, store, report)
+        if message is not None:
             if strict:
                 raise TeacherError(f"--strict: {result.error}")
-            if result.kind == "point":
-                report.points_failed += 1
-            else:
-                report.pairs_failed += 1
-            message = redact(result.error)
-            if len(report.errors) < 20:
-                report.errors.append(message)
             log.warning("judgment failed: %s", message)
-        elif isinstance(result, PointJudgment):
-            store.put_point(result)
-            report.points_new += 1
-        else:
-            store.put_pair(result)
-            report.pairs_new += 1
         bar.update(1)
         bar.set_postfix(failed=report.points_failed + report.pairs_failed, refresh=False)
 
