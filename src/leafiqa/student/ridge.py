@@ -103,6 +103,16 @@ class RidgeBasis:
         eigenvalues, eigenvectors = np.linalg.eigh(rows @ rows.T)
         return cls(scaler, centre, w, rows, np.clip(eigenvalues, 0.0, None), eigenvectors)
 
+    def feature_coef(self, dual: np.ndarray) -> np.ndarray:
+        """A ridge's coefficients in the features' own units from its dual coefficients over
+        the rows: ((x − mean)/std − centre) @ v = x @ (v/std) + const."""
+        return (self.rows.T @ dual) / self.scaler.std
+
+    def centre_value(self, coef: np.ndarray) -> float:
+        """``features @ coef`` at the basis's (weighted) centre: the const above, which the
+        intercept takes away."""
+        return float((self.scaler.mean + self.centre * self.scaler.std) @ coef)
+
 
 def fit_ridge_loo(
     basis: RidgeBasis,
@@ -136,13 +146,9 @@ def fit_ridge_loo(
             best_alpha, best_error, best_residual = float(alpha), error, residual
     with np.errstate(divide="ignore", invalid="ignore"):
         loo_predictions = np.where(w > 0, y - best_residual / root_w, np.nan)
-    scaler = basis.scaler
-    if np.isinf(best_alpha):
-        coef = np.zeros(basis.rows.shape[1])
-    else:
-        # back to the features' own units: ((x − mean)/std − centre) @ v = x @ (v/std) + const
-        coef = (basis.rows.T @ (u @ (uty / (s2 + best_alpha)))) / scaler.std
-    intercept = y_mean - float((scaler.mean + basis.centre * scaler.std) @ coef)
+    coef = (np.zeros(basis.rows.shape[1]) if np.isinf(best_alpha)
+            else basis.feature_coef(u @ (uty / (s2 + best_alpha))))
+    intercept = y_mean - basis.centre_value(coef)
     return RidgeFit(coef, intercept, best_alpha, best_error, loo_predictions)
 
 
@@ -197,13 +203,11 @@ def fit_ridge_loo_covariate(
         if error < best[0]:
             best = (error, float(alpha), dual, loo)
     error, alpha, dual, loo = best
-    scaler = basis.scaler
-    coef = np.zeros(basis.rows.shape[1]) if np.isinf(alpha) else (basis.rows.T @ dual) / scaler.std
+    coef = np.zeros(basis.rows.shape[1]) if np.isinf(alpha) else basis.feature_coef(dual)
     # given the features' part, the covariate's coefficient is its least-squares slope
-    fitted_ridge = basis.rows @ (coef * scaler.std)
+    fitted_ridge = basis.rows @ (coef * basis.scaler.std)
     covariate_coef = float(zc @ (yc - fitted_ridge) / (zc @ zc))
-    intercept = (y_mean - covariate_coef * z_mean
-                 - float((scaler.mean + basis.centre * scaler.std) @ coef))
+    intercept = y_mean - covariate_coef * z_mean - basis.centre_value(coef)
     with np.errstate(divide="ignore", invalid="ignore"):
         loo_predictions = np.where(w > 0, y - loo / root_w, np.nan)
     return CovariateRidgeFit(covariate_coef,
