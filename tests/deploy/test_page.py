@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
@@ -34,20 +37,25 @@ def wait_for(driver, css: str, text_test=lambda text: bool(text), timeout: float
     return WebDriverWait(driver, timeout).until(found)
 
 
+def open_page(browser, url: str) -> str:  # noqa: ANN001
+    browser.get(url + "/")
+    return wait_for(browser, "#model", lambda t: "higher is better" in t)[0].text
+
+
 def test_page_scores_an_uploaded_image_in_chromium(browser, served: str, model_file: Path,
                                                    tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     image = make_image(tmp_path / "upload.jpg", seed=3)
-    browser.get(served + "/")
-    model_line = wait_for(browser, "#model", lambda t: "higher is better" in t)[0].text
+    model_line = open_page(browser, served)
     assert "0.5 to 4.5" in model_line  # the test model's MOS range
-    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(image))
-    shown = wait_for(browser, ".card .score")[0].text
+    browser.find_element(By.CSS_SELECTOR, "input#files").send_keys(str(image))
+    shown = wait_for(browser, "tr.row[data-state=scored] .score")[0].text
     expected = Scorer(model_file, runtime="torch")(image)
     assert float(shown) == pytest.approx(expected, abs=0.006)
-    assert "upload.jpg" in browser.find_element(By.CSS_SELECTOR, ".card .name").text
-    assert browser.find_element(By.CSS_SELECTOR, ".card .bar > div").get_attribute("style")
+    assert "upload.jpg" in browser.find_element(By.CSS_SELECTOR, "tr.row .name").text
+    assert browser.find_element(By.CSS_SELECTOR, "tr.row .bar > div").get_attribute("style")
+    assert browser.find_element(By.ID, "status").text == "1 of 1 scored · 0 failed"
     shot = tmp_path / "page.png"
     assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:4] == b"\x89PNG"
 
@@ -57,11 +65,48 @@ def test_page_shows_the_error_for_a_non_image(browser, served: str, tmp_path: Pa
 
     bad = tmp_path / "notes.jpg"
     bad.write_bytes(b"not an image")
-    browser.get(served + "/")
-    wait_for(browser, "#model", lambda t: "higher is better" in t)
-    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(bad))
-    message = wait_for(browser, "#status.error, .card .error")[0].text
+    open_page(browser, served)
+    browser.find_element(By.CSS_SELECTOR, "input#files").send_keys(str(bad))
+    message = wait_for(browser, "tr.row[data-state=failed] .error")[0].text
     assert "notes.jpg" in message
+    assert browser.find_element(By.ID, "status").text == "0 of 1 scored · 1 failed"
+
+
+def test_page_takes_70_files_in_order_and_downloads_a_csv_of_70_rows(
+        browser, served: str, model_file: Path, tmp_path: Path) -> None:
+    """More files than one request may carry (64): the page sends them in batches, shows a
+    row per file in the order given with a running count, and the CSV it downloads has them
+    all, the failed one included."""
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "folder"
+    paths = [make_image(folder / f"photo_{i:02d}.jpg", seed=i, size=64) for i in range(69)]
+    broken = folder / "photo_35_broken.jpg"
+    broken.write_bytes(b"not an image")
+    paths.insert(35, broken)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior",
+                            {"behavior": "allow", "downloadPath": str(downloads)})
+    open_page(browser, served)
+    browser.find_element(By.CSS_SELECTOR, "input#files").send_keys(
+        "\n".join(str(p) for p in paths))
+    wait_for(browser, "#status", lambda t: t == "69 of 70 scored · 1 failed", timeout=120)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr.row")
+    assert [r.find_element(By.CSS_SELECTOR, ".name").text for r in rows] == [p.name for p in paths]
+    assert [r.get_attribute("data-state") for r in rows].count("failed") == 1
+    assert rows[35].get_attribute("data-state") == "failed"
+    browser.find_element(By.ID, "download").click()
+    csv = downloads / "leaf-scores.csv"
+    for _ in range(100):
+        if csv.is_file() and not list(downloads.glob("*.crdownload")):
+            break
+        time.sleep(0.1)
+    table = pd.read_csv(csv)
+    assert list(table["file"]) == [p.name for p in paths]
+    assert table["score"].notna().sum() == 69 and "photo_35_broken.jpg" in table["error"][35]
+    expected = Scorer(model_file, runtime="torch").score_paths(paths[:3])
+    assert table["score"][:3].to_numpy() == pytest.approx(expected, abs=1e-3)
 
 
 def test_docs_render_offline_in_chromium(browser, served: str) -> None:
@@ -84,3 +129,52 @@ def test_docs_use_bundled_assets_and_schema_has_a_request_body(served: str) -> N
     page = httpx.get(served + "/")
     assert page.status_code == 200 and "<input id=\"files\"" in page.text
     assert "http" not in page.text.split("<script>")[1]  # self-contained: nothing fetched
+
+
+CARD = {
+    "name": "leaf-test", "title": "toy photos", "domain": "toy photos only",
+    "licence": "Non-commercial (S-Lab License 1.0; licences/LICENSE-Q-Bench).",
+    "training_data": "toy set, split_1 (see ../shared/data/toy/splits.csv:split_1)",
+    "teacher": "qbench:/home/alice/private/internlm.json",
+    "test": {"split": "split_1 test", "srcc": 0.7697, "plcc": 0.7956, "rmse": 12.0663, "n": 108},
+}
+
+
+@pytest.fixture(scope="module")
+def carded_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from tests.deploy.conftest import write_model_file
+
+    model = write_model_file(tmp_path_factory.mktemp("carded") / "m.safetensors", [64])
+    with safe_open(str(model), framework="pt") as handle:
+        metadata = handle.metadata()
+    metadata["card"] = json.dumps(CARD)
+    save_file(load_file(str(model)), str(model), metadata=metadata)
+    return model
+
+
+def test_model_text_is_served_unmangled_but_absolute_paths_are_not(carded_model: Path) -> None:
+    with ServerThread(create_app(carded_model, runtime="torch")) as server:
+        card = httpx.get(server.url + "/model").json()["card"]
+    assert card["licence"] == CARD["licence"]
+    assert card["training_data"] == CARD["training_data"]
+    assert card["teacher"] == "qbench:internlm.json"
+
+
+def test_page_shows_the_card_licence_and_test_figures(browser, carded_model: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with ServerThread(create_app(carded_model, runtime="torch")) as server:
+        model_line = open_page(browser, server.url)
+        facts = {e.get_attribute("data-field"): e.text
+                 for e in browser.find_elements(By.CSS_SELECTOR, "#facts > div")}
+        browser.find_element(By.CSS_SELECTOR, "#card summary").click()
+        card_text = browser.find_element(By.ID, "card-fields").text
+    assert model_line.startswith("leaf-test — toy photos")
+    assert facts["licence"] == "licence: " + CARD["licence"]
+    assert facts["domain"] == "domain: toy photos only"
+    assert facts["test"] == ("test figures: SRCC 0.770 · PLCC 0.796 · RMSE 12.066 "
+                             "(split_1 test, 108 images)")
+    assert "../shared/data/toy/splits.csv:split_1" in card_text  # every field, generically

@@ -122,16 +122,30 @@ def readable(message: str) -> str:
     return _PATHLIKE.sub(lambda m: Path(m.group(0).replace("\\", "/")).name or "…", message)
 
 
+# an absolute path of some machine: POSIX (/home/…), home-relative (~/…), Windows (C:\…, \\host\…).
+# A path is a token; ``https://…`` and relative paths such as ``licences/LICENSE`` or
+# ``../shared/data/x.csv`` are not (they name nothing private about the machine).
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w./\\])(?:~|[A-Za-z]:)?[\\/](?![\\/])[^\s;,+'\"()]*[\\/][^\s;,+'\"()]*"
+    r"|(?<![\w./\\])\\\\[^\s;,+'\"()]+")
+
+
+def local_path_name(match: re.Match) -> str:
+    path = match.group(0).rstrip(".:")
+    tail = match.group(0)[len(path):]
+    return (Path(path.replace("\\", "/")).name or "…") + tail
+
+
 def public(value: Any) -> Any:
-    """Model metadata without local paths: a string naming a file keeps only its name."""
+    """Model metadata as it was written, less this or another machine's absolute paths: each
+    keeps only its file name (``qbench:/home/a/x.json`` → ``qbench:x.json``); prose, URLs and
+    relative paths (a licence file, ``../data/splits.csv:split_1``) are left as they are."""
     if isinstance(value, dict):
         return {key: public(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [public(item) for item in value]
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        spec = re.match(r"^([A-Za-z][\w-]*:)(?!//)(.+)$", value)  # e.g. qbench:/data/x.json
-        prefix, rest = (spec.group(1), spec.group(2)) if spec else ("", value)
-        return prefix + (Path(rest.replace("\\", "/")).name or "…")
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(local_path_name, value)
     return value
 
 
