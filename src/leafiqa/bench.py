@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from leafiqa.config import RunConfig
 from leafiqa.data.manifest import DataError
 from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.evaluation import provenance
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.evaluation.report import BenchReport, write_report
 from leafiqa.methods import BASELINES, LEAF_VARIANTS, METHODS, get_method, run_teacher_alone
@@ -184,8 +185,10 @@ def _run_task(split: str, seed: int, grid: BenchGrid, scatter_budget: float) -> 
 
 
 def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
-              progress: bool = True, workers: int | None = None) -> BenchReport:
-    """The grid runs (split, seed) tasks in parallel worker processes (``workers``, default:
+              progress: bool = True, workers: int | None = None,
+              overrides: dict | None = None) -> BenchReport:
+    """``overrides``: the ``--set`` pairs already applied to ``config``, for the provenance
+    record. The grid runs (split, seed) tasks in parallel worker processes (``workers``, default:
     the CPU count), each with one thread; the workers get the prepared workspaces through the
     pool's initializer (inherited by fork, never pickled)."""
     import multiprocessing
@@ -228,8 +231,11 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
     rows = pd.DataFrame([row for task in results for row in task.rows])
     scatter = next((task.scatter for task in results if task.scatter is not None), None)
     out = out or Path(config.output) / "bench"
+    seconds = time.time() - started
+    record = provenance.collect(config, overrides, started=started, seconds=seconds, quick=quick,
+                                extra={"grid": dataclasses.asdict(grid)})
     return write_report(
         rows, out, teacher=first.teacher.name, dataset=first.manifest.source,
-        n_train=int(first.train_rows.size), seconds=time.time() - started,
+        n_train=int(first.train_rows.size), seconds=seconds, provenance=record,
         splits=grid.splits, seeds=grid.seeds, selections=grid.selections, scatter=scatter,
         teacher_weights=[dataclasses.asdict(w) for w in first.teacher.weights])

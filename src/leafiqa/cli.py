@@ -625,7 +625,8 @@ def bench(config: Path = typer.Argument(...),
     from leafiqa.bench import run_bench
     from leafiqa.config import load_config
 
-    report = run_bench(load_config(config, parse_overrides(set_)), quick=quick, out=out)
+    overrides = parse_overrides(set_)
+    report = run_bench(load_config(config, overrides), quick=quick, out=out, overrides=overrides)
     typer.echo(report.markdown)
     typer.echo(f"\nreport: {report.html}   csv: {report.csv}   time: {report.seconds:.0f} s")
 
