@@ -196,6 +196,8 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
 
     started = time.time()
     grid = BenchGrid.from_config(config.bench, quick)
+    record = provenance.collect(config, overrides, started=started, quick=quick,
+                                extra={"grid": dataclasses.asdict(grid)})
     inputs: dict[str, tuple[Workspace, dict[str, np.ndarray]]] = {}
     workspaces: dict[str, Workspace] = {}
     for split in tqdm(grid.splits, desc="preparing splits", disable=not progress):
@@ -232,8 +234,7 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
     scatter = next((task.scatter for task in results if task.scatter is not None), None)
     out = out or Path(config.output) / "bench"
     seconds = time.time() - started
-    record = provenance.collect(config, overrides, started=started, seconds=seconds, quick=quick,
-                                extra={"grid": dataclasses.asdict(grid)})
+    record["wall_seconds"] = round(seconds, 1)
     return write_report(
         rows, out, teacher=first.teacher.name, dataset=first.manifest.source,
         n_train=int(first.train_rows.size), seconds=seconds, provenance=record,

@@ -29,9 +29,11 @@ def machine() -> dict[str, Any]:
 
 
 def collect(config: RunConfig, overrides: dict[str, Any] | None, *, started: float,
-            seconds: float, quick: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``started``: ``time.time()`` at the start; ``overrides``: the ``--set`` pairs as given
-    (already applied to ``config``)."""
+            quick: bool, seconds: float | None = None,
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Taken when a run starts (the commit is the code that ran, not whatever the tree holds
+    at the end); ``started``: its ``time.time()``; ``overrides``: the ``--set`` pairs as given
+    (already applied to ``config``); the caller sets ``wall_seconds`` when it ends."""
     return {
         "tool_version": __version__,
         "git_commit": git_commit(),
@@ -39,7 +41,7 @@ def collect(config: RunConfig, overrides: dict[str, Any] | None, *, started: flo
         "quick": quick,
         "overrides": dict(overrides or {}),
         "started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": round(seconds, 1),
+        "wall_seconds": None if seconds is None else round(seconds, 1),
         "machine": machine(),
         **(extra or {}),
         "config": config_to_dict(config) if dataclasses.is_dataclass(config) else dict(config),
@@ -66,7 +68,7 @@ def summary_lines(provenance: dict[str, Any]) -> list[tuple[str, str]]:
         ("overrides (--set)", ", ".join(f"{k}={_value(v)}" for k, v in overrides.items())
          or "none"),
         ("started (UTC)", str(provenance.get("started_utc"))),
-        ("wall time", f"{provenance.get('wall_seconds', 0):.0f} s"),
+        ("wall time", f"{provenance.get('wall_seconds') or 0:.0f} s"),
         ("machine", ", ".join(f"{k} {v}" for k, v in machine_info.items())),
     ]
 
