@@ -67,9 +67,9 @@ def test_bench_runs_each_split_and_the_registry_methods(tmp_path: Path) -> None:
     by_split = rows[rows["method"] == "teacher alone + logistic"].groupby("split")["srcc"]
     assert by_split.mean()["split_1"] != by_split.mean()["split_2"]  # not one split twice
     assert report.html.is_file() and "KRCC" in report.html.read_text()
-    assert "±" in report.markdown
-    # a single run says so instead of ±0.000
-    assert format_cell(0.5, float("nan"), 1) == "0.500 (n=1)"
+    assert "±" not in report.markdown and " [" in report.markdown  # mean [95 % interval]
+    # a single run has no interval, and shows none
+    assert format_cell(0.5, float("nan"), float("nan")) == "0.500"
 
 
 def test_bench_refuses_a_grid_the_data_cannot_honour(tmp_path: Path) -> None:

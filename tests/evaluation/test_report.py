@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +28,48 @@ def bench_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_the_report_renders_its_tables_and_plots_in_chromium(tmp_path: Path,
-                                                            browser) -> None:  # noqa: ANN001
+def test_the_report_renders_its_tables_plots_and_provenance_in_chromium(
+        tmp_path: Path, browser) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
     pred = np.linspace(1, 4, 50)
+    record = {"tool_version": "0.1.0", "git_commit": "abc123", "command": "leaf bench x.yaml",
+              "overrides": {"bench.seeds": [0, 1]}, "wall_seconds": 12.0,
+              "started_utc": "2026-11-30T12:00:00+00:00", "machine": {"cpus": 2},
+              "config": {"labels": {"seed": 0}}}
     report = write_report(bench_rows(), tmp_path, teacher="qbench:test", dataset="toy",
                           n_train=240, seconds=12.0, splits=["split_1", "split_2"], seeds=[0],
-                          selections=["random"], scatter=(pred, pred + 0.1, 24))
+                          selections=["random"], scatter=(pred, pred + 0.1, 24),
+                          provenance=record)
+    assert json.loads(report.provenance.read_text()) == record
     browser.get(report.html.as_uri())
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h2, h3")]
     assert any("Per split" in h for h in headings) and "SRCC / KRCC" in headings
+    assert "LEAF against the strongest other method (SRCC)" in headings
     images = browser.find_elements(By.TAG_NAME, "img")
     assert len(images) == 3  # SRCC curve, PLCC curve, scatter
-    assert all(browser.execute_script("return arguments[0].naturalWidth", i) > 300
+    assert all(browser.execute_script("return arguments[0].complete && "
+                                      "arguments[0].naturalWidth", i) > 300
                for i in images)  # embedded PNGs decode and have real size
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "linear probe (ridge)" in text and "Seconds per run" in text
-    assert "±" in text  # two splits: mean±std, never a lone ±0.000
+    assert "(n=" not in text and "±" not in text
+    provenance = browser.find_element(By.ID, "provenance").text
+    assert "abc123" in provenance and "bench.seeds=[0, 1]" in provenance
+    assert "leaf bench x.yaml" in provenance and "12 s" in provenance
 
 
-def test_a_single_run_shows_n_instead_of_a_zero_spread() -> None:
-    assert format_cell(0.5, float("nan"), 1) == "0.500 (n=1)"
-    assert format_cell(0.5, 0.01, 3) == "0.500±0.010"
+def test_cells_show_an_interval_or_just_the_value() -> None:
+    assert format_cell(0.5, float("nan"), float("nan")) == "0.500"
+    assert format_cell(0.5, 0.48, 0.53) == "0.500 [0.480, 0.530]"
+    assert format_cell(float("nan")) == ""
+
+
+def test_a_quick_grid_says_once_that_it_has_no_intervals(tmp_path: Path) -> None:
+    rows = bench_rows()
+    rows = rows[rows["split"] == "split_1"]
+    report = write_report(rows, tmp_path, teacher="t", dataset="toy", n_train=240, seconds=1.0,
+                          splits=["split_1"], seeds=[0], selections=["random"])
+    assert "(n=" not in report.markdown and "[" not in report.markdown.split("\n\n", 1)[1]
+    assert report.markdown.startswith("One run per cell")
+    assert report.provenance is None and not (tmp_path / "provenance.json").exists()

@@ -10,18 +10,30 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from leafiqa.calibration.mapping import fit_score_map  # noqa: E402
 from leafiqa.evaluation.metrics import plcc, srcc  # noqa: E402
 
 
+def save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def scatter_plot(pred: np.ndarray, mos: np.ndarray, path: str | Path, title: str = "",
                  calibrated: bool = True) -> Path:
+    return save(scatter_figure(pred, mos, title, calibrated), path)
+
+
+def scatter_figure(pred: np.ndarray, mos: np.ndarray, title: str = "",
+                   calibrated: bool = True) -> Figure:
     """MOS (y) against the prediction (x), the IQA convention, with the 4-parameter logistic
     from prediction to MOS fitted on these points (the map behind PLCC*) and, for predictions
     already calibrated onto the MOS scale, y = x."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pred, mos = np.asarray(pred, float), np.asarray(mos, float)
     fig, ax = plt.subplots(figsize=(5.4, 5))
     ax.scatter(pred, mos, s=8, alpha=0.55, color="#2b7a3d", edgecolors="none",
@@ -40,9 +52,7 @@ def scatter_plot(pred: np.ndarray, mos: np.ndarray, path: str | Path, title: str
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.25)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 LEAF = "LEAF"
@@ -75,12 +85,15 @@ Curve = dict[int, tuple[float, float, float]]  # n_labels → (mean, low, high)
 
 def budget_curves(table: dict[str, Curve], path: str | Path, metric: str, n_train: int,
                   interval: str = "band: 95 % interval") -> Path:
+    return save(curves_figure(table, metric, n_train, interval), path)
+
+
+def curves_figure(table: dict[str, Curve], metric: str, n_train: int,
+                  interval: str = "band: 95 % interval") -> Figure:
     """``table[method][n_labels] = (mean, low, high)``: the mean over runs with its interval
     as a band (none where low/high are NaN). Budgets above 0 on a log axis; 0 labels, which a
     log axis cannot place, in a panel of its own on the left, sharing the y axis. The legend
     sits outside, to the right."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     has_zero = any(0 in points for points in table.values())
     fig, axes = plt.subplots(1, 2 if has_zero else 1, sharey=True, figsize=(9.5, 4.6),
                              gridspec_kw={"width_ratios": [1, 7]} if has_zero else None,
@@ -132,6 +145,4 @@ def budget_curves(table: dict[str, Curve], path: str | Path, metric: str, n_trai
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8,
                frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return fig
