@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The README's screenshot of the page ``leaf serve`` shows: the packaged ``leaf-agiqa3k``
-model scoring four AGIQA-3K images (lowest to highest MOS) uploaded in headless Chromium.
+model (its card's licence and test figures at the top) scoring six AGIQA-3K images, lowest to
+highest MOS, uploaded in headless Chromium.
 
     python scripts/page_screenshot.py [--out docs/page.png]
 """
@@ -29,11 +30,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/agiqa3k")
     args = parser.parse_args()
     frame = pd.read_csv(args.data / "data.csv").sort_values("mos_quality")
-    picks = frame.iloc[[20, len(frame) // 3, 2 * len(frame) // 3, len(frame) - 20]]
+    picks = frame.iloc[[20 + (len(frame) - 40) * k // 5 for k in range(6)]]
     images = [str(args.data / "images" / name) for name in picks["name"]]
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,620"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=960,900"):
         options.add_argument(flag)
     with ServerThread(create_app("leaf-agiqa3k", runtime="torch")) as server:
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
@@ -42,8 +43,8 @@ def main() -> None:
             WebDriverWait(driver, 30).until(
                 lambda d: "higher is better" in d.find_element(By.ID, "model").text)
             driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys("\n".join(images))
-            WebDriverWait(driver, 60).until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card .score")) == len(images))
+            WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(
+                By.CSS_SELECTOR, "tr.row[data-state=scored]")) == len(images))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(args.out))
         finally:

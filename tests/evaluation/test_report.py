@@ -45,7 +45,7 @@ def test_the_report_renders_its_tables_plots_and_provenance_in_chromium(
     browser.get(report.html.as_uri())
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h2, h3")]
     assert any("Per split" in h for h in headings) and "SRCC / KRCC" in headings
-    assert "LEAF against the strongest other method (SRCC)" in headings
+    assert "LEAF against the strongest other method (SRCC, random selection)" in headings
     images = browser.find_elements(By.TAG_NAME, "img")
     assert len(images) == 3  # SRCC curve, PLCC curve, scatter
     assert all(browser.execute_script("return arguments[0].complete && "

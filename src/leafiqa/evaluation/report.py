@@ -119,7 +119,8 @@ def paired_table(rows: pd.DataFrame, selection: str, metric: str = "srcc") -> st
     for t in tests:
         p = "—" if np.isnan(t.p_value) else f"{t.p_value:.3g}"
         difference = "—" if np.isnan(t.difference) else f"{t.difference:+.3f}"
-        lines.append(f"| {budget_label(t.budget)} ({t.n_labels}) | {t.leaf:.3f} | {t.rival} | "
+        labels = "0" if t.n_labels == 0 else f"{budget_label(t.budget)} ({t.n_labels})"
+        lines.append(f"| {labels} | {t.leaf:.3f} | {t.rival} | "
                      f"{t.rival_mean:.3f} | {difference} | {t.pairs} | {p} | {t.note} |")
     return "\n".join(lines)
 
@@ -164,8 +165,9 @@ pre{{font-size:12px;background:#f6f8fa;padding:.6em;overflow:auto}}
 training labels; PLCC* after a 4-parameter logistic fitted on the test set (VQEG). With 0 labels
 there is no map onto MOS and only rank metrics are reported; the curves draw 0 labels in a panel
 of their own.</p>
-{weights}
+{tests}
 <h2>Curves (label selection: {first_selection})</h2><div class="plots">{plots}</div>
+{weights}
 {sections}
 {provenance}
 </body></html>"""
@@ -218,10 +220,6 @@ def write_report(rows: pd.DataFrame, out: Path, *, teacher: str, dataset: str, n
                         + "<h3>PLCC / RMSE (calibrated) · PLCC*</h3>"
                         + markdown_to_html(markdown_table(summary, selection,
                                                           ("plcc", "rmse", "plcc_fitted"))))
-        if tests[selection]:
-            sections.append("<h3>LEAF against the strongest other method (SRCC)</h3>"
-                            + markdown_to_html(tests[selection])
-                            + f'<p class="note">{html.escape(TEST_NOTE)}</p>')
         sections.append("<h3>Seconds per run (mean)</h3>"
                         + markdown_to_html(_seconds_table(summary, selection)))
     budgets = sorted(rows["budget"].unique())
@@ -235,11 +233,17 @@ def write_report(rows: pd.DataFrame, out: Path, *, teacher: str, dataset: str, n
             "| teacher | agreement with the others | weight |\n|---|---|---|\n" + "\n".join(
                 f"| {w['teacher_id']} | {w['consensus_correlation']:.3f} | {w['weight']:.3f} |"
                 for w in sorted(teacher_weights, key=lambda w: -w["weight"])))
+    tests_html = "".join(
+        f"<h2>LEAF against the strongest other method (SRCC, {selection} selection)</h2>"
+        + markdown_to_html(table) for selection, table in tests.items() if table)
+    if tests_html:
+        tests_html += f'<p class="note">{html.escape(TEST_NOTE)}</p>'
     page = out / "report.html"
     page.write_text(PAGE.format(
         dataset=html.escape(dataset), n_train=n_train, teacher=html.escape(teacher),
         splits=html.escape(", ".join(splits)), seeds=seeds, seconds=seconds, weights=weights,
         first_selection=selections[0], plots=embedded, interval_note=html.escape(note),
+        tests=tests_html,
         sections="".join(sections),
         provenance=provenance_block.html_block(provenance) if provenance else ""))
     return BenchReport(rows, summary, markdown, csv_path, page, seconds, provenance_path)
