@@ -109,6 +109,42 @@ def test_page_takes_70_files_in_order_and_downloads_a_csv_of_70_rows(
     assert table["score"][:3].to_numpy() == pytest.approx(expected, abs=1e-3)
 
 
+DROP_IMAGES = """
+const [count, done] = [arguments[0], arguments[arguments.length - 1]];
+const transfer = new DataTransfer();
+const canvas = document.createElement("canvas");
+canvas.width = canvas.height = 48;
+const context = canvas.getContext("2d");
+(async () => {
+  for (let i = 0; i < count; i++) {
+    context.fillStyle = `hsl(${i * 5}, 70%, ${20 + i % 60}%)`;
+    context.fillRect(0, 0, 48, 48);
+    context.fillStyle = "#fff";
+    context.fillRect(i % 40, 8, 6, 30);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    transfer.items.add(new File([blob], `drop_${String(i).padStart(2, "0")}.png`,
+                                { type: "image/png" }));
+  }
+  const drop = document.getElementById("drop");
+  drop.dispatchEvent(new DragEvent("dragenter", { dataTransfer: transfer, bubbles: true }));
+  drop.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+  done(transfer.files.length);
+})();
+"""
+
+
+def test_page_takes_70_images_dropped_on_it(browser, served: str) -> None:
+    """The drag-and-drop path: 70 images dropped at once on the drop zone."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, served)
+    browser.set_script_timeout(60)
+    assert browser.execute_async_script(DROP_IMAGES, 70) == 70
+    wait_for(browser, "#status", lambda t: t == "70 of 70 scored · 0 failed", timeout=120)
+    names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "tr.row .name")]
+    assert names == [f"drop_{i:02d}.png" for i in range(70)]
+
+
 def test_docs_render_offline_in_chromium(browser, served: str) -> None:
     browser.get(served + "/docs")
     operations = wait_for(browser, ".opblock-summary-path", timeout=30)
