@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench", type=Path, help="a bench folder holding report.html")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "report.png")
-    parser.add_argument("--size", default="1200,1700", help="window width,height in pixels")
+    parser.add_argument("--size", default="1200,1900", help="window width,height in pixels")
     args = parser.parse_args()
     page = args.bench / "report.html"
     if not page.is_file():
