@@ -113,10 +113,10 @@ def curves_figure(table: dict[str, Curve], metric: str, n_train: int,
                 ax.fill_between(x, low, high, alpha=0.12 if method != LEAF else 0.2,
                                 color=style["color"], lw=0)
         if zero_ax is not None and 0 in points:
-            mean, low, high = points[0]
+            at_zero, zero_low, zero_high = points[0]
             slot = zero_methods.index(method)
-            error = None if np.isnan(low) else [[mean - low], [high - mean]]
-            zero_ax.errorbar([slot], [mean], yerr=error, color=style["color"],
+            error = None if np.isnan(zero_low) else [[at_zero - zero_low], [zero_high - at_zero]]
+            zero_ax.errorbar([slot], [at_zero], yerr=error, color=style["color"],
                              marker=style["marker"], ms=style["ms"] + 1, capsize=2,
                              lw=1.2, zorder=style["zorder"],
                              label=None if budgets else method)

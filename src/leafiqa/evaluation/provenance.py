@@ -4,11 +4,11 @@ overrides, the full resolved config, the machine and the wall time — written t
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import os
 import platform
+import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,14 +37,14 @@ def collect(config: RunConfig, overrides: dict[str, Any] | None, *, started: flo
     return {
         "tool_version": __version__,
         "git_commit": git_commit(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         "quick": quick,
         "overrides": dict(overrides or {}),
         "started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": None if seconds is None else round(seconds, 1),
         "machine": machine(),
         **(extra or {}),
-        "config": config_to_dict(config) if dataclasses.is_dataclass(config) else dict(config),
+        "config": config_to_dict(config),
     }
 
 
