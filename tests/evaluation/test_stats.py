@@ -17,6 +17,7 @@ def test_the_interval_holds_the_mean_and_narrows_with_more_runs() -> None:
     assert high_many - low_many < high - low
     assert np.isnan(mean_interval(np.array([0.5]))).all()  # one run: no interval
     assert mean_interval(np.array([0.5, 0.5, 0.5])) == (0.5, 0.5)
+    assert mean_interval(few) == mean_interval(few[::-1])  # the runs' order does not matter
 
 
 def rows_for(leaf: list[float], probe: list[float], ablation: list[float]) -> pd.DataFrame:

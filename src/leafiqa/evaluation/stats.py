@@ -24,7 +24,9 @@ def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE,
                   resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """Percentile-bootstrap interval of the mean; (nan, nan) for fewer than two values."""
     values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
+    # sorted: the runs arrive in the order parallel workers finish, and the same runs must give
+    # the same interval
+    values = np.sort(values[~np.isnan(values)])
     if values.size < 2:
         return float("nan"), float("nan")
     if np.ptp(values) == 0:
