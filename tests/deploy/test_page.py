@@ -145,6 +145,21 @@ def test_page_takes_70_images_dropped_on_it(browser, served: str) -> None:
     assert names == [f"drop_{i:02d}.png" for i in range(70)]
 
 
+def test_page_takes_a_folder_with_its_subfolders(browser, served: str, tmp_path: Path) -> None:
+    """"choose a folder…": every image under it, in path order; other files are left out."""
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "shoot"
+    for name in ("b.jpg", "a.jpg", "day2/c.jpg"):
+        make_image(folder / name, seed=len(name), size=48)
+    (folder / "notes.txt").write_text("not an image")
+    open_page(browser, served)
+    browser.find_element(By.ID, "folder-input").send_keys(str(folder))
+    wait_for(browser, "#status", lambda t: t == "3 of 3 scored · 0 failed", timeout=60)
+    names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "tr.row .name")]
+    assert names == ["shoot/a.jpg", "shoot/b.jpg", "shoot/day2/c.jpg"]
+
+
 def test_docs_render_offline_in_chromium(browser, served: str) -> None:
     browser.get(served + "/docs")
     operations = wait_for(browser, ".opblock-summary-path", timeout=30)
