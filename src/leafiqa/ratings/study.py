@@ -45,7 +45,7 @@ class StudySettings:
     seed: int = 0
     gold: dict[str, float] = field(default_factory=dict)
     gold_tolerance_levels: float = 1.0   # a gold answer within ±1 ACR level passes
-    min_gold_pass: float = 0.75          # share of gold answers that must pass
+    min_gold_pass: float = 1.0           # share of gold answers that must pass (all)
     max_repeat_difference: float = 2.0   # mean |first − second| over repeats, in ACR levels
     min_spread: float = 0.3              # std of a rater's votes, in ACR levels
     min_votes_for_spread: int = 5
