@@ -204,3 +204,53 @@ def test_a_server_killed_mid_study_keeps_every_acknowledged_rating(
         stop.set()
         server.kill()
         server.wait(timeout=10)
+
+
+def test_the_admin_page_shows_hostile_image_names_as_text(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from leafiqa.ratings.study import StudySettings, read_image_list
+    from tests.conftest import make_image
+
+    hostile = "<img src=x onerror=document.title='pwned'>.jpg"
+    make_image(tmp_path / "photos" / hostile, seed=1)
+    make_image(tmp_path / "photos" / "plain.jpg", seed=2)
+    study = Study.create(tmp_path / "study", read_image_list(tmp_path / "photos"),
+                         StudySettings(title="<script>document.title='pwned'</script>"))
+    key = study.set_admin_key()
+    (rater, token), = study.add_raters(1)
+    with ServerThread(create_rating_app(study.folder)) as server:
+        browser.get(f"{server.url}/admin")
+        browser.find_element(By.ID, "key").send_keys(key)
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        cells = WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#images td"))
+        assert hostile in [cell.text for cell in cells]
+        assert "rater1" in browser.find_element(By.ID, "raters").text
+        assert browser.title != "pwned" and not browser.find_elements(By.CSS_SELECTOR,
+                                                                      "#images img")
+        browser.get(f"{server.url}/r/{token}")  # the study's title on the rater's page
+        WebDriverWait(browser, 30).until(
+            lambda d: "<script>" in d.find_element(By.ID, "title").text)
+        assert browser.title != "pwned"
+        browser.execute_script("sessionStorage.clear()")
+
+
+def test_a_slider_study_is_rated_with_the_slider(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    study = make_study(tmp_path, images=2, scale="slider", repeats=0)
+    (rater, token), = study.add_raters(1)
+    with ServerThread(create_rating_app(study.folder)) as server:
+        wait = WebDriverWait(browser, 30)
+        browser.get(f"{server.url}/r/{token}")
+        wait.until(ready.element_to_be_clickable((By.ID, "start"))).click()
+        submit = wait.until(ready.element_to_be_clickable((By.ID, "submit-slider")))
+        assert not browser.find_element(By.ID, "acr").is_displayed()
+        browser.execute_script("document.getElementById('slider').value = '73'")
+        submit.click()
+        wait.until(lambda d: done_count(d) == 1)
+    assert [r.value for r in study.ratings()] == [73.0]

@@ -99,3 +99,15 @@ def test_requests_are_limited_per_link(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/api/r/{other}").status_code == 200  # not slowed
         guesses = [httpx.get(f"{server.url}/api/r/guess{k}").status_code for k in range(8)]
         assert guesses[:5] == [404] * 5 and guesses[5:] == [429] * 3
+
+
+def test_a_slider_study_takes_0_to_100(tmp_path: Path) -> None:
+    study = make_study(tmp_path, images=2, scale="slider")
+    (rater, token), = study.add_raters(1)
+    with ServerThread(create_rating_app(study.folder)) as server:
+        assert httpx.get(f"{server.url}/api/r/{token}").json()["scale"] == "slider"
+        assert httpx.post(f"{server.url}/api/r/{token}/rating",
+                          json={"step": 0, "value": 100.5}).status_code == 422
+        assert httpx.post(f"{server.url}/api/r/{token}/rating",
+                          json={"step": 0, "value": 62.5}).status_code == 200
+    assert [r.value for r in study.ratings()] == [62.5]
