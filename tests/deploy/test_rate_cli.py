@@ -13,7 +13,6 @@ from tests.conftest import make_image
 from tests.deploy.test_bad_inputs_cli import assert_user_error, invoke
 
 
-
 def photos(folder: Path, count: int = 8) -> Path:
     for k in range(count):
         make_image(folder / f"p{k}.jpg", seed=k, blur=k * 0.5)
