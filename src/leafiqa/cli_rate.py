@@ -143,3 +143,10 @@ def export(study: Path = typer.Argument(...),
         typer.echo(line)
     rows = write_labels(opened, out, result)
     typer.echo(f"wrote {out}: {rows} images")
+    moved = [image.name for image in opened.images() if image.gold is None
+             and (out.parent / image.name).resolve() != image.path.resolve()]
+    if moved:
+        typer.echo(f"note: {len(moved)} names are written as paths relative to {out.parent} "
+                   "so `leaf calibrate --labels` finds the files; write the labels into the "
+                   "data folder to keep the data set's names (what `leaf select --labels` "
+                   "matches)")

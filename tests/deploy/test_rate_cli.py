@@ -48,6 +48,7 @@ def test_create_status_and_export(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert lines[0] == "name,mos,std,n" and len(lines) == 9
     assert "p0.jpg,5.0000,0.0000,2" in lines  # names as listed: the labels sit by the photos
+    assert "note:" not in exported.output
     revoked = invoke("rate", "revoke", tmp_path / "study", "rater2")
     assert revoked.exit_code == 0 and study.rater_for_token(links[1]) is None
     more = invoke("rate", "add-raters", tmp_path / "study", "--count", "1")
@@ -92,7 +93,8 @@ def test_calibrate_takes_the_exported_labels_as_they_are(tmp_path: Path,
             name = study.image(study.step(rater.id, step).image_id).name
             study.record(rater.id, step, float(5 - int(name[1:].split(".")[0]) // 2))
     labels = tmp_path / "elsewhere" / "labels.csv"  # not beside the photos: relative paths
-    assert invoke("ratings", "export", tmp_path / "study", "--out", labels).exit_code == 0
+    exported = invoke("ratings", "export", tmp_path / "study", "--out", labels)
+    assert exported.exit_code == 0 and "note: 10 names are written as paths" in exported.output
     assert "../photos/p0.jpg" in labels.read_text()
     out = tmp_path / "calibrated.safetensors"
     result = invoke("calibrate", model_file, "--labels", labels, "--budget", "10",

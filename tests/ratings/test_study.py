@@ -34,6 +34,11 @@ def test_image_lists_from_folder_csv_and_json(tmp_path: Path) -> None:
     assert [n for n, _ in listed] == ["sub/b.png", "a.jpg"]  # the order asked for is kept
     assert listed[0][1] == (tmp_path / "photos" / "sub" / "b.png").resolve()
     (tmp_path / "pick.json").write_text(json.dumps({"images": [{"name": "a.jpg"}]}))
+    # `leaf select` writes order,name,path: the dataset's name is kept, the path finds the file
+    (tmp_path / "next.csv").write_text(
+        f"order,name,path\n1,sub/b.png,{tmp_path / 'photos' / 'sub' / 'b.png'}\n")
+    assert read_image_list(tmp_path / "next.csv") == [
+        ("sub/b.png", (tmp_path / "photos" / "sub" / "b.png").resolve())]
     assert [n for n, _ in read_image_list(tmp_path / "pick.json", tmp_path / "photos")] == \
         ["a.jpg"]
 

@@ -115,9 +115,11 @@ def token_hash(token: str) -> str:
 
 
 def read_image_list(source: Path, root: Path | None = None) -> list[tuple[str, Path]]:
-    """``(name, path)`` for a folder's images or the rows of a ``leaf select`` output (CSV with a
-    ``name``, ``path`` or ``image`` column, or JSON: a list of such records or of names; names
-    relative to ``root``, by default the file's folder). Missing files: one error naming
+    """``(name, path)`` for a folder's images or the rows of a ``leaf select`` output: a CSV
+    with a ``name``, ``path`` or ``image`` column, or JSON (a list of such records or of names,
+    or ``{"images": [...]}``). With both ``name`` and ``path`` (``leaf select`` writes
+    ``order,name,path``) the name is kept for the labels and the path finds the file; relative
+    paths are under ``root``, by default the list's folder. Missing files: one error naming
     them."""
     if source.is_dir():
         paths, _ = walk_images(source)
@@ -126,29 +128,41 @@ def read_image_list(source: Path, root: Path | None = None) -> list[tuple[str, P
         return [(p.relative_to(source).as_posix(), p.resolve()) for p in paths]
     if not source.is_file():
         raise DataError(f"{source}: no such file or folder")
-    names = _names_from_file(source)
+    entries = _entries_from_file(source)
     base = root or source.parent
     found: list[tuple[str, Path]] = []
     missing: list[str] = []
-    for name in names:
-        path = Path(name) if Path(name).is_absolute() else base / name
+    for name, where in entries:
+        path = Path(where) if Path(where).is_absolute() else base / where
         if path.is_file():
             found.append((name, path.resolve()))
         else:
-            missing.append(name)
+            missing.append(where)
     if missing:
         shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)"
                                            if len(missing) > 10 else "")
         raise DataError(f"{source}: {len(missing)} image(s) not found under {base}: {shown}")
     if not found:
         raise DataError(f"{source}: lists no images")
+    names = [name for name, _ in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise DataError(f"{source}: images listed twice: {', '.join(duplicates[:10])}")
     return found
 
 
-def _names_from_file(source: Path) -> list[str]:
+def _entry(record: dict, where: str) -> tuple[str, str] | None:
+    name = next((str(record[k]).strip() for k in ("name", "path", "image")
+                 if record.get(k) and str(record[k]).strip()), None)
+    path = next((str(record[k]).strip() for k in ("path", "name", "image")
+                 if record.get(k) and str(record[k]).strip()), None)
+    if name is None or path is None:
+        raise DataError(f"{where}: no name, path or image")
+    return name, path
+
+
+def _entries_from_file(source: Path) -> list[tuple[str, str]]:
+    """``(name, where the file is)`` per listed image."""
     if source.suffix.lower() == ".json":
         try:
             payload = json.loads(source.read_text(encoding="utf-8"))
@@ -157,31 +171,27 @@ def _names_from_file(source: Path) -> list[str]:
         records = payload.get("images", payload) if isinstance(payload, dict) else payload
         if not isinstance(records, list):
             raise DataError(f"{source}: expected a list of images or {{\"images\": [...]}}")
-        names = []
+        entries = []
         for index, record in enumerate(records):
-            value = record if isinstance(record, str) else next(
-                (record.get(k) for k in ("name", "path", "image")
-                 if isinstance(record, dict) and record.get(k)), None)
-            if not isinstance(value, str) or not value.strip():
+            if isinstance(record, str) and record.strip():
+                entries.append((record.strip(), record.strip()))
+            elif isinstance(record, dict):
+                entries.append(_entry(record, f"{source}: entry {index}"))
+            else:
                 raise DataError(f"{source}: entry {index} has no name, path or image")
-            names.append(value.strip())
-        return names
+        return entries
     if source.suffix.lower() in IMAGE_SUFFIXES:
         raise DataError(f"{source}: give a folder of images or a CSV/JSON list, not one image")
-    with source.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        column = next((c for c in ("name", "path", "image") if c in (reader.fieldnames or [])),
-                      None)
-        if column is None:
-            raise DataError(f"{source}: needs a 'name', 'path' or 'image' column "
-                            f"(has {reader.fieldnames})")
-        names = []
-        for row_number, row in enumerate(reader, start=2):
-            value = (row.get(column) or "").strip()
-            if not value:
-                raise DataError(f"{source}: row {row_number}, column '{column}': empty name")
-            names.append(value)
-        return names
+    try:
+        with source.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not {"name", "path", "image"} & set(reader.fieldnames or []):
+                raise DataError(f"{source}: needs a 'name', 'path' or 'image' column "
+                                f"(has {reader.fieldnames})")
+            return [_entry(row, f"{source}: row {number}")
+                    for number, row in enumerate(reader, start=2)]
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: not a text CSV file") from None
 
 
 def plan_order(image_ids: Sequence[int], repeat_candidates: Sequence[int], repeats: int,
