@@ -25,7 +25,8 @@ from tests.conftest import make_image
 from tests.ratings.conftest import make_study
 
 
-def test_image_lists_from_folder_csv_and_json(tmp_path: Path) -> None:
+def test_image_lists_from_folder_csv_and_json(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("a.jpg", "sub/b.png"):
         make_image(tmp_path / "photos" / name, seed=1)
     assert [n for n, _ in read_image_list(tmp_path / "photos")] == ["a.jpg", "sub/b.png"]
@@ -38,6 +39,12 @@ def test_image_lists_from_folder_csv_and_json(tmp_path: Path) -> None:
     (tmp_path / "next.csv").write_text(
         f"order,name,path\n1,sub/b.png,{tmp_path / 'photos' / 'sub' / 'b.png'}\n")
     assert read_image_list(tmp_path / "next.csv") == [
+        ("sub/b.png", (tmp_path / "photos" / "sub" / "b.png").resolve())]
+    # … or relative to where it ran: `leaf select photos` writes photos/sub/b.png
+    (tmp_path / "photos" / "next.csv").write_text("order,name,path\n1,sub/b.png,"
+                                                  "photos/sub/b.png\n")
+    monkeypatch.chdir(tmp_path)
+    assert read_image_list(tmp_path / "photos" / "next.csv") == [
         ("sub/b.png", (tmp_path / "photos" / "sub" / "b.png").resolve())]
     assert [n for n, _ in read_image_list(tmp_path / "pick.json", tmp_path / "photos")] == \
         ["a.jpg"]

@@ -133,8 +133,12 @@ def read_image_list(source: Path, root: Path | None = None) -> list[tuple[str, P
     found: list[tuple[str, Path]] = []
     missing: list[str] = []
     for name, where in entries:
-        path = Path(where) if Path(where).is_absolute() else base / where
-        if path.is_file():
+        # a relative path is tried under the list's folder, then the working folder (`leaf
+        # select` writes paths as the data set was given on its command line), then the name
+        candidates = [Path(where)] if Path(where).is_absolute() else [
+            base / where, Path.cwd() / where, base / name]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is not None:
             found.append((name, path.resolve()))
         else:
             missing.append(where)
