@@ -101,3 +101,26 @@ def test_calibrate_takes_the_exported_labels_as_they_are(tmp_path: Path,
                     "--cache", tmp_path / "cache", "--out", out)
     assert result.exit_code == 0, result.output
     assert out.is_file()
+
+
+def test_a_run_config_reads_the_exported_labels_as_they_are(tmp_path: Path) -> None:
+    """`leaf run`'s data loader (``workspace.load_manifest``) on an exported label file."""
+    pytest.importorskip("sureal")
+    from leafiqa.config import load_config
+    from leafiqa.workspace import load_manifest
+
+    folder = photos(tmp_path / "photos", count=6)
+    invoke("rate", "create", tmp_path / "study", "--images", folder / "selected.csv",
+           "--raters", "2", "--repeats", "0")
+    study = Study(tmp_path / "study")
+    for rater in study.raters():
+        for step in range(rater.total):
+            study.record(rater.id, step, float(1 + (step + rater.id) % 5))
+    assert invoke("ratings", "export", tmp_path / "study", "--out",
+                  folder / "labels.csv").exit_code == 0
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data:\n  kind: csv\n  path: {folder / 'labels.csv'}\n"
+                      f"output: {tmp_path / 'run'}\n")
+    manifest = load_manifest(load_config(config))
+    assert len(manifest) == 6 and all(item.mos is not None for item in manifest)
+    assert {item.name for item in manifest} == {f"p{k}.jpg" for k in range(6)}
