@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
@@ -77,8 +78,9 @@ def create(
                f"{repeats} repeats per rater")
     print_links(base_url, made)
     typer.echo(f"admin: {base_url.rstrip('/')}/admin  key: {key}")
-    typer.echo("(links and key are shown only now; serve with `leaf rate serve "
-               f"{study}`)")
+    port = urlsplit(base_url).port
+    serve_hint = f"leaf rate serve {study}" + (f" --port {port}" if port else "")
+    typer.echo(f"(links and key are shown only now; serve with `{serve_hint}`)")
 
 
 @rate_app.command("add-raters")

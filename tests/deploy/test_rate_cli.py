@@ -33,6 +33,7 @@ def test_create_status_and_export(tmp_path: Path) -> None:
     assert len(links) == 2 and all(len(token) >= 32 for token in links)
     assert re.search(r"admin: .*/admin  key: [\w-]{32}", result.output)
     assert "8 images, 2 gold" in result.output
+    assert f"serve with `leaf rate serve {tmp_path / 'study'} --port 8001`" in result.output
     study = Study(tmp_path / "study")
     answers = {f"p{k}.jpg": 5 - k // 2 for k in range(8)} | {"good.jpg": 5, "bad.jpg": 1}
     for rater in study.raters():

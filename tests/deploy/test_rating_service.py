@@ -65,6 +65,7 @@ def test_unknown_and_revoked_links_are_404(served) -> None:  # noqa: ANN001
         assert httpx.get(url + path).status_code == 404, path
     assert httpx.post(f"{url}/api/r/nope/rating", json={"step": 0, "value": 3}
                       ).status_code == 404
+    assert "This rating link does not work" in httpx.get(f"{url}/r/nope").text
     study.revoke("rater1")
     assert httpx.get(f"{url}/api/r/{token}").status_code == 404
     assert httpx.get(f"{url}/api/r/{other}").status_code == 200

@@ -16,6 +16,7 @@ looked up by the rater's step, so no name from a request ever reaches the file s
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from importlib import resources
@@ -37,6 +38,10 @@ SECURITY_HEADERS = {
                                "script-src 'unsafe-inline'; connect-src 'self'; "
                                "frame-ancestors 'none'",
 }
+DEAD_LINK = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Rating link</title>"
+             "<body style=\"font: 16px system-ui, sans-serif; margin: 2em\"><h1>This rating link "
+             "does not work</h1><p>{detail} ({status}). Ask the study owner for a new link."
+             "</p></body></html>")
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
                ".bmp": "image/bmp", ".webp": "image/webp", ".tif": "image/tiff",
                ".tiff": "image/tiff"}
@@ -111,7 +116,12 @@ def create_rating_app(study_folder: str | Path, *, rate: float = 10.0, burst: in
 
     @app.get("/r/{token}", response_class=HTMLResponse)
     async def page(token: str, request: Request) -> HTMLResponse:
-        await rater_for(token, request)
+        try:
+            await rater_for(token, request)
+        except HTTPException as error:  # a person opened the link: answer with a page
+            return HTMLResponse(DEAD_LINK.format(status=error.status_code,
+                                                 detail=html.escape(str(error.detail))),
+                                status_code=error.status_code, headers=error.headers)
         return HTMLResponse(static_page("rate.html"))
 
     @app.get("/api/r/{token}")
