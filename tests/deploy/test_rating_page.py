@@ -151,7 +151,7 @@ def test_a_server_killed_mid_study_keeps_every_acknowledged_rating(
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
-    study = make_study(tmp_path, images=40, repeats=2)
+    study = make_study(tmp_path, images=60, repeats=2)
     (page_rater, page_token), (api_rater, api_token) = study.add_raters(2)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -173,12 +173,12 @@ def test_a_server_killed_mid_study_keeps_every_acknowledged_rating(
                     step += 1
 
     try:
-        worker = threading.Thread(target=hammer)
-        worker.start()
         clicked = rate_through_page(browser, f"{url}/r/{page_token}", study, page_rater.id,
                                     lambda name: 3, steps=4)
+        worker = threading.Thread(target=hammer)
+        worker.start()
         while len(acknowledged) < 5 and worker.is_alive():
-            time.sleep(0.01)
+            time.sleep(0.002)
         server.send_signal(signal.SIGKILL)  # mid-stream: the hammer is still sending
         server.wait(timeout=10)
         worker.join(timeout=30)
@@ -191,6 +191,7 @@ def test_a_server_killed_mid_study_keeps_every_acknowledged_rating(
         # at most one rating can be stored whose reply the kill swallowed
         assert api_stored[: len(acknowledged)] == acknowledged
         assert len(api_stored) <= len(acknowledged) + 1 and len(acknowledged) >= 5
+        assert len(acknowledged) < api_rater.total  # the kill came while it was sending
 
         server = start_server(study.folder, port)
         browser.get(f"{url}/r/{page_token}")
