@@ -21,6 +21,7 @@ RANKS: dict[str, int] = {
     "redact": FOUNDATION,
     "data": 1,
     "config": 1,  # settings for every stage; validates input sizes with data.images
+    "ratings": 1,  # human ratings → MOS labels: reads image lists with data, feeds calibration
     "teachers": 2,
     "judgments": 3,
     "student": 4,

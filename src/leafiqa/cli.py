@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
+from leafiqa.cli_rate import rate_app, ratings_app
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
@@ -46,6 +47,8 @@ app = typer.Typer(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
                   help="LEAF — label-efficient image quality assessment.")
 judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import judgments.")
 app.add_typer(judgments_app, name="judgments")
+app.add_typer(rate_app, name="rate")
+app.add_typer(ratings_app, name="ratings")
 STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
 
 

@@ -1,0 +1,154 @@
+"""``leaf rate create|serve|status|add-raters|revoke`` and ``leaf ratings export``: collect
+human ratings of a ``leaf select`` output and turn them into a ``name,mos,std,n`` label file."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+
+from leafiqa.errors import DataError
+
+rate_app = typer.Typer(no_args_is_help=True, help="Collect human ratings of images (a study "
+                                                  "served as a web page per rater).")
+ratings_app = typer.Typer(no_args_is_help=True, help="Turn collected ratings into MOS labels.")
+
+
+def read_gold(path: Path, scale: str) -> tuple[list[tuple[str, Path]], dict[str, float]]:
+    """A CSV ``name,value`` (``mos`` or ``level`` also name the answer column) of hidden gold
+    images with their known answer on the study's scale; names relative to the CSV."""
+    from leafiqa.ratings.study import read_image_list
+
+    images = read_image_list(path)
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        column = next((c for c in ("value", "mos", "level") if c in (reader.fieldnames or [])),
+                      None)
+        name_column = next(c for c in ("name", "path", "image") if c in (reader.fieldnames or []))
+        if column is None:
+            raise DataError(f"{path}: needs a 'value' column with each gold image's answer on "
+                            f"the {scale} scale")
+        answers: dict[str, float] = {}
+        for row_number, row in enumerate(reader, start=2):
+            try:
+                answers[row[name_column].strip()] = float(row[column])
+            except (TypeError, ValueError):
+                raise DataError(f"{path}: row {row_number}, column '{column}': expected a "
+                                f"number, got {row[column]!r}") from None
+    return images, answers
+
+
+def print_links(base_url: str, made: list) -> None:  # noqa: ANN001 - [(Rater, token)]
+    for rater, token in made:
+        typer.echo(f"{rater.label}: {base_url.rstrip('/')}/r/{token}")
+
+
+@rate_app.command("create")
+def create(
+    study: Path = typer.Argument(..., help="a new folder for the study"),
+    images: Path = typer.Option(..., help="a `leaf select` output (CSV/JSON with a name or "
+                                          "path column) or a folder of images"),
+    root: Path = typer.Option(None, help="folder the names are relative to (default: the "
+                                         "list's folder)"),
+    gold: Path = typer.Option(None, help="CSV name,value of hidden gold images with a known "
+                                         "answer on the study's scale"),
+    scale: str = typer.Option("acr", help="acr (Bad…Excellent, 1–5) or slider (0–100)"),
+    raters: int = typer.Option(2, help="rater links to make now (more: add-raters)"),
+    repeats: int = typer.Option(2, help="images each rater sees a second time"),
+    title: str = typer.Option("Image quality study"),
+    instructions: str = typer.Option(None, help="text shown before the first image"),
+    seed: int = typer.Option(0, help="seed of the raters' random orders"),
+    base_url: str = typer.Option("http://127.0.0.1:8001", help="address raters will open"),
+) -> None:
+    """Make a study: the images, its settings, one link per rater and an admin key (shown
+    once; only their hashes are stored)."""
+    from leafiqa.ratings.study import Study, StudySettings, read_image_list
+
+    listed = read_image_list(images, root)
+    gold_images, answers = read_gold(gold, scale) if gold else ([], {})
+    options = {"instructions": instructions} if instructions else {}
+    settings = StudySettings(title=title, scale=scale, repeats=repeats, seed=seed, gold=answers,
+                             **options)
+    created = Study.create(study, listed, settings, gold_images)
+    key = created.set_admin_key()
+    made = created.add_raters(raters)
+    typer.echo(f"study {study}: {len(listed)} images, {len(gold_images)} gold, scale {scale}, "
+               f"{repeats} repeats per rater")
+    print_links(base_url, made)
+    typer.echo(f"admin: {base_url.rstrip('/')}/admin  key: {key}")
+    port = urlsplit(base_url).port
+    serve_hint = f"leaf rate serve {study}" + (f" --port {port}" if port else "")
+    typer.echo(f"(links and key are shown only now; serve with `{serve_hint}`)")
+
+
+@rate_app.command("add-raters")
+def add_raters(study: Path = typer.Argument(...), count: int = typer.Option(1, "--count"),
+               base_url: str = typer.Option("http://127.0.0.1:8001")) -> None:
+    """More rater links for a study."""
+    from leafiqa.ratings.study import Study
+
+    print_links(base_url, Study(study).add_raters(count))
+
+
+@rate_app.command("revoke")
+def revoke(study: Path = typer.Argument(...),
+           rater: str = typer.Argument(..., help="the rater's label (rater2) or id")) -> None:
+    """Stop a rater's link from working (their ratings so far stay in the study)."""
+    from leafiqa.ratings.study import Study
+
+    typer.echo(f"revoked {Study(study).revoke(rater).label}")
+
+
+@rate_app.command("serve")
+def serve(study: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8001,
+          rate_limit: float = typer.Option(10.0, help="requests a second per rater link"),
+          burst: int = typer.Option(40, help="requests a link may send at once")) -> None:
+    """Serve the rating pages (/r/<token>) and the admin page (/admin)."""
+    import uvicorn
+
+    from leafiqa.deploy.rating_service import create_rating_app
+
+    uvicorn.run(create_rating_app(study, rate=rate_limit, burst=burst), host=host, port=port,
+                timeout_keep_alive=5)
+
+
+@rate_app.command("status")
+def status(study: Path = typer.Argument(...)) -> None:
+    """Progress and consistency checks per rater."""
+    from leafiqa.ratings.screening import check_raters, votes_from_study
+    from leafiqa.ratings.study import Study
+
+    opened = Study(study)
+    checks = {c.rater: c for c in check_raters(votes_from_study(opened), opened.settings)}
+    for rater in opened.raters():
+        check = checks.get(rater.label)
+        flags = "; ".join(check.reasons) if check and check.reasons else "ok"
+        typer.echo(f"{rater.label}: {rater.done}/{rater.total}"
+                   f"{' (revoked)' if rater.revoked else ''}  {flags}")
+
+
+@ratings_app.command("export")
+def export(study: Path = typer.Argument(...),
+           out: Path = typer.Option(..., help="labels CSV: name,mos,std,n"),
+           method: str = typer.Option("bt500", help="bt500 (checks + ITU-R BT.500 screening), "
+                                                    "mle (checks + ITU-T P.913 subject model) "
+                                                    "or mean (no screening)")) -> None:
+    """Screen the raters and write each image's MOS for `leaf calibrate --labels`."""
+    from leafiqa.ratings.screening import describe_checks, estimate, votes_from_study, write_labels
+    from leafiqa.ratings.study import Study
+
+    opened = Study(study)
+    result = estimate(votes_from_study(opened), opened.settings, method=method)
+    for line in describe_checks(result.checks):
+        typer.echo(line)
+    rows = write_labels(opened, out, result)
+    typer.echo(f"wrote {out}: {rows} images")
+    moved = [image.name for image in opened.images() if image.gold is None
+             and (out.parent / image.name).resolve() != image.path.resolve()]
+    if moved:
+        typer.echo(f"note: {len(moved)} names are written as paths relative to {out.parent} "
+                   "so `leaf calibrate --labels` finds the files; write the labels into the "
+                   "data folder to keep the data set's names (what `leaf select --labels` "
+                   "matches)")
