@@ -331,16 +331,24 @@ def evaluate(
     split: str = typer.Option("split_1"),
     subset: str = typer.Option("test", help="split value to evaluate on ('' for all)"),
     json_out: Path = typer.Option(None, "--json", help="write the metrics here"),
+    force: bool = typer.Option(False, "--force", help="replace an existing --json file"),
     runtime: str = typer.Option("auto"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """SRCC / KRCC / PLCC / RMSE of a model file against MOS."""
+    """SRCC / KRCC / PLCC / RMSE of a model file against MOS, and how many of the evaluated
+    images trained the model (from the record in the model file; "unknown" without one)."""
     import numpy as np
 
+    from leafiqa.deploy.modelfile import seen_in_training
+    from leafiqa.deploy.outputs import check_not_an_input, check_writable_target
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
     from leafiqa.evaluation.metrics import scale_mismatch
+    from leafiqa.judgments.runner import hash_manifest
 
+    if json_out is not None:
+        check_not_an_input(json_out, [model_path, Path(data)], "--json")
+        check_writable_target(json_out, force, "--json")
     manifest = read_data(data, kind, split)
     if subset and any(i.split for i in manifest):
         manifest = manifest.split(subset)
@@ -355,6 +363,17 @@ def evaluate(
     metrics = compute(predictions[ok], mos[ok],
                       calibrated=scorer.info.score_map.kind != "none")
     metrics["unreadable"] = int((~ok).sum())
+    readable = manifest.subset(item for item, good in zip(manifest, ok, strict=True) if good)
+    seen = seen_in_training(scorer.info, hash_manifest(readable))
+    metrics["seen_in_training"] = "unknown" if seen is None else seen
+    if seen is None:
+        typer.echo(f"note: {model_path.name} does not record the images it trained on; how "
+                   f"many of these {plural(len(readable), 'image')} it has seen is unknown",
+                   err=True)
+    elif seen:
+        logging.getLogger("leafiqa.evaluate").warning(
+            "%s of the %s evaluated trained this model: these figures are not a test of it",
+            seen, plural(len(readable), "image"))
     warning = scale_mismatch(scorer.info.score_range, mos[ok])
     if warning:
         metrics["warning"] = warning
@@ -545,10 +564,16 @@ def data(
     holdout: float = typer.Option(None, help="no split column: this fraction of the images with "
                                              "MOS becomes the test set"),
     seed: int = typer.Option(0, help="seed of the holdout draw"),
-    out: Path = typer.Option(None, help="write the prepared manifest here (CSV)"),
+    out: Path = typer.Option(None, help="write the prepared manifest here (CSV, absolute "
+                                        "paths)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing --out file"),
 ) -> None:
     from leafiqa.data.splits import load_data, write_manifest_csv
+    from leafiqa.deploy.outputs import check_not_an_input, check_writable_target
 
+    if out is not None:
+        check_not_an_input(out, [Path(path)] + ([Path(image_root)] if image_root else []))
+        check_writable_target(out, force)
     try:
         manifest = load_data(detect_kind(Path(path)) if kind == "auto" else kind, path,
                              split=split, image_root=image_root, holdout=holdout,

@@ -223,16 +223,18 @@ def _content_groups(items: Sequence[ImageItem]) -> list[list[int]]:
 
 def _merge(items: list[ImageItem], source: str) -> ImageItem:
     """One item for rows that name the same image: the first row's name and path, the mean
-    of the MOS given, the split they agree on (a train/test disagreement is refused)."""
+    of the MOS given. Rows that disagree on the split make it a training image: kept out of
+    the test set, it can no longer be both."""
     splits = {item.split for item in items if item.split}
-    if len(splits) > 1:
-        names = ", ".join(f"'{printable(item.name)}'" for item in items)
-        raise DataError(f"{source}: the same image is listed as {' and '.join(sorted(splits))} "
-                        f"({names}); one image cannot both train and test")
+    split = splits.pop() if len(splits) == 1 else None
+    if len(splits) > 0:
+        split = "train"
+        names = ", ".join(f"'{printable(item.name)}' ({item.split})" for item in items)
+        log.warning("%s: one image listed in train and in test (%s): it trains", source, names)
     mos = [item.mos for item in items if item.mos is not None]
     std = [item.std for item in items if item.std is not None]
     return replace(items[0], mos=float(sum(mos) / len(mos)) if mos else None,
-                   std=std[0] if std else None, split=splits.pop() if splits else None)
+                   std=std[0] if std else None, split=split)
 
 
 def deduplicate(manifest: Manifest, *, by_content: bool = True) -> Manifest:
