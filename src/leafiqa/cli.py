@@ -58,6 +58,18 @@ def show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (a test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
@@ -68,7 +80,7 @@ def setup_logging() -> None:
     logger = logging.getLogger("leafiqa")
     for handler in [h for h in logger.handlers if getattr(h, "leaf_cli", False)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.leaf_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(_OneLine())
     logger.addHandler(handler)
@@ -538,8 +550,8 @@ def score(
                    f"{writer.description}{skipped}", err=True)
     if writer.scored == 0 and not writer.resumed:
         total = len(paths) + len(unlisted)
-        nothing_succeeded(f"none of the {plural(total, 'input')} could be scored: "
-                          f"{len(failures)} of {plural(total, 'image')} failed{counts}")
+        nothing_succeeded(f"none of the inputs could be scored: {len(failures)} of "
+                          f"{plural(total, 'image')} failed{counts}")
 
 
 DATA_HELP = (
@@ -683,6 +695,8 @@ def serve(model_path: str = typer.Argument(..., help="a model name or model file
           max_pixels: int = typer.Option(None, help="decompression-bomb limit per image "
                                                     "(default: PIL's, about 89 MP)"),
           read_timeout: float = typer.Option(30.0, help="seconds to receive a request body"),
+          header_timeout: float = typer.Option(10.0, help="seconds for a connection to send "
+                                                          "its request's headers (then 408)"),
           api_key_env: str = typer.Option("LEAF_SERVE_API_KEY",
                                           help="require this variable's value as the bearer "
                                                "token when it is set")) -> None:
@@ -690,12 +704,12 @@ def serve(model_path: str = typer.Argument(..., help="a model name or model file
     GET /model, the API's docs at /docs (works offline)."""
     import uvicorn
 
-    from leafiqa.deploy.service import create_app
+    from leafiqa.deploy.service import create_app, server_config
 
     service = create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
                          max_batch=max_batch, max_pixels=max_pixels, read_timeout=read_timeout,
                          api_key_env=api_key_env)
-    uvicorn.run(service, host=host, port=port, timeout_keep_alive=5)
+    uvicorn.Server(server_config(service, host, port, header_timeout=header_timeout)).run()
 
 
 @app.command()

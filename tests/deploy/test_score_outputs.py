@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import leafiqa
 from leafiqa.cli import app
-from tests.conftest import REPO, make_image
+from tests.conftest import make_image
 
 runner = CliRunner()
 SCORE = ["--runtime", "torch", "--workers", "0", "--batch-size", "4"]
@@ -85,7 +86,7 @@ def test_each_failure_is_printed_once(model_file: Path, image_folder: Path,
     """A real process (in-process runs share pytest's logging setup): the broken file is
     named once on stderr, not as ``WARNING:root:skipped …`` and again as ``skipped: …``."""
     (image_folder / "broken.jpg").write_bytes(b"not an image")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(leafiqa.__file__).parents[1])}
     process = subprocess.run(
         [sys.executable, "-m", "leafiqa", "score", str(model_file), str(image_folder),
          "--out", str(tmp_path / "s.csv"), *SCORE],
