@@ -14,12 +14,7 @@ from typer.testing import CliRunner
 
 from leafiqa.cli import app
 from leafiqa.data.images import content_hash
-from leafiqa.deploy.modelfile import (
-    ModelInfo,
-    read_info,
-    seen_in_training,
-    training_record,
-)
+from leafiqa.deploy.modelfile import ModelInfo, read_info
 from leafiqa.errors import ModelFileError
 
 runner = CliRunner()
@@ -34,6 +29,8 @@ def rewrite(model: Path, out: Path, **changes: str) -> Path:
 
 
 def test_a_model_file_records_its_training_images_compactly(image_folder: Path) -> None:
+    from leafiqa.deploy.modelfile import seen_in_training, training_record
+
     keys = [content_hash(p) for p in sorted(image_folder.glob("*.jpg"))]
     record = training_record(keys[:8])
     assert record["count"] == 8 and len(json.dumps(record)) < 200  # about 11 chars an image
@@ -47,6 +44,8 @@ def test_a_model_file_records_its_training_images_compactly(image_folder: Path) 
 
 def test_evaluate_says_how_many_images_trained_the_model(model_file: Path, image_folder: Path,
                                                          tmp_path: Path) -> None:
+    from leafiqa.deploy.modelfile import training_record
+
     paths = sorted(image_folder.glob("*.jpg"))
     trained = tmp_path / "trained.safetensors"
     rewrite(model_file, trained, trained_on=json.dumps(

@@ -17,13 +17,15 @@ pytest.importorskip("fastapi")
 import uvicorn  # noqa: E402
 from fastapi import HTTPException  # noqa: E402
 
-from leafiqa.deploy.service import create_app, parse_json_images, server_config  # noqa: E402
+from leafiqa.deploy.service import create_app, parse_json_images  # noqa: E402
 
 DEEP = 200_000
 
 
 @pytest.fixture(scope="module")
 def service(model_file: Path):
+    from leafiqa.deploy.service import server_config
+
     app = create_app(model_file, runtime="torch", max_request_bytes=4 * DEEP)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -65,12 +67,15 @@ def test_requests_in_time_are_served_and_kept_alive(service: int) -> None:
             time.sleep(0.4)  # within the keep-alive and header deadlines
 
 
-def test_json_nested_too_deep_is_a_400(service: int) -> None:
+def test_json_nested_too_deep_is_a_400() -> None:
+    with pytest.raises(HTTPException) as raised:
+        parse_json_images(b'{"images": ' + b"[" * DEEP + b"]" * DEEP + b"}", 1 << 20, 16)
+    assert raised.value.status_code == 400 and "nested too deep" in raised.value.detail
+
+
+def test_the_service_answers_deep_json_with_a_400(service: int) -> None:
     body = b'{"images": ' + b"[" * DEEP + b"]" * DEEP + b"}"
     response = httpx.post(f"http://127.0.0.1:{service}/score", content=body, timeout=60,
                           headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     assert "nested too deep" in response.json()["detail"]
-    with pytest.raises(HTTPException) as raised:
-        parse_json_images(b"[" * DEEP, 1 << 20, 16)
-    assert raised.value.status_code == 400
