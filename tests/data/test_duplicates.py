@@ -113,3 +113,17 @@ def test_data_out_never_replaces_its_input_or_an_existing_file(image_folder: Pat
     assert invoke("data", data, "--out", out).exit_code == 2 and out.read_text() == "mine\n"
     assert invoke("data", data, "--out", out, "--force").exit_code == 0
     assert len(read_plain_csv(out)) == 12
+
+
+def test_a_split_file_naming_both_copies_apart_makes_the_image_train(image_folder: Path
+                                                                     ) -> None:
+    """The pipeline reads the data set first and applies a split file after (``leaf run``)."""
+    shutil.copy(image_folder / "image_04.jpg", image_folder / "copy_of_04.jpg")
+    data = write_csv(image_folder, ["copy_of_04.jpg,4"] + [f"image_{i:02d}.jpg,{i}"
+                                                           for i in range(6)])
+    manifest = read_dataset("csv", data)
+    splits = {f"image_{i:02d}.jpg": "train" if i % 2 else "test" for i in range(6)}
+    applied = manifest.with_split({**splits, "copy_of_04.jpg": "test",
+                                   "image_04.jpg": "train"}, "splits.csv:split_1")
+    assert [i.split for i in applied if i.name == "copy_of_04.jpg"] == ["train"]
+    assert len(applied) == 6

@@ -97,7 +97,21 @@ class Manifest:
                 f"{self.source}: split column '{column}' has no entry for {len(missing)} "
                 f"images, e.g. {missing[:3]}"
             )
-        return self.subset(replace(i, split=splits[i.name]) for i in self.items)
+        # an image merged from several rows (``deduplicate``) whose names the split file puts
+        # in train and in test trains: it can never be both
+        aliases = {group[0]: group for group in self.extra.get("duplicates", [])}
+
+        def split_of(item: ImageItem) -> str:
+            values = {splits[name] for name in aliases.get(item.name, [item.name])
+                      if name in splits}
+            if len(values) > 1:
+                log.warning("%s: one image listed in %s (%s): it trains", column,
+                            " and ".join(sorted(values)), ", ".join(
+                                f"'{name}'" for name in aliases[item.name]))
+                return "train"
+            return splits[item.name]
+
+        return self.subset(replace(i, split=split_of(i)) for i in self.items)
 
     def fingerprint(self) -> str:
         """A hash of names and MOS: identifies the training data inside a model file."""
