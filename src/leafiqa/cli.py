@@ -398,7 +398,7 @@ def evaluate(
 def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> list[Path]:
     """Image paths from files, folders, globs, .txt lists and CSVs; folders that cannot be
     listed are added to ``unreadable`` with their reason (never silently left out)."""
-    from leafiqa.data.readers import walk_images
+    from leafiqa.data.readers import not_regular, walk_images
 
     paths: list[Path] = []
     for entry in inputs:
@@ -433,7 +433,12 @@ def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> lis
             paths += sorted(Path(p) for p in glob.glob(entry, recursive=True))
         else:
             paths.append(target)
-    return paths
+    # a named pipe (or socket, device) named directly or in a list: never opened (a pipe
+    # blocks its reader until something writes to it)
+    special = {path: reason for path in paths if (reason := not_regular(path))}
+    if special and unreadable is not None:
+        unreadable += list(dict.fromkeys(special.values()))
+    return [path for path in paths if path not in special]
 
 
 def plural(count: int, noun: str) -> str:

@@ -176,6 +176,10 @@ def test_a_named_pipe_is_skipped_with_a_reason(model_file: Path, image_folder: P
     assert result.exit_code == 0, result.output
     assert len(list(csv.DictReader(out.open()))) == 12
     assert "pipe.jpg: not a regular file (named pipe)" in result.stderr
+    named = in_thread(lambda: score(model_file, image_folder / "pipe.jpg",
+                                    image_folder / "image_00.jpg"))
+    assert named.exit_code == 0 and len(named.stdout.splitlines()) == 1
+    assert "pipe.jpg: not a regular file (named pipe)" in named.stderr
 
 
 def test_cells_that_could_run_as_formulas_are_quoted(model_file: Path, image_folder: Path,
