@@ -99,7 +99,8 @@ class Manifest:
             )
         # an image merged from several rows (``deduplicate``) whose names the split file puts
         # in train and in test trains: it can never be both
-        aliases = {group[0]: group for group in self.extra.get("duplicates", [])}
+        groups: list[list[str]] = self.extra.get("duplicates", [])  # type: ignore[assignment]
+        aliases = {group[0]: group for group in groups}
 
         def split_of(item: ImageItem) -> str:
             values = {splits[name] for name in aliases.get(item.name, [item.name])
@@ -285,8 +286,8 @@ def deduplicate(manifest: Manifest, *, by_content: bool = True) -> Manifest:
     merged: list[ImageItem] = []
     duplicates: list[list[str]] = []
     for position, item in enumerate(items):
-        group = groups.get(root(position))
-        if group is None or group[0] != position:
+        group = groups[root(position)]
+        if group[0] != position:
             continue
         if len(group) > 1:
             merged.append(_merge([items[g] for g in group], manifest.source))

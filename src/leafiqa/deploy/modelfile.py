@@ -205,12 +205,14 @@ def check_limits(info: ModelInfo, source: str) -> None:
     head = info.head
     if not isinstance(head, dict):
         raise ModelFileError(f"{source}: damaged LEAF model metadata (head is not an object)")
-    widths = {key: head.get(key) for key in ("dim", "components", "hidden")}
-    for key, value in widths.items():
+    widths: dict[str, int] = {}
+    for key in ("dim", "components", "hidden"):
+        value = head.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not (
                 (0 if key == "hidden" else 1) <= value <= MAX_HEAD_WIDTH):
             raise ModelFileError(f"{source}: head.{key} = {value!r:.40} is not a width a LEAF "
                                  f"head has (an integer up to {MAX_HEAD_WIDTH})")
+        widths[key] = value
     dim, components, hidden = widths["dim"], widths["components"], widths["hidden"]
     parameters = dim * (components + 1) + components * max(hidden, 1) + 2 * hidden + 1
     if parameters > MAX_HEAD_PARAMETERS:

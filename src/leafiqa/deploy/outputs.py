@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from leafiqa.data.manifest import csv_cell, printable
 from leafiqa.errors import DataError
@@ -103,7 +103,7 @@ class ScoreWriter:
     _rows: list[dict] = field(default_factory=list)
     _created: Path | None = None  # a file this writer made (removed if it stops with no row)
     _handle: IO[str] | None = None
-    _csv: csv.writer | None = None  # type: ignore[valid-type]
+    _csv: Any = None  # a csv writer once the output is open
 
     def __post_init__(self) -> None:
         if self.target is None:
