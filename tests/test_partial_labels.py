@@ -59,3 +59,13 @@ def test_unlabeled_pool_and_holdout_through_the_cli_stages(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
     assert metrics["n"] == 15 and metrics["srcc"] > 0.2 and np.isfinite(metrics["rmse"])
+    # the model file records the images it trained on: none of the test images, every
+    # labelled training image (issue 20, item 5)
+    assert metrics["seen_in_training"] == 0
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("name,mos\n" + "".join(f"{i.path},{i.mos}\n" for i in manifest
+                                               if i.mos is not None))
+    result = runner.invoke(app, ["evaluate", str(calibrated), "--data", str(labelled)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["seen_in_training"] == n_labelled_train
+    assert f"{n_labelled_train} of the 75 images evaluated trained this model" in result.stderr

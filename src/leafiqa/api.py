@@ -11,7 +11,14 @@ from leafiqa.calibration.prior import calibrate_prior
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.splits import labelled_rows, select_among_labelled
-from leafiqa.deploy.modelfile import LeafNetwork, load_network, model_info, save_model
+from leafiqa.deploy.modelfile import (
+    LeafNetwork,
+    ModelInfo,
+    load_network,
+    model_info,
+    save_model,
+    trained_digests,
+)
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.backbone import MultiLevelBackbone
@@ -78,8 +85,16 @@ def distill_from_store(
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
                       notes={"stage": "distilled"},
                       provenance={"labels_file": manifest.source,
-                                  "seeds": {"distill": config.seed}})
+                                  "seeds": {"distill": config.seed}},
+                      trained_on=keys)
     return save_model(out, network, info)
+
+
+def trained_with(info: ModelInfo, keys: list[str]) -> list[str] | None:
+    """The training record of a model calibrated on the images ``keys``: the images that
+    trained it before, and these; None when the earlier ones are not known."""
+    before = trained_digests(info)
+    return None if before is None else [*(d.hex() for d in before), *keys]
 
 
 def calibrate_model(
@@ -133,7 +148,8 @@ def calibrate_model(
                              "correction_alpha": calibration.correction_alpha,
                              "correction_form": calibration.form,
                              "correction_prior": calibration.prior},
-                      provenance={"labels_file": manifest.source, "seeds": {"labels": seed}})
+                      provenance={"labels_file": manifest.source, "seeds": {"labels": seed}},
+                      trained_on=trained_with(info, keys))
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")
     return save_model(out, calibrated, info)

@@ -61,11 +61,41 @@ def show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (a test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
+
+
+def setup_logging() -> None:
+    """Every message of LEAF's loggers once on stderr, as ``warning: …`` (no ``root:``)."""
+    logger = logging.getLogger("leafiqa")
+    for handler in [h for h in logger.handlers if getattr(h, "leaf_cli", False)]:
+        logger.removeHandler(handler)
+    handler = _Stderr()
+    handler.leaf_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(_OneLine())
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
 @app.callback()
 def main_options(version: bool = typer.Option(False, "--version", callback=show_version,
                                               is_eager=True, help="print the version and exit")
                  ) -> None:
     """LEAF — label-efficient image quality assessment."""
+    setup_logging()
 
 
 def fail(message: str) -> None:
@@ -83,8 +113,10 @@ def reason_counts(reasons: list[str]) -> str:
     from collections import Counter
 
     from leafiqa.data.images import failure_reason
+    from leafiqa.data.readers import NOT_REGULAR
 
-    counts = Counter(failure_reason(reason) for reason in reasons)
+    counts = Counter(NOT_REGULAR if f": {NOT_REGULAR}" in reason else failure_reason(reason)
+                     for reason in reasons)
     return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
 
 
@@ -314,16 +346,24 @@ def evaluate(
     split: str = typer.Option("split_1"),
     subset: str = typer.Option("test", help="split value to evaluate on ('' for all)"),
     json_out: Path = typer.Option(None, "--json", help="write the metrics here"),
+    force: bool = typer.Option(False, "--force", help="replace an existing --json file"),
     runtime: str = typer.Option("auto"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """SRCC / KRCC / PLCC / RMSE of a model file against MOS."""
+    """SRCC / KRCC / PLCC / RMSE of a model file against MOS, and how many of the evaluated
+    images trained the model (from the record in the model file; "unknown" without one)."""
     import numpy as np
 
+    from leafiqa.deploy.modelfile import seen_in_training
+    from leafiqa.deploy.outputs import check_not_an_input, check_writable_target
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
     from leafiqa.evaluation.metrics import scale_mismatch
+    from leafiqa.judgments.runner import hash_manifest
 
+    if json_out is not None:
+        check_not_an_input(json_out, [model_path, Path(data)], "--json")
+        check_writable_target(json_out, force, "--json")
     manifest = read_data(data, kind, split)
     if subset and any(i.split for i in manifest):
         manifest = manifest.split(subset)
@@ -338,6 +378,17 @@ def evaluate(
     metrics = compute(predictions[ok], mos[ok],
                       calibrated=scorer.info.score_map.kind != "none")
     metrics["unreadable"] = int((~ok).sum())
+    readable = manifest.subset(item for item, good in zip(manifest, ok, strict=True) if good)
+    seen = seen_in_training(scorer.info, hash_manifest(readable))
+    metrics["seen_in_training"] = "unknown" if seen is None else seen
+    if seen is None:
+        typer.echo(f"note: {model_path.name} does not record the images it trained on; how "
+                   f"many of these {plural(len(readable), 'image')} it has seen is unknown",
+                   err=True)
+    elif seen:
+        logging.getLogger("leafiqa.evaluate").warning(
+            "%s of the %s evaluated trained this model: these figures are not a test of it",
+            seen, plural(len(readable), "image"))
     warning = scale_mismatch(scorer.info.score_range, mos[ok])
     if warning:
         metrics["warning"] = warning
@@ -350,7 +401,7 @@ def evaluate(
 def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> list[Path]:
     """Image paths from files, folders, globs, .txt lists and CSVs; folders that cannot be
     listed are added to ``unreadable`` with their reason (never silently left out)."""
-    from leafiqa.data.readers import walk_images
+    from leafiqa.data.readers import not_regular, walk_images
 
     paths: list[Path] = []
     for entry in inputs:
@@ -385,7 +436,21 @@ def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> lis
             paths += sorted(Path(p) for p in glob.glob(entry, recursive=True))
         else:
             paths.append(target)
-    return paths
+    # a named pipe (or socket, device) named directly or in a list: never opened (a pipe
+    # blocks its reader until something writes to it)
+    special = {path: reason for path in paths if (reason := not_regular(path))}
+    if special and unreadable is not None:
+        unreadable += list(dict.fromkeys(special.values()))
+    return [path for path in paths if path not in special]
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def list_files(inputs: list[str]) -> list[Path]:
+    """The inputs that are files themselves (lists of paths, data sets, images)."""
+    return [Path(entry) for entry in inputs if Path(entry).is_file()]
 
 
 @app.command()
@@ -393,9 +458,15 @@ def score(
     model_path: str = typer.Argument(..., help="a model name (see `leaf models`) or model file"),
     inputs: list[str] = typer.Argument(..., help="images, folders, globs, .txt lists, CSVs or "
                                                  "Parquet files of paths"),
-    out: Path = typer.Option(Path("scores.csv"),
-                             help="output file: .csv (written as it goes), .json or .parquet; "
-                                  "one row per image: path, score, error"),
+    out: str = typer.Option(None, help="output file: .csv (written as it goes; an existing "
+                                       "one is resumed), .json or .parquet, one row per image "
+                                       "(path, score, error); '-' writes the CSV to stdout. "
+                                       "Default: path<TAB>score lines on stdout (the score "
+                                       "alone for one image)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output file "
+                                                      "(a CSV is otherwise resumed)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no summary and "
+                                                            "no per-image warnings on stderr"),
     runtime: str = typer.Option("auto", help="torch, onnx or auto"),
     precision: str = typer.Option("auto", help="auto (INT8 when MODEL.int8.onnx passed its "
                                                "parity check), fp32 or int8"),
@@ -410,63 +481,85 @@ def score(
     actors: int = typer.Option(None, help="scoring actors (ray; default: one per CPU)"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
-    """Score images with a model, in batches, written as it goes. Images that cannot be read
-    keep their row, with an empty score and the reason in the error column, and are counted by
-    reason. Exit status: 0 when images were scored, 1 when every image failed, 2 for bad
-    arguments or, with --strict, the first unreadable image."""
+    """Score images with a model: one score per image on stdout, or a file written as it goes.
+    Images that cannot be read keep their row (empty score, the reason in the error column),
+    are reported once on stderr and counted by reason. Exit status: 0 when images were
+    scored, 1 when every image failed, 2 for bad arguments or, with --strict, the first
+    unreadable image."""
     from tqdm.auto import tqdm
 
-    from leafiqa.deploy.outputs import ScoreWriter, output_format
+    from leafiqa.data.manifest import printable
+    from leafiqa.deploy.outputs import STDOUT, ScoreWriter, check_not_an_input, output_format
     from leafiqa.deploy.scorer import Scorer
 
-    logging.basicConfig(level=logging.WARNING)
+    log = logging.getLogger("leafiqa.score")
+    if quiet:
+        logging.getLogger("leafiqa").setLevel(logging.ERROR)
     if engine not in {"local", "ray"}:
         fail(f"unknown engine '{engine}' (local or ray)")
-    output_format(out)
+    target = None if out is None else (STDOUT if out == STDOUT else Path(out))
+    if isinstance(target, Path):
+        output_format(target)
     unlisted: list[str] = []
     paths = expand_inputs(inputs, unlisted)
     if strict and unlisted:
         raise DataError(f"--strict: {unlisted[0]}")
     if not paths and not unlisted:
         fail("no images to score")
+    if isinstance(target, Path):
+        check_not_an_input(target, list_files(inputs) + paths)
     if engine == "ray":
         from leafiqa.distributed.ray_score import score_with_ray
 
-        report = score_with_ray(model_path, paths, out, address=ray_address,
+        if not isinstance(target, Path):
+            fail("--engine ray writes a file: give --out FILE.csv or FILE.parquet")
+        report = score_with_ray(model_path, paths, target, address=ray_address,
                                 actors=actors, batch_size=batch_size, precision=precision,
                                 threads=threads)
-        typer.echo(report.summary())
+        typer.echo(report.summary(), err=True)
         return
-    scorer = Scorer(model_path, runtime=runtime, threads=threads, precision=precision)
-    scorer.engine  # noqa: B018 - load the graph now so a bad --precision fails here
-    failures: list[str] = list(unlisted)
-    position = {path: index for index, path in reversed(list(enumerate(paths)))}
-    start = time.time()
-    with ScoreWriter(out) as writer, tqdm(total=len(paths), unit="img", desc="scoring") as bar:
-        for batch in scorer.iter_scores(paths, batch_size, workers):
-            rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
-                                                             strict=True)]
-            rows += [(path, None, reason) for path, reason in batch.failures]
-            for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
-                writer.add(path, value, reason)
-            for _, reason in batch.failures:
-                if strict:
-                    raise DataError(f"--strict: {reason}")
-                failures.append(reason)
-                logging.warning("skipped %s", reason)
-            writer.flush()
-            bar.update(len(batch.paths) + len(batch.failures))
+    single = target is None and len(paths) == 1 and not unlisted
+    # the output is opened (checked writable, an existing one refused or resumed) before the
+    # model is loaded and anything is scored
+    with ScoreWriter(target, force=force, single=single) as writer:
+        scorer = Scorer(model_path, runtime=runtime, threads=threads, precision=precision)
+        scorer.engine  # noqa: B018 - load the graph now so a bad --precision fails here
+        failures: list[str] = []
+        for reason in unlisted:
+            log.warning("skipped %s", reason)
+            failures.append(reason)
+        if writer.resumed:
+            log.warning("%s: resuming; %s already there are not scored again (--force to "
+                        "start again)", writer.description, plural(writer.resumed, "image"))
+            paths = [path for path in paths if printable(path) not in writer.done]
+        start = time.time()
+        position = {path: index for index, path in reversed(list(enumerate(paths)))}
+        show_bar = not quiet and sys.stderr.isatty()
+        with tqdm(total=len(paths), unit="img", desc="scoring", disable=not show_bar) as bar:
+            for batch in scorer.iter_scores(paths, batch_size, workers):
+                rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
+                                                                 strict=True)]
+                rows += [(path, None, reason) for path, reason in batch.failures]
+                for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
+                    if reason and strict:
+                        raise DataError(f"--strict: {printable(reason)}")
+                    writer.add(path, value, reason)
+                    if reason:
+                        failures.append(printable(reason))
+                        log.warning("skipped %s", printable(reason))
+                writer.flush()
+                bar.update(len(batch.paths) + len(batch.failures))
     elapsed = max(time.time() - start, 1e-9)
     counts = f" ({reason_counts(failures)})" if failures else ""
-    typer.echo(f"scored {writer.scored} images in {elapsed:.1f} s "
-               f"({writer.scored / elapsed:.1f} img/s, {scorer.engine}) → {out}; "
-               f"skipped {len(failures)} unreadable{counts}")
-    for reason in failures[:10]:
-        typer.echo(f"  skipped: {reason}", err=True)
-    if writer.scored == 0:
+    if not quiet:
+        skipped = f"; skipped {len(failures)} unreadable{counts}" if failures else ""
+        typer.echo(f"scored {plural(writer.scored, 'image')} in {elapsed:.1f} s "
+                   f"({writer.scored / elapsed:.1f} img/s, {scorer.engine}) → "
+                   f"{writer.description}{skipped}", err=True)
+    if writer.scored == 0 and not writer.resumed:
         total = len(paths) + len(unlisted)
-        nothing_succeeded(f"none of the {total} inputs could be scored: {len(failures)} of "
-                          f"{total} images failed{counts}")
+        nothing_succeeded(f"none of the inputs could be scored: {len(failures)} of "
+                          f"{plural(total, 'image')} failed{counts}")
 
 
 DATA_HELP = (
@@ -491,10 +584,16 @@ def data(
     holdout: float = typer.Option(None, help="no split column: this fraction of the images with "
                                              "MOS becomes the test set"),
     seed: int = typer.Option(0, help="seed of the holdout draw"),
-    out: Path = typer.Option(None, help="write the prepared manifest here (CSV)"),
+    out: Path = typer.Option(None, help="write the prepared manifest here (CSV, absolute "
+                                        "paths)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing --out file"),
 ) -> None:
     from leafiqa.data.splits import load_data, write_manifest_csv
+    from leafiqa.deploy.outputs import check_not_an_input, check_writable_target
 
+    if out is not None:
+        check_not_an_input(out, [Path(path)] + ([Path(image_root)] if image_root else []))
+        check_writable_target(out, force)
     try:
         manifest = load_data(detect_kind(Path(path)) if kind == "auto" else kind, path,
                              split=split, image_root=image_root, holdout=holdout,
@@ -604,6 +703,8 @@ def serve(model_path: str = typer.Argument(..., help="a model name or model file
           max_pixels: int = typer.Option(None, help="decompression-bomb limit per image "
                                                     "(default: PIL's, about 89 MP)"),
           read_timeout: float = typer.Option(30.0, help="seconds to receive a request body"),
+          header_timeout: float = typer.Option(10.0, help="seconds for a connection to send "
+                                                          "its request's headers (then 408)"),
           api_key_env: str = typer.Option("LEAF_SERVE_API_KEY",
                                           help="require this variable's value as the bearer "
                                                "token when it is set")) -> None:
@@ -611,12 +712,12 @@ def serve(model_path: str = typer.Argument(..., help="a model name or model file
     GET /model, the API's docs at /docs (works offline)."""
     import uvicorn
 
-    from leafiqa.deploy.service import create_app
+    from leafiqa.deploy.service import create_app, server_config
 
     service = create_app(model_path, runtime=runtime, max_upload_bytes=int(max_upload_mb * 2**20),
                          max_batch=max_batch, max_pixels=max_pixels, read_timeout=read_timeout,
                          api_key_env=api_key_env)
-    uvicorn.run(service, host=host, port=port, timeout_keep_alive=5)
+    uvicorn.Server(server_config(service, host, port, header_timeout=header_timeout)).run()
 
 
 @app.command()

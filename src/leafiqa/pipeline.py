@@ -89,6 +89,7 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
                "correction_alpha": calibration.correction_alpha,
                "correction_form": calibration.form, "correction_prior": calibration.prior},
         provenance=run_provenance(ws.config),
+        trained_on=[ws.keys[i] for i in ws.train_rows],
     )
     return save_model(path, build_network(ws, result, backbone), info)
 

@@ -95,7 +95,7 @@ def test_duplicate_rows_are_not_unreadable(model_file: Path, image_folder: Path,
     manifest.write_text("name,mos\n" + "\n".join(rows + rows[:2]) + "\n")
     result = invoke("evaluate", model_file, "--data", manifest, "--runtime", "torch")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["unreadable"] == 0
+    assert json.loads(result.stdout)["unreadable"] == 0
 
 
 def test_score_counts_failures_by_reason_and_exits_1_when_none_scored(
@@ -111,7 +111,8 @@ def test_score_counts_failures_by_reason_and_exits_1_when_none_scored(
     bomb_png(bad / "bomb.png")
     result = invoke("score", model_file, bad, "--out", tmp_path / "t.csv", "--runtime", "torch",
                     "--workers", "0")
-    assert result.exit_code == 1 and "error: none of the 1 inputs" in result.output
+    assert result.exit_code == 1
+    assert "error: none of the inputs could be scored: 1 of 1 image failed" in result.output
     result = invoke("score", model_file, image_folder, "--strict", "--out", tmp_path / "u.csv",
                     "--runtime", "torch", "--workers", "0")
     assert_user_error(result, "--strict", "bomb.png")

@@ -72,7 +72,7 @@ def test_exit_status_when_images_fail(model_file: Path, mixed_folder: Path,
     assert result.exit_code == 1 and "2 of 2 images failed" in result.output
     assert len(list(csv.DictReader(out.open()))) == 2  # still written
     result = runner.invoke(app, ["score", str(model_file), str(mixed_folder), "--strict",
-                                 "--out", str(out), *SCORE])
+                                 "--out", str(tmp_path / "strict.csv"), *SCORE])
     # --strict stops at the first unreadable image: a user error (exit 2) naming it
     assert result.exit_code == 2 and "--strict" in result.output
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,6 +13,23 @@ from pathlib import Path
 import pandas as pd
 
 from leafiqa.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(path: str | Path) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (a name
+    made on another system) become ``\\xNN`` escapes instead of aborting the write."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell that a spreadsheet will not run as a formula: one starting with ``=``,
+    ``+``, ``-``, ``@`` (or a tab or carriage return) gets a leading apostrophe (OWASP's
+    advice for CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,22 @@ class Manifest:
                 f"{self.source}: split column '{column}' has no entry for {len(missing)} "
                 f"images, e.g. {missing[:3]}"
             )
-        return self.subset(replace(i, split=splits[i.name]) for i in self.items)
+        # an image merged from several rows (``deduplicate``) whose names the split file puts
+        # in train and in test trains: it can never be both
+        groups: list[list[str]] = self.extra.get("duplicates", [])  # type: ignore[assignment]
+        aliases = {group[0]: group for group in groups}
+
+        def split_of(item: ImageItem) -> str:
+            values = {splits[name] for name in aliases.get(item.name, [item.name])
+                      if name in splits}
+            if len(values) > 1:
+                log.warning("%s: one image listed in %s (%s): it trains", column,
+                            " and ".join(sorted(values)), ", ".join(
+                                f"'{name}'" for name in aliases[item.name]))
+                return "train"
+            return splits[item.name]
+
+        return self.subset(replace(i, split=split_of(i)) for i in self.items)
 
     def fingerprint(self) -> str:
         """A hash of names and MOS: identifies the training data inside a model file."""
@@ -90,8 +124,8 @@ class Manifest:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
-                "name": [i.name for i in self.items],
-                "path": [str(i.path) for i in self.items],
+                "name": [printable(i.name) for i in self.items],
+                "path": [printable(i.path) for i in self.items],
                 "mos": [i.mos for i in self.items],
                 "std": [i.std for i in self.items],
                 "split": [i.split for i in self.items],
@@ -149,7 +183,8 @@ def build_manifest(
         name = str(raw_name).strip()
         path = Path(name) if Path(name).is_absolute() else root / name
         if check_files and not path.is_file():
-            missing_files.append(f"row {row}: {path}")
+            kind = " (not a regular file)" if path.exists() else ""
+            missing_files.append(f"row {row}: {printable(path)}{kind}")
         mos = parse_number(record[mos_column], source=source, row=row, column=mos_column) if (
             mos_column
         ) else None
@@ -167,3 +202,103 @@ def build_manifest(
     if not items:
         raise DataError(f"{source}: no images listed")
     return Manifest(items, source=source)
+
+
+def _same_file_key(path: Path) -> str:
+    # no symlink resolution (a system call per folder of every path): a file reached through
+    # a link has the same size and bytes, which the content check catches
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _content_groups(items: Sequence[ImageItem]) -> list[list[int]]:
+    """Positions of items whose files have the same bytes. Only files of equal size are
+    hashed (a data set of unique images costs one ``stat`` per file)."""
+    from leafiqa.data.images import ImageDecodeError, content_hash
+
+    by_size: dict[int, list[int]] = {}
+    for position, item in enumerate(items):
+        try:
+            by_size.setdefault(item.path.stat().st_size, []).append(position)
+        except OSError:
+            continue  # a missing file is reported by the reader, not here
+    groups: list[list[int]] = []
+    for positions in by_size.values():
+        if len(positions) < 2:
+            continue
+        by_hash: dict[str, list[int]] = {}
+        for position in positions:
+            try:
+                by_hash.setdefault(content_hash(items[position].path), []).append(position)
+            except ImageDecodeError:
+                continue
+        groups += [group for group in by_hash.values() if len(group) > 1]
+    return groups
+
+
+def _merge(items: list[ImageItem], source: str) -> ImageItem:
+    """One item for rows that name the same image: the first row's name and path, the mean
+    of the MOS given. Rows that disagree on the split make it a training image: kept out of
+    the test set, it can no longer be both."""
+    splits = {item.split for item in items if item.split}
+    split = splits.pop() if len(splits) == 1 else None
+    if len(splits) > 0:
+        split = "train"
+        names = ", ".join(f"'{printable(item.name)}' ({item.split})" for item in items)
+        log.warning("%s: one image listed in train and in test (%s): it trains", source, names)
+    mos = [item.mos for item in items if item.mos is not None]
+    std = [item.std for item in items if item.std is not None]
+    return replace(items[0], mos=float(sum(mos) / len(mos)) if mos else None,
+                   std=std[0] if std else None, split=split)
+
+
+def deduplicate(manifest: Manifest, *, by_content: bool = True) -> Manifest:
+    """Rows that name one image — the same file (by path) or the same bytes under another name
+    — merged into one, with a warning naming them, so that an image counts once and can never
+    be both a training and a test image. The pairs found are kept in
+    ``manifest.extra["duplicates"]``."""
+    items = manifest.items
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for position, item in enumerate(items):
+        key = _same_file_key(item.path)
+        if key in first:
+            parent[root(position)] = root(first[key])
+        else:
+            first[key] = position
+    if by_content:
+        distinct = list(first.values())
+        for group in _content_groups([items[d] for d in distinct]):
+            positions = [distinct[g] for g in group]
+            for position in positions[1:]:
+                parent[root(position)] = root(positions[0])
+    groups: dict[int, list[int]] = {}
+    for position in range(len(items)):
+        groups.setdefault(root(position), []).append(position)
+    if all(len(group) == 1 for group in groups.values()):
+        return manifest
+    merged: list[ImageItem] = []
+    duplicates: list[list[str]] = []
+    for position, item in enumerate(items):
+        group = groups[root(position)]
+        if group[0] != position:
+            continue
+        if len(group) > 1:
+            merged.append(_merge([items[g] for g in group], manifest.source))
+            duplicates.append([printable(items[g].name) for g in group])
+        else:
+            merged.append(item)
+    shown = "; ".join(" = ".join(f"'{n}'" for n in names) for names in duplicates[:5])
+    more = f" (and {len(duplicates) - 5} more)" if len(duplicates) > 5 else ""
+    count = f"{len(duplicates)} image{'s' if len(duplicates) > 1 else ''}"
+    log.warning("%s: %s listed more than once (same file or same content), each counted "
+                "once: %s%s", manifest.source, count, shown, more)
+    result = Manifest(merged, source=manifest.source, extra=dict(manifest.extra))
+    result.extra["duplicates"] = duplicates
+    return result

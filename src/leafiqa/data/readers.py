@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pandas as pd
 
-from leafiqa.data.manifest import DataError, Manifest, build_manifest, require_columns
+from leafiqa.data.manifest import (
+    DataError,
+    Manifest,
+    build_manifest,
+    deduplicate,
+    printable,
+    require_columns,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -231,23 +239,50 @@ def read_kadid10k(root: str | Path, *, check_files: bool = True) -> Manifest:
     )
 
 
+NOT_REGULAR = "not a regular file"
+_KINDS = ((stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"),
+          (stat.S_ISBLK, "device"))
+
+
+def not_regular(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image file without opening it (a named pipe would
+    block the reader for ever), or None for a regular file (or one ``open`` will report)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # missing or unreadable: the decoder names the reason
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):  # a folder: the decoder says "is a folder"
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "special file")
+    return f"{printable(path)}: {NOT_REGULAR} ({kind})"
+
+
 def walk_images(folder: Path, recursive: bool = True) -> tuple[list[Path], list[str]]:
     """Image files under a folder, sorted, and a reason for each folder that could not be
-    listed (an unreadable subfolder is reported, never silently left out)."""
+    listed (an unreadable subfolder is reported, never silently left out) and for each entry
+    with an image's name that is not a regular file (a named pipe, a socket, a device: skipped
+    without opening it, since reading a pipe waits for a writer)."""
     unreadable: list[str] = []
 
     def note(error: OSError) -> None:
         reason = "permission denied" if isinstance(error, PermissionError) else (
             error.strerror or str(error))
-        unreadable.append(f"{error.filename}: {reason} (folder not listed)")
+        unreadable.append(f"{printable(error.filename)}: {reason} (folder not listed)")
 
     paths: list[Path] = []
     for root, folders, files in os.walk(folder, onerror=note, followlinks=False):
-        paths += [Path(root) / name for name in files
-                  if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        for name in files:
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(root) / name
+            reason = not_regular(path)
+            if reason:
+                unreadable.append(reason)
+            else:
+                paths.append(path)
         if not recursive:
             folders.clear()
-    return sorted(paths), unreadable
+    return sorted(paths), sorted(unreadable)
 
 
 def read_folder(folder: str | Path, *, recursive: bool = True) -> Manifest:
@@ -263,7 +298,8 @@ def read_folder(folder: str | Path, *, recursive: bool = True) -> Manifest:
         detail = f" ({'; '.join(unreadable[:3])})" if unreadable else ""
         raise DataError(f"{folder}: no image files found{detail}")
     return Manifest(
-        [ImageItem(path=p, name=str(p.relative_to(folder))) for p in paths], source=str(folder),
+        [ImageItem(path=p, name=printable(p.relative_to(folder))) for p in paths],
+        source=str(folder),
         extra={"unreadable": unreadable} if unreadable else {},
     )
 
@@ -312,9 +348,10 @@ def find_split_file(data_path: str | Path, explicit: str | Path | None = None) -
 
 
 def read_dataset(kind: str, path: str | Path, **options: object) -> Manifest:
-    """Dispatch on a dataset kind name (see ``READERS``)."""
+    """Dispatch on a dataset kind name (see ``READERS``). Rows naming one image (the same file,
+    or the same bytes under two names) are merged with a warning (``deduplicate``)."""
     try:
         reader = READERS[kind]
     except KeyError:
         raise DataError(f"unknown dataset kind '{kind}'; choose from {sorted(READERS)}") from None
-    return reader(path, **options)  # type: ignore[operator]
+    return deduplicate(reader(path, **options))  # type: ignore[operator]

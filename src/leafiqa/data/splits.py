@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.manifest import DataError, Manifest, printable
 from leafiqa.data.selection import select_labels
 
 MIN_TEST_IMAGES = 3  # the fewest the correlation metrics accept
@@ -72,11 +72,23 @@ def select_among_labelled(train_mos: np.ndarray, n_labels: int, *, strategy: str
 
 def write_manifest_csv(manifest: Manifest, path: Path) -> Path:
     """``name,mos,std,split`` with absolute image paths: readable from anywhere by the ``csv``
-    reader."""
+    reader. Written to a temporary file beside ``path`` and renamed, so a failed write never
+    leaves half a data set."""
+    import os
+    import tempfile
+
     frame = manifest.to_frame()
-    frame["name"] = frame.pop("path")
+    frame["name"] = [printable(item.path.absolute()) for item in manifest]
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame[["name", "mos", "std", "split"]].to_csv(path, index=False)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            frame[["name", "mos", "std", "split"]].to_csv(stream, index=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -4,8 +4,10 @@ manifest hash. No pickle: loading a model file never runs code from it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,18 @@ from leafiqa.student.ridge import RidgeFit
 from leafiqa.version import provenance
 
 FORMAT = "leaf-model/1"
+
+# What a model file may ask the loader for: metadata is read before any tensor, so a damaged or
+# hostile file must not make it allocate gigabytes (a 20,000-px input is a 4.8 GB float tensor
+# per image; a head of dim × components in the billions is many GB before any weight is read).
+MAX_INPUT_SIZE = 2048
+MAX_INPUT_LEVELS = 4
+MAX_HEAD_WIDTH = 1 << 16
+MAX_HEAD_PARAMETERS = 64 * 2**20
+MAX_METADATA_CHARS = 64 * 2**20
+# Content hashes of the images a model trained on, stored as this many leading bytes of each
+# SHA-256 (8 bytes: a collision between two images is a one in 10^19 event per pair).
+TRAINED_HASH_BYTES = 8
 
 
 class TorchScoreMap(nn.Module):
@@ -109,6 +123,8 @@ class ModelInfo:
     provenance: dict = field(default_factory=dict)
     # the outer map of the calibration, after the feature correction (none in older files)
     output_map: ScoreMap = field(default_factory=ScoreMap)
+    # the images that trained it (``training_record``); None: not recorded (older files)
+    trained_on: dict | None = None
 
     def __post_init__(self) -> None:
         self.input_sizes = as_sizes(self.input_sizes)
@@ -141,13 +157,17 @@ class ModelInfo:
             "notes": json.dumps(self.notes),
             "card": json.dumps(self.card),
             "provenance": json.dumps({**provenance(), **self.provenance}),
+            **({"trained_on": json.dumps(self.trained_on)} if self.trained_on else {}),
         }
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> ModelInfo:
         if metadata.get("format") != FORMAT:
             raise ModelFileError(
-                f"{source}: not a LEAF model file (format {metadata.get('format')!r})")
+                f"{source}: not a LEAF model file (format {metadata.get('format')!r:.80})")
+        if sum(len(value) for value in metadata.values()) > MAX_METADATA_CHARS:
+            raise ModelFileError(f"{source}: damaged LEAF model metadata (more than "
+                                 f"{MAX_METADATA_CHARS // 2**20} MB)")
         try:
             mos_range = json.loads(metadata.get("mos_range", "null"))
             return cls(
@@ -165,9 +185,70 @@ class ModelInfo:
                 notes=json.loads(metadata.get("notes", "{}")),
                 card=json.loads(metadata.get("card", "{}")),
                 provenance=json.loads(metadata.get("provenance", "{}")),
+                trained_on=json.loads(metadata.get("trained_on", "null")),
             )
-        except (KeyError, ValueError) as error:
-            raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
+        except RecursionError:
+            raise ModelFileError(f"{source}: damaged LEAF model metadata (JSON nested too "
+                                 "deep)") from None
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            text = " ".join(str(error).split())[:200]
+            raise ModelFileError(f"{source}: damaged LEAF model metadata ({text})") from None
+
+
+def check_limits(info: ModelInfo, source: str) -> None:
+    """Refuse metadata asking for more than any LEAF model needs, before anything is built."""
+    sizes = info.input_sizes
+    if len(sizes) > MAX_INPUT_LEVELS or max(sizes) > MAX_INPUT_SIZE:
+        raise ModelFileError(f"{source}: input sizes {list(sizes)[:8]} are beyond what a LEAF "
+                             f"model reads (at most {MAX_INPUT_LEVELS} sizes of at most "
+                             f"{MAX_INPUT_SIZE} px)")
+    head = info.head
+    if not isinstance(head, dict):
+        raise ModelFileError(f"{source}: damaged LEAF model metadata (head is not an object)")
+    widths: dict[str, int] = {}
+    for key in ("dim", "components", "hidden"):
+        value = head.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not (
+                (0 if key == "hidden" else 1) <= value <= MAX_HEAD_WIDTH):
+            raise ModelFileError(f"{source}: head.{key} = {value!r:.40} is not a width a LEAF "
+                                 f"head has (an integer up to {MAX_HEAD_WIDTH})")
+        widths[key] = value
+    dim, components, hidden = widths["dim"], widths["components"], widths["hidden"]
+    parameters = dim * (components + 1) + components * max(hidden, 1) + 2 * hidden + 1
+    if parameters > MAX_HEAD_PARAMETERS:
+        raise ModelFileError(f"{source}: the head it describes has {parameters:,} parameters "
+                             f"({parameters * 4 / 2**30:.1f} GB); a LEAF head has at most "
+                             f"{MAX_HEAD_PARAMETERS:,}")
+
+
+def training_record(keys: Iterable[str]) -> dict:
+    """The images a model trained on, compactly: the leading bytes of each image's content
+    hash (``data.images.content_hash``), sorted, as base64 (about 11 characters an image)."""
+    digests = sorted({bytes.fromhex(key[:TRAINED_HASH_BYTES * 2]) for key in keys})
+    return {"hash": f"sha256[:{TRAINED_HASH_BYTES}]", "count": len(digests),
+            "images": base64.b64encode(b"".join(digests)).decode("ascii")}
+
+
+def trained_digests(info: ModelInfo) -> set[bytes] | None:
+    """The recorded training images' hash prefixes; None when the file has no record."""
+    record = info.trained_on
+    if not isinstance(record, dict) or record.get("hash") != f"sha256[:{TRAINED_HASH_BYTES}]":
+        return None
+    try:
+        packed = base64.b64decode(str(record.get("images", "")), validate=True)
+    except ValueError:
+        return None
+    size = TRAINED_HASH_BYTES
+    return {packed[i:i + size] for i in range(0, len(packed) - size + 1, size)}
+
+
+def seen_in_training(info: ModelInfo, keys: Iterable[str]) -> int | None:
+    """How many of the images with these content hashes trained the model (None: unknown,
+    a model file without the record)."""
+    digests = trained_digests(info)
+    if digests is None:
+        return None
+    return sum(bytes.fromhex(key[:TRAINED_HASH_BYTES * 2]) in digests for key in keys)
 
 
 def model_info(
@@ -181,11 +262,13 @@ def model_info(
     manifest_hash: str = "",
     notes: dict | None = None,
     provenance: dict | None = None,
+    trained_on: Iterable[str] | None = None,
 ) -> ModelInfo:
     """The metadata of a model file, built in one place for every writer (``leaf run``,
     ``leaf distill``, ``leaf calibrate``). ``calibration`` None: an uncalibrated (distilled)
     model; ``labelled_mos``: the MOS of the labels it was calibrated on (their range is the
-    scale of its scores)."""
+    scale of its scores); ``trained_on``: the content hashes of the images that trained it
+    (its record tells ``leaf evaluate`` which test images it has seen)."""
     calibration = calibration or PriorCalibration(ScoreMap())
     mos = np.zeros(0) if labelled_mos is None else np.asarray(labelled_mos, dtype=np.float64)
     return ModelInfo(
@@ -199,6 +282,7 @@ def model_info(
         mos_range=(float(mos.min()), float(mos.max())) if mos.size else None,
         notes=dict(notes or {}),
         provenance=dict(provenance or {}),
+        trained_on=None if trained_on is None else training_record(trained_on),
     )
 
 
@@ -227,7 +311,9 @@ def read_info(path: str | Path) -> ModelInfo:
             metadata = handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
-    return ModelInfo.from_metadata(metadata, str(path))
+    info = ModelInfo.from_metadata(metadata, str(path))
+    check_limits(info, str(path))
+    return info
 
 
 def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:

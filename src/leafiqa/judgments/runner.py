@@ -10,7 +10,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from leafiqa.data.images import content_hash
-from leafiqa.data.manifest import DataError, ImageItem, Manifest
+from leafiqa.data.manifest import DataError, ImageItem, Manifest, printable
 from leafiqa.judgments.pairs import derive_pairs, select_pairs
 from leafiqa.judgments.store import JudgmentStore, pair_claim_key
 from leafiqa.redact import redact
@@ -226,7 +226,8 @@ def teach(
     instead of paying twice for the same judgments."""
     report = TeachReport(teacher.teacher_id, teacher.prompt_version, images=len(manifest))
     manifest, keys = readable_images(manifest, report, strict, progress)
-    store.register_images((k, i.name, str(i.path)) for k, i in zip(keys, manifest, strict=True))
+    store.register_images((k, printable(i.name), printable(i.path))
+                          for k, i in zip(keys, manifest, strict=True))
     stored = store.points(teacher.teacher_id, teacher.prompt_version, keys)
     report.points_stored_before = len(stored)
     seen: set[str] = set()
