@@ -14,7 +14,7 @@ from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.deploy.modelfile import LeafNetwork, load_network, model_info, save_model
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.backbone import build_backbone
 from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets, distill_head
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
 from leafiqa.student.ridge import FeatureScaler, RidgeBasis, feature_priors
@@ -73,7 +73,7 @@ def distill_from_store(
     extractor = FeatureExtractor(backbone, input_size, cache_dir)
     features = extractor.transform(images, keys)
     head = distill_head(features, targets, config, FeatureScaler.fit(features, extractor.blocks))
-    network = LeafNetwork.calibrated(MultiLevelBackbone(backbone), head)
+    network = LeafNetwork.calibrated(build_backbone(backbone), head)
     info = model_info(backbone=backbone, input_sizes=input_size, head=head,
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
                       notes={"stage": "distilled"},

@@ -4,6 +4,7 @@ manifest hash. No pickle: loading a model file never runs code from it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.calibration.prior import PriorCalibration
 from leafiqa.data.images import as_sizes
 from leafiqa.errors import ModelFileError
-from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.backbone import backbone_from_spec, backbone_id, backbone_spec_json
 from leafiqa.student.head import QualityHead
 from leafiqa.student.ridge import RidgeFit
 from leafiqa.version import provenance
@@ -68,7 +69,7 @@ class LeafNetwork(nn.Module):
     With several sizes (an image pyramid) the same backbone reads each and the head sees their
     features side by side, in the order the sizes were given."""
 
-    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap,
+    def __init__(self, backbone: nn.Module, head: QualityHead, score_map: ScoreMap,
                  correction: RidgeFit | None = None, output_map: ScoreMap | None = None):
         super().__init__()
         self.backbone = backbone
@@ -78,7 +79,7 @@ class LeafNetwork(nn.Module):
         self.output = TorchScoreMap(output_map or ScoreMap())
 
     @classmethod
-    def calibrated(cls, backbone: MultiLevelBackbone, head: QualityHead,
+    def calibrated(cls, backbone: nn.Module, head: QualityHead,
                    calibration: PriorCalibration | None = None) -> LeafNetwork:
         """The network of a distilled head and (when given) its calibration onto MOS."""
         if calibration is None:
@@ -109,6 +110,9 @@ class ModelInfo:
     provenance: dict = field(default_factory=dict)
     # the outer map of the calibration, after the feature correction (none in older files)
     output_map: ScoreMap = field(default_factory=ScoreMap)
+    # an HF backbone's id, revision, config and mean/std as JSON (``BackboneSpec``): rebuilds
+    # it with no hub access; empty for EfficientNet-Lite (its name is enough)
+    backbone_spec: str = ""
 
     def __post_init__(self) -> None:
         self.input_sizes = as_sizes(self.input_sizes)
@@ -141,6 +145,7 @@ class ModelInfo:
             "notes": json.dumps(self.notes),
             "card": json.dumps(self.card),
             "provenance": json.dumps({**provenance(), **self.provenance}),
+            **({"backbone_spec": self.backbone_spec} if self.backbone_spec else {}),
         }
 
     @classmethod
@@ -165,6 +170,7 @@ class ModelInfo:
                 notes=json.loads(metadata.get("notes", "{}")),
                 card=json.loads(metadata.get("card", "{}")),
                 provenance=json.loads(metadata.get("provenance", "{}")),
+                backbone_spec=metadata.get("backbone_spec", ""),
             )
         except (KeyError, ValueError) as error:
             raise ModelFileError(f"{source}: damaged LEAF model metadata ({error})") from None
@@ -208,6 +214,9 @@ def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo,
     turns them back into float32). The head and the calibration always stay float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the backbone describes itself: an HF one by id and spec, never by a local path
+    info = dataclasses.replace(info, backbone=backbone_id(network.backbone),
+                               backbone_spec=backbone_spec_json(network.backbone) or "")
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     if half_backbone:
         tensors = {k: v.half() if k.startswith("backbone.") and v.is_floating_point() else v
@@ -232,7 +241,10 @@ def read_info(path: str | Path) -> ModelInfo:
 
 def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     info = read_info(path)
-    backbone = MultiLevelBackbone(info.backbone, pretrained=False)
+    try:
+        backbone = backbone_from_spec(info.backbone, info.backbone_spec)
+    except (KeyError, ValueError, TypeError) as error:  # a damaged spec
+        raise ModelFileError(f"{path}: damaged backbone spec ({error})") from None
     try:
         head = QualityHead(**info.head)
         network = LeafNetwork(backbone, head, info.score_map, output_map=info.output_map)

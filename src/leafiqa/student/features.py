@@ -20,7 +20,7 @@ from leafiqa import config
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.student.backbone import MultiLevelBackbone, feature_blocks
+from leafiqa.student.backbone import build_backbone, cache_id, feature_blocks
 from leafiqa.student.onnx_runtime import export_onnx, onnx_available, onnx_session
 
 log = logging.getLogger(__name__)
@@ -94,18 +94,19 @@ class SingleSizeFeatures:
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
         self.runtime = runtime
-        self._network: MultiLevelBackbone | None = None
+        self._network: torch.nn.Module | None = None
         self._session = None
 
     @property
-    def network(self) -> MultiLevelBackbone:
+    def network(self) -> torch.nn.Module:
         if self._network is None:
-            self._network = MultiLevelBackbone(self.backbone_name).eval()
+            self._network = build_backbone(self.backbone_name).eval()
         return self._network
 
     @property
     def tag(self) -> str:
-        return f"{self.backbone_name}-{self.input_size}-ml1"
+        # the backbone's id and revision (an HF model's hub commit or weights hash)
+        return f"{cache_id(self.backbone_name)}-{self.input_size}-ml1"
 
     def _cache_file(self) -> Path | None:
         return self.cache_dir / f"features-{self.tag}.npz" if self.cache_dir else None
