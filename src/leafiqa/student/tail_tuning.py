@@ -228,10 +228,12 @@ class _PixelRows(torch.utils.data.Dataset):
                             to_pixels(open_rgb(self.paths[index]), self.sizes))
 
 
-def loader_workers() -> int:
+def loader_workers(device: torch.device) -> int:
+    """Decoding workers: enough to keep a GPU fed; none on a CPU (the network is the
+    bottleneck there, and each epoch's fork of a large process costs seconds)."""
     import os
 
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    return max(0, min(8, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
 
 
 def image_loader(paths: Sequence[Path], sizes: tuple[int, ...], batch_size: int,
@@ -239,7 +241,7 @@ def image_loader(paths: Sequence[Path], sizes: tuple[int, ...], batch_size: int,
                  workers: int | None = None) -> torch.utils.data.DataLoader:
     """Decoding workers run ahead of the device (pinned memory on CUDA); ``shuffle``: a new
     seeded order each epoch."""
-    workers = loader_workers() if workers is None else workers
+    workers = loader_workers(device) if workers is None else workers
     return torch.utils.data.DataLoader(
         _PixelRows(paths, sizes), batch_size=batch_size, shuffle=shuffle,
         generator=torch.Generator().manual_seed(seed) if shuffle else None,
