@@ -106,7 +106,12 @@ def calibrate_model(
     if not labelled_rows(pool_mos).size:
         raise DataError(f"{pool.source}: no training image has a MOS to calibrate on")
     keys = hash_manifest(pool)
-    extractor = FeatureExtractor(info.backbone, info.input_sizes, cache_dir)
+    # an HF backbone is rebuilt from the model file (its recorded spec keys the cache); a
+    # fine-tuned one's features are its own, never the cache's
+    tuned = info.notes.get("finetune", "none") not in ("none", None)
+    extractor = FeatureExtractor(
+        info.backbone, info.input_sizes, None if tuned else cache_dir,
+        network=network.backbone if tuned or info.backbone_spec else None)
     features = extractor.transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
     teacher_scores = None

@@ -216,3 +216,37 @@ def test_unknown_backbone_name_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("student:\n  backbone: resnet-50\n")
     with pytest.raises(ConfigError, match="backbone"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_cli_stages_distill_then_calibrate_with_a_tiny_hf_backbone(
+        tmp_path: Path, tiny_folders: dict[str, Path]) -> None:
+    """``leaf distill --backbone hf:FOLDER`` then ``leaf calibrate``: calibration rebuilds the
+    backbone from the model file (its folder may be gone) and reads the same cached features."""
+    from leafiqa.deploy.modelfile import read_info
+
+    csv, recorded = write_recorded_dataset(
+        tmp_path / "data", 24, mos=lambda i: round(1 + (i % 6) / 2, 2),
+        logit_good=lambda i: (i % 6) / 3, split=lambda i: "test" if i % 4 == 0 else "train",
+        blur=lambda i: (5 - i % 6) * 0.5, size=80)
+    folder = tmp_path / "dinov2"
+    shutil.copytree(tiny_folders["dinov2"], folder)
+    store, cache = tmp_path / "j.sqlite", tmp_path / "cache"
+    result = runner.invoke(app, ["teach", "--data", str(csv), "--split", "split", "--teacher",
+                                 f"qbench:{recorded}", "--store", str(store), "--quiet"])
+    assert result.exit_code == 0, result.output
+    student = tmp_path / "student.safetensors"
+    result = runner.invoke(app, ["distill", "--data", str(csv), "--split", "split", "--store",
+                                 str(store), "--out", str(student), "--input-size", "64",
+                                 "--backbone", f"hf:{folder}", "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    cached = sorted(f.name for f in cache.glob("features-*.npz"))
+    shutil.rmtree(folder)
+    result = runner.invoke(app, ["calibrate", str(student), "--labels", str(csv), "--split",
+                                 "split", "--budget", "6", "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    calibrated = tmp_path / "student-calibrated.safetensors"
+    assert read_info(calibrated).backbone == "hf:local/dinov2"
+    assert sorted(f.name for f in cache.glob("features-*.npz")) == cached  # the same key
+    result = runner.invoke(app, ["evaluate", str(calibrated), "--data", str(csv), "--split",
+                                 "split", "--runtime", "torch"])
+    assert result.exit_code == 0, result.output

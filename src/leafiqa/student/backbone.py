@@ -237,3 +237,11 @@ def blocks_per_size(name: str) -> tuple[int, ...]:
     if is_hf(name):
         return tuple(build_backbone(name, pretrained=False).blocks_per_size)
     return tuple(channels for channels in level_channels(name) for _statistic in ("mean", "std"))
+
+
+def network_blocks(network: nn.Module, n_sizes: int) -> tuple[int, ...]:
+    """``feature_blocks`` of a built backbone (an HF one knows its own layout)."""
+    per_size = getattr(network, "blocks_per_size", None)
+    if per_size is None:
+        return feature_blocks(str(network.name), n_sizes)
+    return tuple(per_size) * n_sizes
