@@ -11,7 +11,6 @@ synthetic images."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time

@@ -45,6 +45,7 @@ def tune_backbone(ws: Workspace, progress: bool = True
     import torch
 
     from leafiqa.student.distill import distill_head
+    from leafiqa.student.hf_backbone import HFBackbone
     from leafiqa.student.tail_tuning import (
         TailConfig,
         cache_front,
@@ -53,7 +54,6 @@ def tune_backbone(ws: Workspace, progress: bool = True
         tune_on_images,
         tune_tail,
     )
-    from leafiqa.student.hf_backbone import HFBackbone
 
     student = ws.config.student
     # a head with gradients all through: the backbone learns through it
