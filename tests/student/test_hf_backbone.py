@@ -91,7 +91,8 @@ def test_clip_reads_its_own_normalisation(tiny_folders: dict[str, Path]) -> None
     assert torch.allclose((imagenet * clip.scale + clip.shift).view(3), expected, atol=1e-5)
 
 
-def _tiny_run(tmp_path: Path, backbone: str, **student: object) -> Path:
+def _tiny_run(tmp_path: Path, backbone: str, distill: dict | None = None,
+              **student: object) -> Path:
     """``leaf run`` on 36 images made here, recorded teacher, 30 % labels → the model file."""
     csv, recorded = write_recorded_dataset(
         tmp_path / "data", 36, mos=lambda i: round(1 + (i % 9) / 2, 2),
@@ -102,6 +103,7 @@ def _tiny_run(tmp_path: Path, backbone: str, **student: object) -> Path:
         "teacher": {"spec": f"qbench:{recorded}", "fallback": "cues", "pairs_per_image": 2},
         "student": {"backbone": backbone, "input_size": [64, 96], **student},
         "labels": {"budget": 0.3},
+        "distill": distill or {},
         "output": str(tmp_path / "run"),
         "cache": str(tmp_path / "cache"),
     }
@@ -181,8 +183,9 @@ def test_full_finetune_of_a_tiny_hf_backbone_changes_its_weights(
         tmp_path: Path, tiny_folders: dict[str, Path]) -> None:
     from leafiqa.deploy.modelfile import load_network
 
-    model = _tiny_run(tmp_path, f"hf:{tiny_folders['convnext']}", finetune="full",
-                      tail_epochs=1, tail_lr=1e-2)
+    # no validation slice: the tuned state is kept even where it validates worse
+    model = _tiny_run(tmp_path, f"hf:{tiny_folders['convnext']}", {"val_fraction": 0.0},
+                      finetune="full", tail_epochs=1, tail_lr=1e-3)
     network, info = load_network(model)
     assert info.notes["finetune"] == "full"
     pristine = build_backbone(f"hf:{tiny_folders['convnext']}")
@@ -250,3 +253,18 @@ def test_cli_stages_distill_then_calibrate_with_a_tiny_hf_backbone(
     result = runner.invoke(app, ["evaluate", str(calibrated), "--data", str(csv), "--split",
                                  "split", "--runtime", "torch"])
     assert result.exit_code == 0, result.output
+
+
+def test_trainable_tail_is_the_last_stages_or_layers_and_what_follows(
+        tiny_folders: dict[str, Path]) -> None:
+    for name, stack in (("convnext", "encoder.stages"), ("dinov2", "encoder.layer")):
+        backbone = build_backbone(f"hf:{tiny_folders[name]}")
+        names = {id(p): n for n, p in backbone.model.named_parameters()}
+        last = {names[id(p)] for p in backbone.trainable_tail(1)}
+        assert backbone.block_count == 2
+        assert any(n.startswith(f"{stack}.1.") for n in last)
+        assert not any(n.startswith((f"{stack}.0.", "embeddings")) for n in last)
+        assert any(not n.startswith(stack) for n in last)  # the final norm
+        every = backbone.trainable_tail(backbone.block_count + 1)
+        assert len(every) == len(list(backbone.model.parameters()))
+        assert backbone.trainable_tail(0) == []
