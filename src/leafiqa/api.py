@@ -21,7 +21,7 @@ from leafiqa.deploy.modelfile import (
 )
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.backbone import build_backbone
 from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets, distill_head
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
 from leafiqa.student.ridge import FeatureScaler, RidgeBasis, feature_priors
@@ -80,7 +80,7 @@ def distill_from_store(
     extractor = FeatureExtractor(backbone, input_size, cache_dir)
     features = extractor.transform(images, keys)
     head = distill_head(features, targets, config, FeatureScaler.fit(features, extractor.blocks))
-    network = LeafNetwork.calibrated(MultiLevelBackbone(backbone), head)
+    network = LeafNetwork.calibrated(build_backbone(backbone), head)
     info = model_info(backbone=backbone, input_sizes=input_size, head=head,
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
                       notes={"stage": "distilled"},
@@ -121,7 +121,12 @@ def calibrate_model(
     if not labelled_rows(pool_mos).size:
         raise DataError(f"{pool.source}: no training image has a MOS to calibrate on")
     keys = hash_manifest(pool)
-    extractor = FeatureExtractor(info.backbone, info.input_sizes, cache_dir)
+    # an HF backbone is rebuilt from the model file (its recorded spec keys the cache); a
+    # fine-tuned one's features are its own, never the cache's
+    tuned = info.notes.get("finetune", "none") not in ("none", None)
+    extractor = FeatureExtractor(
+        info.backbone, info.input_sizes, None if tuned else cache_dir,
+        network=network.backbone if tuned or info.backbone_spec else None)
     features = extractor.transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
     teacher_scores = None

@@ -20,6 +20,7 @@ from pydantic.dataclasses import dataclass
 from leafiqa.errors import ConfigError
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
+EFFICIENTNET_BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 # features depend on the images and the backbone, not on the run: one cache for every run
 DEFAULT_CACHE = "runs/cache"
 # The default student reads an image pyramid: the whole image at 224 px (global composition)
@@ -64,7 +65,10 @@ class TeacherConfig:
 
 @dataclass(config=_STRICT)
 class StudentConfig:
-    backbone: str = Field(DEFAULT_BACKBONE, description="frozen feature backbone")
+    backbone: str = Field(DEFAULT_BACKBONE, description="feature backbone: efficientnet-lite0/1/2 "
+                          "(offline), or a Hugging Face vision model by hub id or folder: "
+                          "hf:facebook/dinov2-small, hf:facebook/convnext-base-224@REVISION, "
+                          "hf:/models/convnext-base (the transformers extra)")
     input_size: int | list[int] = Field(
         default_factory=lambda: list(DEFAULT_INPUT_SIZE),
         description="one size, or a list of sizes: an image pyramid whose features are "
@@ -87,6 +91,15 @@ class StudentConfig:
             self.finetune = "tail"
         if self.finetune == "tail" and self.unfreeze_blocks <= 0:
             self.unfreeze_blocks = 1
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, value: str) -> str:
+        # names only: whether an hf: model is reachable is checked when it is loaded
+        if value in EFFICIENTNET_BACKBONES or (value.startswith("hf:") and value[3:].strip()):
+            return value
+        raise ValueError(f"unknown backbone {value!r}: choose {', '.join(EFFICIENTNET_BACKBONES)}"
+                         ", or hf:HUB_ID / hf:FOLDER for a Hugging Face vision model")
 
     @field_validator("input_size", mode="before")
     @classmethod

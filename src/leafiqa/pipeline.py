@@ -8,6 +8,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,31 +23,35 @@ from leafiqa.methods import (
     run_leaf,
     run_teacher_alone,
 )
-from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.backbone import build_backbone
 from leafiqa.workspace import Workspace, label_count, prepare
 
 
 def build_network(ws: Workspace, result: MethodResult,
-                  backbone: MultiLevelBackbone | None = None) -> LeafNetwork:
+                  backbone: Any = None) -> LeafNetwork:
     assert result.head is not None
-    backbone = backbone or MultiLevelBackbone(ws.config.student.backbone, pretrained=True)
+    backbone = backbone or build_backbone(ws.config.student.backbone, pretrained=True)
     return LeafNetwork.calibrated(backbone, result.head, result.calibration)
 
 
 def tune_backbone(ws: Workspace, progress: bool = True
-                  ) -> tuple[Workspace, MultiLevelBackbone]:
+                  ) -> tuple[Workspace, Any]:
     """``student.finetune``: train the backbone's last blocks (``tail``) or every layer
     (``full``) with an MLP head on the teacher's joint point + pair loss over the training
     images (on CUDA when there is one). Returns the workspace with every image's features
     recomputed by the tuned backbone — LEAF then distils its head on those as usual — and the
-    tuned backbone."""
+    tuned backbone. ``full`` and any HF backbone read the images through a DataLoader each
+    epoch (bfloat16 on CUDA); an EfficientNet's ``tail`` caches its frozen front once."""
     import torch
 
     from leafiqa.student.distill import distill_head
+    from leafiqa.student.hf_backbone import HFBackbone
     from leafiqa.student.tail_tuning import (
         TailConfig,
         cache_front,
+        image_features,
         tail_features_batched,
+        tune_on_images,
         tune_tail,
     )
 
@@ -55,23 +60,28 @@ def tune_backbone(ws: Workspace, progress: bool = True
     joint = dataclasses.replace(ws.config.distill, head="mlp")
     targets = ws.targets(ws.train_rows)
     head = distill_head(ws.features[ws.train_rows], targets, joint)
-    backbone = MultiLevelBackbone(student.backbone, pretrained=True).eval()
+    backbone = build_backbone(student.backbone, pretrained=True).eval()
     blocks = backbone.block_count + 1 if student.finetune == "full" else student.unfreeze_blocks
+    tail = TailConfig(blocks=blocks, epochs=student.tail_epochs, lr=student.tail_lr,
+                      seed=ws.config.distill.seed)
+    if student.finetune == "full" or isinstance(backbone, HFBackbone):
+        paths = [i.path for i in ws.manifest]
+        backbone, _ = tune_on_images(backbone, head, [paths[i] for i in ws.train_rows],
+                                     student.input_size, targets, tail, joint, progress)
+        features = image_features(backbone, paths, student.input_size, progress=progress)
+        return dataclasses.replace(ws, features=features.numpy()), backbone.cpu().eval()
     cut = backbone.block_count - blocks
     # the frozen front (nothing for "full") runs once for every image; tuning uses train rows
     front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
                         progress)
-    backbone, _ = tune_tail(
-        backbone, head, front.rows(torch.as_tensor(ws.train_rows)), targets,
-        TailConfig(blocks=blocks, epochs=student.tail_epochs, lr=student.tail_lr,
-                   seed=ws.config.distill.seed),
-        joint, progress=progress)
+    backbone, _ = tune_tail(backbone, head, front.rows(torch.as_tensor(ws.train_rows)), targets,
+                            tail, joint, progress=progress)
     features = tail_features_batched(backbone, front, cut).numpy()
     return dataclasses.replace(ws, features=features), backbone
 
 
 def save_student(ws: Workspace, result: MethodResult, path: Path,
-                 label_rows: np.ndarray, backbone: MultiLevelBackbone | None = None) -> Path:
+                 label_rows: np.ndarray, backbone: Any = None) -> Path:
     assert result.head is not None
     labelled_mos = ws.mos[ws.train_rows[label_rows]] if label_rows.size else np.zeros(0)
     train_manifest = ws.manifest.subset([ws.manifest[i] for i in ws.train_rows], "train")

@@ -5,6 +5,7 @@ manifest hash. No pickle: loading a model file never runs code from it."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.calibration.prior import PriorCalibration
 from leafiqa.data.images import as_sizes
 from leafiqa.errors import ModelFileError
-from leafiqa.student.backbone import MultiLevelBackbone
+from leafiqa.student.backbone import backbone_from_spec, backbone_id, backbone_spec_json
 from leafiqa.student.head import QualityHead
 from leafiqa.student.ridge import RidgeFit
 from leafiqa.version import provenance
@@ -82,7 +83,7 @@ class LeafNetwork(nn.Module):
     With several sizes (an image pyramid) the same backbone reads each and the head sees their
     features side by side, in the order the sizes were given."""
 
-    def __init__(self, backbone: MultiLevelBackbone, head: QualityHead, score_map: ScoreMap,
+    def __init__(self, backbone: nn.Module, head: QualityHead, score_map: ScoreMap,
                  correction: RidgeFit | None = None, output_map: ScoreMap | None = None):
         super().__init__()
         self.backbone = backbone
@@ -92,7 +93,7 @@ class LeafNetwork(nn.Module):
         self.output = TorchScoreMap(output_map or ScoreMap())
 
     @classmethod
-    def calibrated(cls, backbone: MultiLevelBackbone, head: QualityHead,
+    def calibrated(cls, backbone: nn.Module, head: QualityHead,
                    calibration: PriorCalibration | None = None) -> LeafNetwork:
         """The network of a distilled head and (when given) its calibration onto MOS."""
         if calibration is None:
@@ -125,6 +126,9 @@ class ModelInfo:
     output_map: ScoreMap = field(default_factory=ScoreMap)
     # the images that trained it (``training_record``); None: not recorded (older files)
     trained_on: dict | None = None
+    # an HF backbone's id, revision, config and mean/std as JSON (``BackboneSpec``): rebuilds
+    # it with no hub access; empty for EfficientNet-Lite (its name is enough)
+    backbone_spec: str = ""
 
     def __post_init__(self) -> None:
         self.input_sizes = as_sizes(self.input_sizes)
@@ -158,6 +162,7 @@ class ModelInfo:
             "card": json.dumps(self.card),
             "provenance": json.dumps({**provenance(), **self.provenance}),
             **({"trained_on": json.dumps(self.trained_on)} if self.trained_on else {}),
+            **({"backbone_spec": self.backbone_spec} if self.backbone_spec else {}),
         }
 
     @classmethod
@@ -186,6 +191,7 @@ class ModelInfo:
                 card=json.loads(metadata.get("card", "{}")),
                 provenance=json.loads(metadata.get("provenance", "{}")),
                 trained_on=json.loads(metadata.get("trained_on", "null")),
+                backbone_spec=metadata.get("backbone_spec", ""),
             )
         except RecursionError:
             raise ModelFileError(f"{source}: damaged LEAF model metadata (JSON nested too "
@@ -292,6 +298,9 @@ def save_model(path: str | Path, network: LeafNetwork, info: ModelInfo,
     turns them back into float32). The head and the calibration always stay float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the backbone describes itself: an HF one by id and spec, never by a local path
+    info = dataclasses.replace(info, backbone=backbone_id(network.backbone),
+                               backbone_spec=backbone_spec_json(network.backbone) or "")
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     if half_backbone:
         tensors = {k: v.half() if k.startswith("backbone.") and v.is_floating_point() else v
@@ -318,7 +327,10 @@ def read_info(path: str | Path) -> ModelInfo:
 
 def load_network(path: str | Path) -> tuple[LeafNetwork, ModelInfo]:
     info = read_info(path)
-    backbone = MultiLevelBackbone(info.backbone, pretrained=False)
+    try:
+        backbone = backbone_from_spec(info.backbone, info.backbone_spec)
+    except (KeyError, ValueError, TypeError) as error:  # a damaged spec
+        raise ModelFileError(f"{path}: damaged backbone spec ({error})") from None
     try:
         head = QualityHead(**info.head)
         network = LeafNetwork(backbone, head, info.score_map, output_map=info.output_map)

