@@ -42,8 +42,10 @@ def test_596_agiqa_images_score_the_same_through_every_entry_point(
                                       progress=False)(paths).numpy()
     out = tmp_path / "scores.csv"
     runner = CliRunner()
-    result = runner.invoke(app, ["score", "leaf-agiqa3k", str(AGIQA / "images"), "--out",
-                                 str(out), "--precision", "fp32", "--batch-size", "32"])
+    listing = tmp_path / "test-images.txt"
+    listing.write_text("".join(f"{p}\n" for p in paths))
+    result = runner.invoke(app, ["score", "leaf-agiqa3k", str(listing), "--out", str(out),
+                                 "--precision", "fp32", "--batch-size", "32"])
     assert result.exit_code == 0, result.output
     rows = {row["path"]: float(row["score"]) for row in csv.DictReader(out.open())}
     found = {"leaf score": np.array([rows[str(p)] for p in paths]),

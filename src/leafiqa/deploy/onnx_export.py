@@ -115,7 +115,8 @@ def cached_graph(model_path: str | Path, path: Path,
     if graph_matches(path, model_sha256(model_path)):
         return path
     if path.exists():
-        log.warning("%s is damaged or belongs to another model file; rebuilding it", path)
+        log.warning("%s is damaged, from an older LEAF or from another model file (it does "
+                    "not record this file's SHA-256); rebuilding it", path)
     return export(model_path, path)
 
 
