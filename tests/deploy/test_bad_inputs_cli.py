@@ -95,7 +95,7 @@ def test_duplicate_rows_are_not_unreadable(model_file: Path, image_folder: Path,
     manifest.write_text("name,mos\n" + "\n".join(rows + rows[:2]) + "\n")
     result = invoke("evaluate", model_file, "--data", manifest, "--runtime", "torch")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["unreadable"] == 0
+    assert json.loads(result.stdout)["unreadable"] == 0
 
 
 def test_score_counts_failures_by_reason_and_exits_1_when_none_scored(
