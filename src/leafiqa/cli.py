@@ -179,13 +179,17 @@ def detect_kind(target: Path) -> str:
 
 
 def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
-              limit: int | None = None) -> Manifest:
+              limit: int | None = None, image_root: Path | None = None) -> Manifest:
     from leafiqa.data.readers import read_dataset
 
     target = Path(path)
     if kind == "auto":
         kind = detect_kind(target)
     options: dict[str, object] = {"split": split} if kind in ("agiqa3k", "clive") else {}
+    if image_root is not None:
+        if kind != "csv":
+            raise DataError(f"--image-root applies to a CSV data set only ({path} is {kind})")
+        options["image_root"] = image_root
     manifest = read_dataset(kind, target, **options)
     return manifest.head(limit) if limit else manifest
 
@@ -349,6 +353,9 @@ def evaluate(
     force: bool = typer.Option(False, "--force", help="replace an existing --json file"),
     runtime: str = typer.Option("auto"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    image_root: Path = typer.Option(None, help="csv: folder the image names are relative to "
+                                               "(default: the CSV's folder)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """SRCC / KRCC / PLCC / RMSE of a model file against MOS, and how many of the evaluated
     images trained the model (from the record in the model file; "unknown" without one)."""
@@ -364,12 +371,12 @@ def evaluate(
     if json_out is not None:
         check_not_an_input(json_out, [model_path, Path(data)], "--json")
         check_writable_target(json_out, force, "--json")
-    manifest = read_data(data, kind, split)
+    manifest = read_data(data, kind, split, image_root=image_root)
     if subset and any(i.split for i in manifest):
         manifest = manifest.split(subset)
     mos = np.array(manifest.mos_array())  # before scoring: no MOS is an error, not a crash
     scorer = Scorer(model_path, runtime=runtime)
-    predictions = scorer.score_paths([i.path for i in manifest])
+    predictions = scorer.score_paths([i.path for i in manifest], progress=not quiet)
     ok = ~np.isnan(predictions)
     if strict and not ok.all():
         raise DataError(f"--strict: {manifest[int(np.argmin(ok))].path}: could not be decoded")

@@ -2,8 +2,10 @@
 model's MOS scale, and with ``as_loss=True`` a differentiable torch loss.
 
 Tensors are read in torch end to end (resize, normalisation, backbone, head and calibration),
-so gradients reach the input pixels. Files, PIL images and arrays are decoded and resized with
-PIL exactly as ``leaf score`` does."""
+so gradients reach the input pixels. Files, folders, bytes, PIL images and arrays take the one
+path every entry point takes (``data.pixels.input_pixels``: files decoded whole, in-memory
+inputs converted by ``image_from_any``, resized by PIL): the same scores as ``leaf score``. A
+folder or list is decoded and scored batch by batch, never held decoded all at once."""
 
 from __future__ import annotations
 
@@ -16,18 +18,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from leafiqa.data.images import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    open_rgb,
-    to_model_inputs,
-)
-from leafiqa.data.loader import stack_levels
-from leafiqa.data.manifest import DataError
+from leafiqa.data.images import IMAGENET_MEAN, IMAGENET_STD
+from leafiqa.data.pixels import iter_pixel_batches
 from leafiqa.deploy.modelfile import load_network
+from leafiqa.deploy.onnx_export import PixelInputs
+from leafiqa.errors import DataError
 from leafiqa.registry import resolve_model
 
-ImageInput = str | Path | Image.Image | np.ndarray | torch.Tensor
+ImageInput = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -37,67 +35,25 @@ def image_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def array_to_rgb(array: np.ndarray, label: str = "array") -> Image.Image:
-    """HxW, HxWxC or CxHxW arrays of any integer dtype (full range of the dtype) or float in
-    [0, 1] → an 8-bit RGB image; an alpha channel is dropped."""
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = array.transpose(1, 2, 0)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise DataError(f"{label}: expected an HxW, HxWx3/4 or 3xHxW image, got shape "
-                        f"{array.shape}")
-    if array.ndim == 3:
-        array = array[..., :3]
-    if array.dtype == np.bool_:
-        unit = array.astype(np.float64)
-    elif np.issubdtype(array.dtype, np.integer):
-        info = np.iinfo(array.dtype)
-        if info.min < 0 and array.min() < 0:
-            raise DataError(f"{label}: negative pixel values in a {array.dtype} image")
-        unit = array.astype(np.float64) / info.max
-    elif np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise DataError(f"{label}: a float image must hold values in [0, 1] "
-                            f"(got {np.nanmin(array):.4g} to {np.nanmax(array):.4g})")
-        unit = array.astype(np.float64)
-    else:
-        raise DataError(f"{label}: unsupported pixel dtype {array.dtype}")
-    pixels = np.round(unit * 255.0).astype(np.uint8)
-    image = Image.fromarray(pixels)
-    return image.convert("RGB")
-
-
-def pil_to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode → RGB; 16-bit and float modes are scaled, not clipped, to 8 bits."""
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        array = np.asarray(image)
-        if image.mode == "I":
-            array = array.astype(np.int64)
-            array = (array.clip(0, 65535)).astype(np.uint16)
-        return array_to_rgb(array, f"PIL image (mode {image.mode})")
-    return image.convert("RGB")
-
-
-def to_rgb_images(target: object) -> list[Image.Image]:
-    """One input or a list of them (paths, folders, PIL images, arrays) → RGB images."""
+def flatten_inputs(target: object) -> list[object]:
+    """One input or a list of them → the images to score, in order, not yet decoded: a folder
+    becomes its image files; paths, bytes, PIL images, arrays and tensors stay as they are
+    (each is decoded by ``image_from_any`` when its batch is scored)."""
     if isinstance(target, (str, Path)):
         path = Path(target)
         if path.is_dir():
             files = image_files(path)
             if not files:
                 raise DataError(f"{path}: no image files found")
-            return [open_rgb(p) for p in files]
-        return [open_rgb(path)]
-    if isinstance(target, Image.Image):
-        return [pil_to_rgb(target)]
-    if isinstance(target, np.ndarray):
-        return [array_to_rgb(target)]
+            return list(files)
+        return [path]
+    if isinstance(target, (bytes, bytearray, memoryview, Image.Image, np.ndarray)) or \
+            torch.is_tensor(target):
+        return [target]
     if isinstance(target, Sequence):
-        return [image for item in target for image in to_rgb_images(item)]
-    raise TypeError(f"cannot score a {type(target).__name__}: give a path, folder, PIL image, "
-                    "numpy array, (B, 3, H, W) tensor in [0, 1] or a list of them")
+        return [image for item in target for image in flatten_inputs(item)]
+    raise TypeError(f"cannot score a {type(target).__name__}: give a path, folder, bytes, PIL "
+                    "image, numpy array, (B, 3, H, W) tensor in [0, 1] or a list of them")
 
 
 class LeafMetric(nn.Module):
@@ -116,6 +72,7 @@ class LeafMetric(nn.Module):
         seed: int = 123,
         check_input_range: bool = True,
         batch_size: int = 32,
+        progress: bool = True,
     ) -> None:
         super().__init__()
         if loss_reduction not in ("mean", "sum", "none"):
@@ -133,6 +90,8 @@ class LeafMetric(nn.Module):
         self.seed = seed
         self.check_input_range = check_input_range and not as_loss
         self.batch_size = batch_size
+        self.progress = progress
+        self.pixel_inputs = PixelInputs(self.net)
         self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1))
         self.device = torch.device(device) if device else torch.device(
@@ -150,9 +109,14 @@ class LeafMetric(nn.Module):
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected a (B, 3, H, W) or (B, 1, H, W) tensor, got shape "
                              f"{tuple(x.shape)}")
+        if x.numel() == 0:
+            raise DataError(f"empty image tensor (shape {tuple(x.shape)})")
         if x.dtype == torch.uint8:
             x = x.float() / 255.0
         x = x.to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise DataError(f"image tensor: {bad} pixel value(s) are NaN or infinite")
         if self.check_input_range and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
             raise ValueError(f"input must be in [0, 1], got {x.min().item():.4f} to "
                              f"{x.max().item():.4f}")
@@ -165,14 +129,20 @@ class LeafMetric(nn.Module):
             levels.append((resized - self.mean) / self.std)
         return levels
 
-    def _score_images(self, images: list[Image.Image]) -> torch.Tensor:
+    def _score_inputs(self, items: list[object]) -> torch.Tensor:
+        """Decode and score batch by batch (decoding threads run one batch ahead), with a
+        progress bar when there is more than one batch."""
+        from tqdm.auto import tqdm
+
         scores = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = [to_model_inputs(image, self.input_sizes)
-                     for image in images[start:start + self.batch_size]]
-            levels = stack_levels(chunk, self.input_sizes)
-            scores.append(self.net(*(torch.from_numpy(level).to(self.device)
-                                     for level in levels)))
+        with tqdm(total=len(items), unit="img", desc=self.metric_name,
+                  disable=not self.progress or len(items) <= self.batch_size) as bar:
+            for batch in iter_pixel_batches(items, self.input_sizes, self.batch_size):
+                if batch.failures:
+                    raise DataError(batch.failures[0][1])
+                scores.append(self.pixel_inputs(*(torch.from_numpy(level).to(self.device)
+                                                  for level in batch.pixels)))
+                bar.update(len(batch.indices))
         return torch.cat(scores) if scores else torch.zeros(0, device=self.device)
 
     def forward(self, target: ImageInput | Sequence[ImageInput], ref: object = None,
@@ -190,7 +160,7 @@ class LeafMetric(nn.Module):
                   and all(torch.is_tensor(t) for t in target)):
                 scores = torch.cat([self.net(*self._levels_from_tensor(t)) for t in target])
             else:
-                scores = self._score_images(to_rgb_images(target))
+                scores = self._score_inputs(flatten_inputs(target))
         if not self.as_loss:
             return scores
         weighted = scores * (1.0 if self.loss_weight is None else self.loss_weight)

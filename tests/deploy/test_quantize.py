@@ -106,7 +106,7 @@ def test_export_cli_quantizes_and_reports_parity(tmp_path: Path, many_images: li
     assert missing.exit_code == 2 and "--data" in missing.output
 
 
-def test_large_jpeg_is_decoded_reduced_and_matches_a_full_decode(tmp_path: Path) -> None:
+def test_a_large_jpeg_is_decoded_whole_as_every_entry_point_decodes(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     base = Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8))
     path = tmp_path / "big.jpg"
@@ -116,7 +116,7 @@ def test_large_jpeg_is_decoded_reduced_and_matches_a_full_decode(tmp_path: Path)
     slow = [np.asarray(full.resize((s, s), Image.BILINEAR, reducing_gap=2.0)) for s in (224, 512)]
     for got, want, size in zip(fast, slow, (224, 512), strict=True):
         assert got.shape == (size, size, 3) and got.dtype == np.uint8
-        assert np.abs(got.astype(int) - want.astype(int)).mean() < 3.0
+        assert np.array_equal(got, want)  # no draft mode: the very pixels of a full decode
 
 
 def test_pixel_batches_keep_order_and_report_failures(tmp_path: Path,

@@ -1,9 +1,14 @@
 """Decoding images into tensors the student reads, and content hashes that key judgments.
 
-Every entry point (``leaf score``, ``teach``, features, ``serve``, ``create_metric``) decodes
-through ``decode_image``: one place that refuses decompression bombs, applies EXIF orientation,
-maps every PIL mode (16-bit, float, palette, alpha, CMYK, …) to 8-bit RGB, and turns any decoder
-failure into an ``ImageDecodeError`` whose message names the file and a short reason."""
+Every entry point (``leaf score``, ``evaluate``, ``run``, features, ``serve``, the Ray engine,
+``create_metric``, ``Scorer``) turns a file into pixels the same way: ``open_rgb`` decodes the
+whole image (never JPEG draft mode: the models' training features were decoded whole, and
+drafting cost accuracy, see benchmarks/pixel_paths.py), then ``to_pixels`` resizes it to each
+input size. In-memory inputs (bytes, PIL images, arrays, tensors) go through ``image_from_any``.
+Decoding refuses decompression bombs and formats outside ``ACCEPTED_FORMATS``, applies EXIF
+orientation, maps every PIL mode (16-bit, float, palette, alpha, CMYK, …) to 8-bit RGB, and turns
+any decoder failure into an ``ImageDecodeError`` whose message names the file and a short
+reason."""
 
 from __future__ import annotations
 
@@ -32,6 +37,14 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 # Short reasons, so failures can be counted by kind (``failure_reason``).
 REASONS = ("not found", "permission denied", "is a folder", "too many pixels", "too large",
            "not an image", "cannot decode")
+# Raster image formats only: PostScript/EPS/PDF would reach Ghostscript, and the many exotic
+# PIL plugins (FITS, GRIB, PSD, …) are attack surface no image-quality user needs. MPO is how
+# many phone cameras' JPEGs open.
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "TGA",
+                    "JPEG2000", "AVIF", "QOI", "ICO")
+# Leading bytes of documents PIL would otherwise hand to Ghostscript, for a clearer reason.
+_DOCUMENT_MAGIC = ((b"%!PS", "PostScript/EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"),
+                   (b"%PDF", "PDF"))
 _MEMORY_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
@@ -73,6 +86,10 @@ def set_max_pixels(limit: int | None) -> None:
         os.environ[MAX_PIXELS_ENV] = str(int(limit))
 
 
+def _limit(value: int | None) -> int:
+    return max_pixels() if value is None else value
+
+
 def _check_size(image: Image.Image, label: str, limit: int) -> None:
     width, height = image.size
     if width * height > limit:
@@ -98,7 +115,9 @@ def _array_rgb(array: np.ndarray) -> Image.Image:
         array = array[..., 0]
     if array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3) or 0 in array.shape:
+    if 0 in array.shape:
+        raise ValueError(f"empty image array (shape {array.shape})")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
         raise ValueError(f"expected an H×W or H×W×3 image array, got shape {array.shape}")
     if array.dtype == np.bool_:
         out = array.astype(np.uint8) * 255
@@ -111,7 +130,14 @@ def _array_rgb(array: np.ndarray) -> Image.Image:
         scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else float(top)
         out = _int_to_uint8(np.maximum(array, 0), scale)
     elif np.issubdtype(array.dtype, np.floating):
-        values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        values = array.astype(np.float64)
+        if not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum())
+            raise ValueError(f"{bad} pixel value(s) are NaN or infinite")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0, 0)
+        if low < -1e-3 or high > 255.001:
+            raise ValueError(f"a float image must hold values in [0, 1] or [0, 255] (got "
+                             f"{low:.4g} to {high:.4g})")
         scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
         out = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
     else:
@@ -170,7 +196,7 @@ def _decode(source: Any, label: str, limit: int | None,
             warnings.simplefilter("ignore")  # DecompressionBombWarning, palette transparency
             if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
                 Image.MAX_IMAGE_PIXELS = limit  # raised on purpose: PIL must not refuse first
-            with Image.open(source) as image:
+            with Image.open(source, formats=_accepted_formats()) as image:
                 _check_size(image, label, limit)
                 if draft_side and image.format == "JPEG" and min(image.size) >= 2 * draft_side:
                     image.draft("RGB", (draft_side, draft_side))
@@ -183,10 +209,29 @@ def _decode(source: Any, label: str, limit: int | None,
     except PermissionError:
         raise ImageDecodeError(label, "permission denied") from None
     except Image.UnidentifiedImageError:
-        raise ImageDecodeError(label, "not an image", "unknown or unsupported format") from None
+        raise ImageDecodeError(label, "not an image", _unaccepted(source)) from None
     except Exception as error:  # noqa: BLE001 - decoders raise anything on hostile files
         detail = _MEMORY_REPR.sub("the data", str(error)) or type(error).__name__
         raise ImageDecodeError(label, "cannot decode", detail[:200]) from None
+
+
+def _accepted_formats() -> tuple[str, ...]:
+    """The accepted formats this PIL build can open (AVIF, for one, is optional)."""
+    Image.init()
+    return tuple(name for name in ACCEPTED_FORMATS if name in Image.OPEN)
+
+
+def _unaccepted(source: Any) -> str:
+    """Why PIL found no accepted format: a named document type, or the general reason."""
+    try:
+        source.seek(0)
+        head = source.read(8)
+    except Exception:  # noqa: BLE001 - an unreadable stream: the general reason will do
+        head = b""
+    for magic, kind in _DOCUMENT_MAGIC:
+        if head.lstrip(b"\x00\t\r\n ").startswith(magic):
+            return f"{kind} is not an accepted image format"
+    return "unknown or unsupported format (accepted: JPEG, PNG, WebP, BMP, TIFF, GIF, …)"
 
 
 def _open_file(path: Path) -> io.BufferedReader:
@@ -204,7 +249,9 @@ def _open_file(path: Path) -> io.BufferedReader:
 
 def open_rgb(path: str | Path, max_pixels: int | None = None,
              draft_side: int | None = None) -> Image.Image:
-    """An image file as upright 8-bit RGB; ``ImageDecodeError`` names the file and why not."""
+    """An image file as upright 8-bit RGB; ``ImageDecodeError`` names the file and why not.
+    ``draft_side`` (JPEG draft mode) is for benchmarks/pixel_paths.py only: no entry point
+    drafts."""
     path = Path(path)
     with _open_file(path) as handle:
         return _decode(handle, str(path), max_pixels, draft_side)
@@ -217,18 +264,24 @@ def decode_bytes_rgb(data: bytes, label: str = "<upload>",
     return _decode(io.BytesIO(data), label, max_pixels)
 
 
-def image_from_any(image: Any, label: str = "<image>") -> Image.Image:
-    """A path, bytes, PIL image, NumPy array, torch tensor or nested list → upright RGB.
+def image_from_any(image: Any, label: str = "<image>",
+                   max_pixels: int | None = None) -> Image.Image:
+    """A path, bytes, PIL image, NumPy array, torch tensor or nested list → upright RGB: the one
+    conversion ``create_metric``, ``Scorer`` and the service use.
 
     Arrays: H×W, H×W×C or C×H×W (C = 1, 3 or 4 and the last axis not); see ``_array_rgb``
-    for value ranges (float in [0, 1] like pyiqa/torchvision, uint16 on 0…65535)."""
+    for value ranges (float in [0, 1] like pyiqa/torchvision, uint16 on 0…65535, other
+    integers on 0…255 when they fit). NaN, infinite or empty inputs are a ``DataError``."""
     if isinstance(image, (str, Path)):
-        return open_rgb(image)
+        return open_rgb(image, max_pixels)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_bytes_rgb(bytes(image), label)
+        return decode_bytes_rgb(bytes(image), label, max_pixels)
     if isinstance(image, Image.Image):
-        _check_size(image, label, max_pixels())
-        return to_rgb(image)
+        _check_size(image, label, _limit(max_pixels))
+        try:
+            return to_rgb(image)
+        except ValueError as error:
+            raise DataError(f"{label}: {error}") from None
     if hasattr(image, "detach") and hasattr(image, "cpu"):  # a torch tensor, without importing
         image = image.detach().cpu().numpy()
     try:
@@ -257,13 +310,6 @@ def to_model_input(image: Image.Image, size: int) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def open_rgb_at_least(path: str | Path, side: int) -> Image.Image:
-    """``open_rgb``, but a JPEG larger than needed is decoded at a reduced scale that still
-    leaves both sides ≥ ``side`` — several times less decoding for large photos; the resize to
-    the model's sizes then starts from there."""
-    return open_rgb(path, draft_side=side)
-
-
 def to_pixels(image: Image.Image, sizes: Sequence[int]) -> tuple[np.ndarray, ...]:
     """The whole image resized to each size as uint8 HWC arrays (normalisation is left to the
     network: the fast scoring graphs read uint8 pixels)."""
@@ -273,7 +319,8 @@ def to_pixels(image: Image.Image, sizes: Sequence[int]) -> tuple[np.ndarray, ...
 
 
 def load_pixels(path: str | Path, sizes: Sequence[int]) -> tuple[np.ndarray, ...]:
-    return to_pixels(open_rgb_at_least(path, max(sizes)), sizes)
+    """A file as the model reads it: decoded whole, resized to each size (uint8 HWC)."""
+    return to_pixels(open_rgb(path), sizes)
 
 
 def load_model_input(path: str | Path, size: int) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Threaded decode-and-resize of image files into uint8 pixel batches, without PyTorch (the
-fast ONNX scoring path and Ray's scoring actors import only this, NumPy, PIL and ONNX Runtime)."""
+fast ONNX scoring path and Ray's scoring actors import only this, NumPy, PIL and ONNX Runtime).
+
+The one path from an input to the pixels a model reads: files through ``load_pixels`` (decoded
+whole), in-memory inputs through ``image_from_any``, both resized by ``to_pixels``."""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from leafiqa.data.images import ImageDecodeError, as_sizes, load_pixels
+from leafiqa.data.images import as_sizes, image_from_any, load_pixels, to_pixels
+from leafiqa.errors import DataError
 
 Levels = tuple[np.ndarray, ...]
 
@@ -27,21 +32,30 @@ class PixelBatch:
     failures: list[tuple[int, str]]
 
 
-def _decode(path: Path, sizes: tuple[int, ...]) -> Levels | str:
+def input_pixels(item: Any, sizes: Sequence[int], label: str = "<image>",
+                 max_pixels: int | None = None) -> Levels:
+    """Any input (a file path, bytes, PIL image, array, tensor) as the uint8 levels a model
+    reads: a file decoded whole (``load_pixels``), anything else by ``image_from_any``."""
+    if isinstance(item, (str, Path)) and max_pixels is None:
+        return load_pixels(item, sizes)
+    return to_pixels(image_from_any(item, label, max_pixels), sizes)
+
+
+def _decode(item: Any, sizes: tuple[int, ...], label: str) -> Levels | str:
     try:
-        return load_pixels(path, sizes)
-    except ImageDecodeError as error:
+        return input_pixels(item, sizes, label)
+    except DataError as error:  # ImageDecodeError, or an in-memory input that is no image
         return str(error)
 
 
 def iter_pixel_batches(
-    paths: Sequence[Path], size: int | Sequence[int], batch_size: int = 32,
+    paths: Sequence[Any], size: int | Sequence[int], batch_size: int = 32,
     threads: int | None = None, prefetch: int = 2,
 ) -> Iterator[PixelBatch]:
     """Batches of uint8 pixels in input order, decoded by a thread pool (PIL releases the GIL
     while decoding and resizing) that runs ``prefetch`` batches ahead of the consumer, so
-    decoding overlaps inference without copying pixels between processes. Unreadable images
-    are reported in ``failures``."""
+    decoding overlaps inference without copying pixels between processes. ``paths`` are files,
+    or any input ``image_from_any`` takes. Unreadable images are reported in ``failures``."""
     from concurrent.futures import ThreadPoolExecutor
 
     sizes = as_sizes(size)
@@ -50,8 +64,8 @@ def iter_pixel_batches(
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leaf-decode") as pool:
         pending: deque = deque()
         for start in starts:
-            pending.append((start, [pool.submit(_decode, Path(p), sizes)
-                                    for p in paths[start : start + batch_size]]))
+            pending.append((start, [pool.submit(_decode, item, sizes, f"images[{start + k}]")
+                                    for k, item in enumerate(paths[start : start + batch_size])]))
             if len(pending) <= prefetch:
                 continue
             yield _collect(*pending.popleft(), sizes)

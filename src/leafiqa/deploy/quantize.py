@@ -20,7 +20,14 @@ import numpy as np
 
 from leafiqa.data.pixels import iter_pixel_batches
 from leafiqa.deploy.modelfile import read_info
-from leafiqa.deploy.onnx_export import export_pixel_onnx, pixel_input_names
+from leafiqa.deploy.onnx_export import (
+    atomic_output,
+    export_pixel_onnx,
+    graph_metadata,
+    model_sha256,
+    pixel_input_names,
+    stamp_graph,
+)
 
 METADATA_KEY = "leaf_int8_parity"
 MIN_SRCC = 0.99
@@ -67,24 +74,20 @@ def int8_path(model_path: str | Path) -> Path:
 
 
 def model_digest(model_path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with Path(model_path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    """The first 16 hex digits of the model file's SHA-256 (what a parity record keeps)."""
+    return model_sha256(model_path)[:16]
 
 
 def read_parity(onnx_path: str | Path) -> Parity | None:
-    """The parity record of an INT8 graph (None when it has none)."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return Parity(**json.loads(prop.value))
-    return None
+    """The parity record of an INT8 graph (None when it has none, or the file is truncated,
+    damaged or not ONNX: such a graph is never used)."""
+    metadata = graph_metadata(onnx_path)
+    if metadata is None or METADATA_KEY not in metadata:
+        return None
+    try:
+        return Parity(**json.loads(metadata[METADATA_KEY]))
+    except (ValueError, TypeError):
+        return None
 
 
 def fp32_nodes(onnx_path: Path, blocks: int = FP32_BLOCKS) -> list[str]:
@@ -158,33 +161,27 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_pixel_onnx(model_path, Path(tmp) / "fp32.onnx")
         prepared = Path(tmp) / "prepared.onnx"
+        quantized_path = Path(tmp) / "int8.onnx"  # renamed onto ``out`` once stamped
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         quantize_static(
-            str(prepared), str(out), Reader(),
+            str(prepared), str(quantized_path), Reader(),
             quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
             op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=fp32_nodes(prepared),
         )
         reference = _scores(onnx_session(fp32, threads), parity_paths, sizes)
-    quantized = _scores(onnx_session(out, threads), parity_paths, sizes)
-    srcc = float(spearmanr(reference, quantized)[0]) if len(reference) > 2 else float("nan")
-    diff = np.abs(reference - quantized)
-    record = Parity(images=len(parity_paths), calibration_images=len(calibration_paths),
-                    srcc=srcc, mean_abs_diff=float(diff.mean()), max_abs_diff=float(diff.max()),
-                    fp32_score_std=float(reference.std()), accepted=bool(srcc >= MIN_SRCC),
-                    quant_format=quant_format, model_sha=model_digest(model_path),
-                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    fp32_blocks=FP32_BLOCKS, quantized_ops=",".join(QUANTIZED_OPS))
-    _write_parity(out, record)
+        quantized = _scores(onnx_session(quantized_path, threads), parity_paths, sizes)
+        srcc = float(spearmanr(reference, quantized)[0]) if len(reference) > 2 else float("nan")
+        diff = np.abs(reference - quantized)
+        sha = model_sha256(model_path)
+        record = Parity(images=len(parity_paths), calibration_images=len(calibration_paths),
+                        srcc=srcc, mean_abs_diff=float(diff.mean()),
+                        max_abs_diff=float(diff.max()), fp32_score_std=float(reference.std()),
+                        accepted=bool(srcc >= MIN_SRCC), quant_format=quant_format,
+                        model_sha=sha[:16],
+                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        fp32_blocks=FP32_BLOCKS, quantized_ops=",".join(QUANTIZED_OPS))
+        stamp_graph(quantized_path, sha, {METADATA_KEY: json.dumps(asdict(record))})
+        with atomic_output(out) as temporary:
+            temporary.write_bytes(quantized_path.read_bytes())
     return out, record
-
-
-def _write_parity(path: Path, record: Parity) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(asdict(record)))
-    onnx.save(model, str(path))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,19 +48,34 @@ def registered_models() -> dict[str, RegisteredModel]:
     return found
 
 
-def list_models(metric_mode: str | None = None, filter: str = "",  # noqa: A002 (pyiqa's name)
-                exclude_filters: str | list[str] = "") -> list[str]:
-    """Names of the models ``create_metric`` accepts, like ``pyiqa.list_models``: LEAF models
-    are no-reference (``metric_mode`` ``NR``); ``filter``/``exclude_filters`` are wildcards."""
-    if metric_mode not in (None, "NR"):
+def _patterns(value: str | Sequence[str] | None) -> list[str]:
+    if not value:
         return []
-    names = sorted(registered_models())
-    if filter:
-        names = [n for n in names if fnmatch.fnmatch(n, filter)]
-    excludes = [exclude_filters] if isinstance(exclude_filters, str) else exclude_filters
-    for pattern in (e for e in excludes if e):
-        names = [n for n in names if not fnmatch.fnmatch(n, pattern)]
-    return names
+    return [value] if isinstance(value, str) else [str(v) for v in value if v]
+
+
+def _natural_key(name: str) -> list[int | str]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.lower())]
+
+
+def list_models(metric_mode: str | None = None,
+                filter: str | Sequence[str] = "",  # noqa: A002 (pyiqa's name)
+                exclude_filters: str | Sequence[str] = "") -> list[str]:
+    """Names of the models ``create_metric`` accepts, like ``pyiqa.list_models``: LEAF models
+    are no-reference (``metric_mode`` ``NR``; ``FR`` lists none); ``filter`` and
+    ``exclude_filters`` are a wildcard or a list of them (a name matching any filter is kept,
+    one matching any exclusion is dropped), sorted naturally as pyiqa sorts."""
+    if metric_mode not in (None, "NR", "FR"):
+        raise ValueError(f"metric_mode: 'NR', 'FR' or None, got {metric_mode!r}")
+    if metric_mode == "FR":
+        return []
+    names = set(registered_models())
+    includes = _patterns(filter)
+    if includes:
+        names = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in includes)}
+    for pattern in _patterns(exclude_filters):
+        names = {n for n in names if not fnmatch.fnmatchcase(n, pattern)}
+    return sorted(names, key=_natural_key)
 
 
 def resolve_model(model: str | Path) -> Path:

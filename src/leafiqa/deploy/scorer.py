@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,11 +31,9 @@ log = logging.getLogger(__name__)
 
 
 def _onnx_cache_path(model_path: Path, suffix: str = ".onnx") -> Path:
-    digest = hashlib.sha256()
-    with model_path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return Path.home() / ".cache" / "leaf" / f"{digest.hexdigest()[:16]}{suffix}"
+    from leafiqa.deploy.onnx_export import model_sha256
+
+    return Path.home() / ".cache" / "leaf" / f"{model_sha256(model_path)[:16]}{suffix}"
 
 
 class Scorer:
@@ -82,16 +79,24 @@ class Scorer:
         return to_model_inputs(image, self.input_sizes)
 
     def _session_for(self):  # noqa: ANN202
+        """The float-input graph: ``MODEL.onnx`` beside the model file when it records this
+        file's hash (``leaf export`` writes it), else the cached one, rebuilt when missing,
+        damaged or another model's."""
         if self._session is None:
-            from leafiqa.deploy.onnx_export import export_model_onnx
+            from leafiqa.deploy.onnx_export import (
+                cached_graph,
+                export_model_onnx,
+                graph_matches,
+                model_sha256,
+            )
 
             onnx_path = self.model_path.with_suffix(".onnx")
-            stale = onnx_path.is_file() and (
-                onnx_path.stat().st_mtime < self.model_path.stat().st_mtime)
-            if not onnx_path.is_file() or stale:
-                onnx_path = _onnx_cache_path(self.model_path)
-                if not onnx_path.is_file():
-                    export_model_onnx(self.model_path, onnx_path)
+            if not graph_matches(onnx_path, model_sha256(self.model_path)):
+                if onnx_path.is_file():
+                    log.warning("%s was not exported from %s (its recorded hash differs); "
+                                "ignored", onnx_path, self.model_path)
+                onnx_path = cached_graph(self.model_path, _onnx_cache_path(self.model_path),
+                                         export_model_onnx)
             self._session = onnx_session(onnx_path, self.threads)
         return self._session
 
@@ -170,16 +175,21 @@ class Scorer:
         return iter_scored(self.score_pixels, paths, self.input_sizes, self.lanes, batch_size,
                            workers)
 
-    def score_paths(self, paths: Sequence[Path], batch_size: int = 8) -> np.ndarray:
+    def score_paths(self, paths: Sequence[Path], batch_size: int = 8,
+                    progress: bool = False) -> np.ndarray:
         """Scores in input order; NaN for an image that could not be decoded. A file listed
         several times is decoded once and gets its score at every position."""
+        from tqdm.auto import tqdm
+
         out = np.full(len(paths), np.nan)
         positions: dict[Path, list[int]] = {}
         for index, path in enumerate(paths):
             positions.setdefault(Path(path), []).append(index)
-        for batch in self.iter_scores(list(positions), batch_size):
-            for path, score in zip(batch.paths, batch.scores, strict=True):
-                out[positions[path]] = score
+        with tqdm(total=len(positions), unit="img", desc="scoring", disable=not progress) as bar:
+            for batch in self.iter_scores(list(positions), batch_size):
+                for path, score in zip(batch.paths, batch.scores, strict=True):
+                    out[positions[path]] = score
+                bar.update(len(batch.paths) + len(batch.failures))
         return out
 
 
@@ -188,8 +198,8 @@ def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity
     record: ``MODEL.int8.onnx`` when it belongs to this model file and passed its parity check
     (``precision`` auto) or whenever it exists (int8), else the FP32 pixel graph, exported once
     into the cache. The graph alone scores (``PixelGraphScorer``): no PyTorch needed then."""
-    from leafiqa.deploy.onnx_export import export_pixel_onnx
-    from leafiqa.deploy.quantize import int8_path, model_digest, read_parity
+    from leafiqa.deploy.onnx_export import cached_graph, export_pixel_onnx, model_sha256
+    from leafiqa.deploy.quantize import int8_path, read_parity
 
     if precision not in {"auto", "fp32", "int8"}:
         raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
@@ -197,8 +207,8 @@ def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity
     parity = None
     if precision != "fp32" and path.is_file():
         parity = read_parity(path)
-        if parity is None or parity.model_sha != model_digest(model_path):
-            log.warning("%s belongs to another model file; ignored", path)
+        if parity is None or not model_sha256(model_path).startswith(parity.model_sha):
+            log.warning("%s is damaged or belongs to another model file; ignored", path)
             parity = None
         elif not parity.accepted:
             log.warning("%s failed its parity check (%s); scoring in FP32", path,
@@ -209,9 +219,8 @@ def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity
             f"{path}: no usable INT8 graph for this model; run "
             f"`leaf export {model_path} --quantize int8 --data TRAIN_IMAGES`")
     if parity is None:
-        path = _onnx_cache_path(model_path, "-pixels.onnx")
-        if not path.is_file():
-            export_pixel_onnx(model_path, path)
+        path = cached_graph(model_path, _onnx_cache_path(model_path, "-pixels.onnx"),
+                            export_pixel_onnx)
     return path, parity
 
 

@@ -35,8 +35,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
-from leafiqa.data.loader import Levels, stack_levels
+from leafiqa.data.images import ImageDecodeError
+from leafiqa.data.pixels import Levels, input_pixels
 from leafiqa.deploy.page import install_page
 from leafiqa.deploy.scorer import Scorer, describe
 
@@ -62,7 +62,8 @@ class MicroBatcher:
             self.worker.cancel()
 
     async def score(self, levels: Levels) -> float:
-        """Score one image given as the scorer's preprocessed levels (one array per size)."""
+        """Score one image given as its uint8 pixels at each of the scorer's input sizes (what
+        ``data.pixels.input_pixels`` gives, as for every other entry point)."""
         assert self.queue is not None
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         await self.queue.put((levels, future))
@@ -71,7 +72,8 @@ class MicroBatcher:
     def _score(self, images: list[Levels]) -> np.ndarray:
         """Stack and score in a worker thread: copying a batch of pyramids takes tens of ms,
         which the event loop (and /health) must not wait for."""
-        return self.scorer.score_array(*stack_levels(images, self.scorer.input_sizes))
+        return self.scorer.score_pixels(*(np.stack([levels[k] for levels in images])
+                                          for k in range(len(self.scorer.input_sizes))))
 
     async def _run(self) -> None:
         assert self.queue is not None
@@ -234,7 +236,9 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
         if len(upload.data) > max_upload_bytes:
             raise ImageDecodeError(upload.name, "too large",
                                    f"{len(upload.data)} bytes, limit {max_upload_bytes}")
-        return scorer.preprocess(decode_bytes_rgb(upload.data, upload.name, max_pixels))
+        if not upload.data:
+            raise ImageDecodeError(upload.name, "not an image", "empty")
+        return input_pixels(upload.data, scorer.input_sizes, upload.name, max_pixels)
 
     async def score_one(upload: Upload) -> dict:
         if upload.error is None:
