@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from leafiqa.data import read_folder
-from leafiqa.distributed.cluster import quiet_data_context
+from leafiqa.distributed.cluster import quiet_data_context, start_local_ray
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
@@ -24,7 +24,7 @@ pytest.importorskip("fastapi")
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2)
     quiet_data_context()
     yield
     ray.shutdown()
@@ -41,6 +41,32 @@ def options(url: str, **extra: object) -> dict:
 def point_requests(behaviour: MockBehaviour) -> dict[str, int]:
     """Requests per single-image conversation (pair requests carry two images)."""
     return {ident: n for ident, n in behaviour.seen.items() if "|" not in ident}
+
+
+def test_a_local_ray_listens_on_the_loopback_address_only() -> None:
+    nodes = ray.nodes()
+    assert nodes and {node["NodeManagerAddress"] for node in nodes} == {"127.0.0.1"}
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+
+
+def test_a_stopped_run_asks_nothing_after_it_returns(image_folder: Path) -> None:
+    """The flaky resume test's cause: the driver gave up (here: an exception after the first
+    batch) but its pipeline's actors went on asking the teacher in the background, racing
+    the rerun's count of requests."""
+    import time
+
+    from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+
+    manifest = read_folder(image_folder)
+    behaviour = MockBehaviour(latency=0.05)
+    with ServerThread(create_mock_app(behaviour)) as server:
+        with pytest.raises(Stop):
+            teach_with_ray("openai", options(server.url), manifest, JudgmentStore(),
+                           settings=RaySettings(actors=2, batch_size=2),
+                           on_batch=lambda batch: (_ for _ in ()).throw(Stop()))
+        asked = sum(behaviour.seen.values())
+        time.sleep(2.0)  # the actors of the stopped run would have asked for the rest by now
+        assert sum(behaviour.seen.values()) == asked < 12
 
 
 def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Path) -> None:

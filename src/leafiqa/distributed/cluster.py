@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 
 from leafiqa.errors import LeafError
+
+# A Ray that LEAF starts itself serves this process only: by default Ray picks the machine's
+# network address and its processes (GCS, raylet, object manager, workers) talk over it, open
+# to the network. These keep every node on the loopback address, without a dashboard.
+LOCAL_RAY_OPTIONS: dict = {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
 
 
 def require_ray():  # noqa: ANN201 - the ray module
@@ -23,9 +31,64 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
+            start_local_ray(num_cpus, address=None)
     quiet_data_context()
     return ray
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """While Ray starts nodes here, keep them on 127.0.0.1. Ray (2.x) turns a node address of
+    127.0.0.1 into the machine's network address unless it runs without cluster support (its
+    Windows/macOS default, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER), which this switches on for
+    the start only."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def start_local_ray(num_cpus: int | None = None, address: str | None = "local",
+                    **options: object):  # noqa: ANN201
+    """A new local Ray whose nodes listen on 127.0.0.1 only (tests, benches, ``--engine ray``
+    without an address). ``address=None`` joins a Ray started on this machine by ``ray start``
+    instead, when there is one."""
+    ray = require_ray()
+    with loopback_only():
+        ray.init(address=address, num_cpus=num_cpus, log_to_driver=False,
+                 **{**LOCAL_RAY_OPTIONS, **options})
+    return ray
+
+
+def wait_for_actors_gone(class_name: str, timeout: float = 30.0) -> bool:
+    """Wait until no actor of this job whose class name contains ``class_name`` is alive.
+
+    Stopping a Ray Data pipeline kills its actors asynchronously; a driver that gives up (an
+    error, an interrupt) waits here so no actor of the stopped run keeps working — sending
+    requests, say — after the call that started it has returned."""
+    import ray
+
+    try:
+        from ray._private import state  # the GCS actor table: works without a dashboard
+
+        job = ray.get_runtime_context().get_job_id()
+    except (ImportError, AttributeError):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = state.actors()
+        alive = [info for info in table.values()
+                 if class_name in str(info.get("ActorClassName", ""))
+                 and str(info.get("JobID", "")) in {job, ""}
+                 and info.get("State") != "DEAD"]
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def quiet_data_context() -> None:
