@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 import threading
@@ -62,7 +63,8 @@ def encodings(value: str) -> list[str]:
     """The forms in which a server may echo ``value``: as is, URL-encoded, base64 (standard and
     URL-safe, with and without padding) of the value and of the headers that carry it."""
     forms = {value, quote(value, safe=""), quote(value)}
-    for raw in (value, f"Bearer {value}", f"Bearer: {value}"):
+    basic = base64.b64encode(value.encode()).decode()  # a user:password as Basic auth sends it
+    for raw in (value, f"Bearer {value}", f"Bearer: {value}", f"Basic {basic}"):
         data = raw.encode()
         for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
             text = encoded.decode()
@@ -102,3 +104,23 @@ def redact_values(value: object) -> object:
     if isinstance(value, list | tuple):
         return type(value)(redact_values(item) for item in value)
     return value
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts the records of a library logger (httpx logs each request's URL, credentials
+    included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+def redact_library_logs(names: tuple[str, ...] = ("httpx", "httpcore")) -> None:
+    """Install ``RedactingFilter`` on the loggers of the HTTP libraries (once)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

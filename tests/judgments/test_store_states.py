@@ -115,9 +115,10 @@ def test_damage_deep_in_the_store_is_one_error(tmp_path: Path) -> None:
     start, end = len(data) // 3, len(data) * 9 // 10  # the first pages (schema) stay intact
     data[start:end] = os.urandom(end - start)
     path.write_bytes(bytes(data))
+    store = JudgmentStore(path)  # the first pages are intact: it opens
     with pytest.raises(DataError, match=r"s\.sqlite: .*damaged.*backup"):
-        with JudgmentStore(path) as store:
-            store.points("t")
+        store.points("t")
+    store.close()
     result = CliRunner().invoke(_app(), ["judgments", "export", str(tmp_path / "out.jsonl"),
                                          "--store", str(path)])
     assert result.exit_code == 2, result.output

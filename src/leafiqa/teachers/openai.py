@@ -36,7 +36,13 @@ from PIL import Image
 from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
 from leafiqa.data.manifest import ImageItem
 from leafiqa.errors import ConfigError
-from leafiqa.redact import looks_like_key_name, redact, redact_url, register_url_credentials
+from leafiqa.redact import (
+    looks_like_key_name,
+    redact,
+    redact_library_logs,
+    redact_url,
+    register_url_credentials,
+)
 from leafiqa.teachers.prompts import DEFAULT_PROMPTS, PromptSet, match_word
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
@@ -49,6 +55,8 @@ from leafiqa.teachers.protocol import (
     make_point_judgment,
     pair_judgment_from_orders,
 )
+
+redact_library_logs()  # httpx logs every request's URL, with any credentials in it
 
 ORIENTATION_TAG = 0x0112  # EXIF orientation: images not stored upright are sent re-encoded
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
