@@ -38,6 +38,21 @@ def options(url: str, **extra: object) -> dict:
     return {"urls": [url + "/v1"], "model": "mock", "backoff_base": 0.01, **extra}
 
 
+class Delayed:
+    """ASGI middleware: each request waits before the app sees (and counts) it, as a server
+    thread of a loaded machine does."""
+
+    def __init__(self, app, seconds: float) -> None:  # noqa: ANN001
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        import asyncio
+
+        if scope["type"] == "http" and self.seconds:
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
 def point_requests(behaviour: MockBehaviour) -> dict[str, int]:
     """Requests per single-image conversation (pair requests carry two images)."""
     return {ident: n for ident, n in behaviour.seen.items() if "|" not in ident}
@@ -50,10 +65,9 @@ def test_a_local_ray_listens_on_the_loopback_address_only() -> None:
 
 
 def test_a_stopped_run_leaves_no_actor_asking(image_folder: Path) -> None:
-    """The flaky resume test's cause: when the driver gives up (here: an exception after the
-    first batch) Ray Data kills the pipeline's actors asynchronously, so they could go on
-    asking the teacher after teach_with_ray had returned, and the rerun's request count came
-    out too high when the machine was loaded. Now the call returns once they are dead."""
+    """When the driver gives up (here: an exception after the first batch) teach_with_ray
+    returns only once its teacher actors are dead, and nothing more reaches the server once
+    it has handled what they sent (a guard: Ray Data kills actors asynchronously)."""
     from ray._private import state
 
     from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
@@ -77,7 +91,11 @@ def test_a_stopped_run_leaves_no_actor_asking(image_folder: Path) -> None:
         assert sum(behaviour.seen.values()) == asked
 
 
-def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Path) -> None:
+# 0.3: the server handles each request late, as on a loaded machine — the stopped run's last
+# requests were counted after the test had taken its count (the flaky failure, reproduced)
+@pytest.mark.parametrize("handling_delay", [0.0, 0.3])
+def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Path,
+                                                                handling_delay: float) -> None:
     from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
 
     manifest = read_folder(image_folder)
@@ -90,7 +108,7 @@ def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Pa
         batches.append(batch)
         raise Stop
 
-    with ServerThread(create_mock_app(behaviour)) as server:
+    with ServerThread(Delayed(create_mock_app(behaviour), handling_delay)) as server:
         with pytest.raises(Stop):
             teach_with_ray("openai", options(server.url), manifest, store, settings=settings,
                            on_batch=die_after_first)

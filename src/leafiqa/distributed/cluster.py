@@ -30,8 +30,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, log_to_driver=False)
+        elif _recorded_local_cluster():
+            # `ray start` ran on this machine: join it as plain ray.init() does (its nodes
+            # listen where their owner chose)
+            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
         else:
-            start_local_ray(num_cpus, address=None)
+            start_local_ray(num_cpus)
     quiet_data_context()
     return ray
 
@@ -52,14 +56,20 @@ def loopback_only() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
-def start_local_ray(num_cpus: int | None = None, address: str | None = "local",
-                    **options: object):  # noqa: ANN201
+def _recorded_local_cluster() -> bool:
+    try:
+        from ray._private.utils import read_ray_address
+    except ImportError:
+        return False
+    return bool(read_ray_address())
+
+
+def start_local_ray(num_cpus: int | None = None, **options: object):  # noqa: ANN201
     """A new local Ray whose nodes listen on 127.0.0.1 only (tests, benches, ``--engine ray``
-    without an address). ``address=None`` joins a Ray started on this machine by ``ray start``
-    instead, when there is one."""
+    without an address and without a ``ray start`` cluster on this machine)."""
     ray = require_ray()
     with loopback_only():
-        ray.init(address=address, num_cpus=num_cpus, log_to_driver=False,
+        ray.init(address="local", num_cpus=num_cpus, log_to_driver=False,
                  **{**LOCAL_RAY_OPTIONS, **options})
     return ray
 
