@@ -74,29 +74,42 @@ def start_local_ray(num_cpus: int | None = None, **options: object):  # noqa: AN
     return ray
 
 
+def actors_alive(class_name: str) -> list[dict]:
+    """This job's actors whose class name contains ``class_name`` that are still alive: not
+    yet marked dead by Ray, or marked dead while their process (on this node) still runs —
+    ``ray.kill`` marks an actor dead before its process has exited."""
+    import ray
+    from ray._private import state  # the GCS actor table: works without a dashboard
+
+    from leafiqa.judgments.store import process_running
+
+    job = ray.get_runtime_context().get_job_id()
+    node = ray.get_runtime_context().get_node_id()
+    alive = []
+    for info in state.actors().values():
+        if class_name not in str(info.get("ActorClassName", "")) or \
+                str(info.get("JobID", "")) not in {job, ""}:
+            continue
+        here = str(info.get("Address", {}).get("NodeID", "")) == node
+        pid = int(info.get("Pid") or 0)
+        if info.get("State") != "DEAD" or (here and pid and process_running(pid)):
+            alive.append(info)
+    return alive
+
+
 def wait_for_actors_gone(class_name: str, timeout: float = 30.0) -> bool:
     """Wait until no actor of this job whose class name contains ``class_name`` is alive.
 
     Stopping a Ray Data pipeline kills its actors asynchronously; a driver that gives up (an
     error, an interrupt) waits here so no actor of the stopped run keeps working — sending
     requests, say — after the call that started it has returned."""
-    import ray
-
-    try:
-        from ray._private import state  # the GCS actor table: works without a dashboard
-
-        job = ray.get_runtime_context().get_job_id()
-    except (ImportError, AttributeError):
-        return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        table = state.actors()
-        alive = [info for info in table.values()
-                 if class_name in str(info.get("ActorClassName", ""))
-                 and str(info.get("JobID", "")) in {job, ""}
-                 and info.get("State") != "DEAD"]
-        if not alive:
-            return True
+        try:
+            if not actors_alive(class_name):
+                return True
+        except (ImportError, AttributeError):  # a Ray without this (private) table
+            return False
         time.sleep(0.05)
     return False
 

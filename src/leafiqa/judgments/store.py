@@ -107,13 +107,23 @@ def owner_alive(owner: str) -> bool:
     pid_text = rest.partition(":")[0]
     if host != HOST or not pid_text.isdigit():
         return True  # another machine's process: only its heartbeat tells
+    return process_running(int(pid_text))
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists and has not exited (a zombie, exited but
+    not yet reaped by its parent, counts as exited)."""
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: the signal test is all there is
+    return state not in {"Z", "X"}
 
 
 def _sql(method: Callable[..., T]) -> Callable[..., T]:
