@@ -52,15 +52,13 @@ def run_mode(mode: str, model: Path, paths: list[str], batch_size: int) -> dict:
             scores.append(float(scorer.score_array(*(level[None] for level in
                                                     scorer.preprocess(open_rgb(path))))[0]))
     elif mode == "ray":
-        import ray
-
-        from leafiqa.distributed.cluster import quiet_data_context
+        from leafiqa.distributed.cluster import quiet_data_context, start_local_ray
         from leafiqa.distributed.ray_score import score_with_ray
 
         init_start = time.perf_counter()
         # a new local Ray of its own, even when another process left one running on this
         # machine (plain ray.init() would join that one, as `leaf` does on a cluster's head)
-        ray.init(address="local", num_cpus=CORES, log_to_driver=False, include_dashboard=False)
+        start_local_ray(num_cpus=CORES)  # on 127.0.0.1 only
         quiet_data_context()
         ray_init = time.perf_counter() - init_start
         with tempfile.TemporaryDirectory() as tmp:

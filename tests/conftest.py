@@ -10,7 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
 from PIL import Image, ImageFilter
+
+# Property tests are reproducible: the default profile ("ci") derandomizes hypothesis (the
+# examples follow from each test's code, so a fresh clone's CI cannot go red at random) and
+# keeps no example database; "explore" searches afresh (random seed, printed with every
+# failure, with the blob to replay it). HYPOTHESIS_PROFILE=explore pytest … to hunt for new
+# counter-examples; each one found is then kept as an explicit @example on its test.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEAF_SHARED", REPO.parent / "shared"))

@@ -4,13 +4,14 @@ field, reading a YAML imports no stage, the schema documents every key."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from leafiqa.config import (
@@ -104,6 +105,10 @@ sections = st.dictionaries(
 
 @given(sections)
 @settings(max_examples=200, deadline=None)
+# every counter-example hypothesis ever found stays here, run on every run
+@example({"data": {"\n": None}})  # was a two-line error: x.yaml: data.\n: unknown key
+@example({"labels": {"budget": 1e300}})  # finite but overflowing
+@example({"labels": {"budget": "1e400"}})  # reads as inf
 def test_any_yaml_mapping_is_a_config_or_one_config_error(values: dict) -> None:
     try:
         config = build_config(values, "x.yaml")
@@ -111,3 +116,54 @@ def test_any_yaml_mapping_is_a_config_or_one_config_error(values: dict) -> None:
         assert str(error).startswith("x.yaml: ") and "\n" not in str(error)
     else:
         assert isinstance(config, RunConfig)
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("labels:\n  budget: 1e400\n", "labels.budget"),
+    ("labels:\n  budget: .nan\n", "labels.budget"),
+    ("distill:\n  lr: .inf\n", "distill.lr"),
+    ("distill:\n  steps: 100000000000000000000000\n", "distill.steps"),
+    ("labels:\n  budget: 1.0e+300\n", "labels.budget"),
+    ("calibration:\n  max_rank_pairs: -99999999999999\n", "calibration.max_rank_pairs"),
+    ("data:\n  holdout_seed: 1.0e+40\n", "data.holdout_seed"),
+])
+def test_numbers_that_overflow_are_one_config_error(tmp_path: Path, text: str,
+                                                    field: str) -> None:
+    """``labels.budget: 1e400`` passed ``leaf config`` and overflowed in ``leaf run``."""
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {field}: ") and "\n" not in message
+
+
+def test_every_numeric_field_refuses_inf_and_nan() -> None:
+    import dataclasses
+
+    for section, kind in (("data", "DataConfig"), ("student", "StudentConfig"),
+                          ("distill", "DistillConfig"), ("calibration", "CalibrationConfig"),
+                          ("labels", "LabelConfig"), ("teacher", "TeacherConfig")):
+        cls = getattr(__import__("leafiqa.config", fromlist=[kind]), kind)
+        for item in dataclasses.fields(cls):
+            if "float" not in str(item.type) and "int" not in str(item.type):
+                continue
+            for bad in (float("inf"), float("nan"), 1e30):
+                with pytest.raises(ConfigError, match=rf"^x.yaml: {section}.{item.name}: "):
+                    build_config({section: {item.name: bad}}, "x.yaml")
+
+
+def test_names_in_errors_are_quoted_so_the_error_stays_one_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({"data": {"\n": None}}, "x.yaml")
+    assert str(caught.value) == "x.yaml: data.'\\n': unknown key"
+    with pytest.raises(ConfigError) as caught:
+        build_config({"labels": {"budget": "ten"}}, "bad\nname.yaml")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("'bad\\nname.yaml': ")
+
+
+def test_results_config_has_no_url_credentials() -> None:
+    config = build_config({"teacher": {"spec": "openai", "options": {
+        "url": "https://alice:pa55word-xyz@example.org/v1"}}})
+    text = json.dumps(config_to_dict(config))
+    assert "pa55word-xyz" not in text and "alice" not in text and "example.org/v1" in text

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +19,7 @@ import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
-from leafiqa.errors import ConfigError
+from leafiqa.errors import ConfigError, quoted
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
 EFFICIENTNET_BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
@@ -27,7 +29,11 @@ DEFAULT_CACHE = "runs/cache"
 # and at 512 px (fine detail); see student/features.py.
 DEFAULT_INPUT_SIZE: tuple[int, ...] = (224, 512)
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False)
+# inf and nan are refused for every float (``labels.budget: 1e400`` reads as inf)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
+# every number of a config must fit the 32-bit integers and float32 values the stages use
+MAX_NUMBER = 2**31 - 1
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(config=_STRICT)
@@ -202,11 +208,17 @@ REMOVED_KEYS = {
 }
 
 
+def _field_name(parts: tuple) -> str:
+    """A dotted field name; a key that is not a plain word is repr-quoted (``data.'\\n'``)."""
+    return ".".join(str(part) if isinstance(part, int) or _PLAIN_KEY.match(str(part))
+                    else repr(str(part)) for part in parts) or "(top level)"
+
+
 def _describe(error: ValidationError, where: str) -> str:
     """The first validation error as one line: file, dotted field, what was wrong, the value."""
     problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        field = _field_name(tuple(item["loc"]))
         kind = item["type"]
         value = item.get("input")
         if kind in ("extra_forbidden", "unexpected_keyword_argument"):
@@ -217,17 +229,43 @@ def _describe(error: ValidationError, where: str) -> str:
         shown = "" if plain else f" (got {value!r})"
         problems.append(f"{field}: {message}{shown}")
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    where = quoted(where)
     return f"{where}: {problems[0]}{more}" if problems else f"{where}: invalid config"
+
+
+def _out_of_range(value: object, path: tuple) -> tuple[tuple, object] | None:
+    """The first number in ``value`` (a section, a list) that is not finite or whose size
+    exceeds ``MAX_NUMBER``, with its place."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            found = _out_of_range(getattr(value, item.name), (*path, item.name))
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _out_of_range(item, (*path, index))
+            if found:
+                return found
+    elif (isinstance(value, int | float) and not isinstance(value, bool)
+          and (not math.isfinite(value) or abs(value) > MAX_NUMBER)):
+        return path, value
+    return None
 
 
 def build_config(values: dict[str, Any], where: str = "<config>") -> RunConfig:
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level, got "
+        raise ConfigError(f"{quoted(where)}: expected a mapping at the top level, got "
                           f"{type(values).__name__}")
     try:
-        return _ADAPTER.validate_python(values)
+        config = _ADAPTER.validate_python(values)
     except ValidationError as error:
         raise ConfigError(_describe(error, where)) from None
+    found = _out_of_range(config, ())
+    if found:
+        place, value = found
+        raise ConfigError(f"{quoted(where)}: {_field_name(place)}: must be a finite number "
+                          f"of size at most {MAX_NUMBER} (got {value!r:.40})")
+    return config
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -258,7 +296,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """The config as plain values, for results files: credentials written in a URL (a
+    teacher's ``options.url``) are redacted."""
+    from leafiqa.redact import redact_values
+
+    return redact_values(dataclasses.asdict(config))  # type: ignore[return-value]
 
 
 def config_schema() -> dict[str, Any]:

@@ -5,6 +5,14 @@ old bases (``ValueError`` / ``RuntimeError``) stay so callers that caught those 
 from __future__ import annotations
 
 
+def quoted(name: object) -> str:
+    """``name`` (a file name, a key, a URL) as it may appear in a one-line error: as is when
+    every character prints, else repr-quoted so a newline or control character in it cannot
+    break the line or forge a second one."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 class LeafError(Exception):
     """Root of LEAF's user-facing errors: the message names the file or field at fault."""
 
@@ -30,4 +38,4 @@ class BackboneError(LeafError, RuntimeError):
 
 
 __all__ = ["BackboneError", "ConfigError", "DataError", "LeafError", "ModelFileError",
-           "TeacherError"]
+           "TeacherError", "quoted"]

@@ -22,15 +22,18 @@ pytest.importorskip("fastapi")
 def test_two_nodes_share_the_work_and_a_killed_worker_loses_nothing(tmp_path: Path) -> None:
     from ray.cluster_utils import Cluster
 
-    from leafiqa.distributed.cluster import quiet_data_context
+    from leafiqa.distributed.cluster import loopback_only, quiet_data_context
     from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
 
     folder = tmp_path / "images"
     for i in range(24):
         make_image(folder / f"im{i:02d}.jpg", seed=i, blur=(i % 6) * 0.5, size=48)
     manifest = read_folder(folder)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
+    # both nodes on the loopback address: nothing of the test listens on the network
+    with loopback_only():
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     killed: list[int] = []
 
     def kill_one_worker(batch: dict) -> None:
@@ -40,8 +43,11 @@ def test_two_nodes_share_the_work_and_a_killed_worker_loses_nothing(tmp_path: Pa
 
     store = JudgmentStore(tmp_path / "judgments.sqlite")
     try:
-        ray.init(address=cluster.address, log_to_driver=False)
+        with loopback_only():
+            ray.init(address=cluster.address, log_to_driver=False,
+                     _node_ip_address="127.0.0.1")
         quiet_data_context()
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
         behaviour = MockBehaviour(latency=0.05)
         with ServerThread(create_mock_app(behaviour)) as server:
             report = teach_with_ray(

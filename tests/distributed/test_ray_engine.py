@@ -3,6 +3,7 @@ against the mock MLLM server on 127.0.0.1 and a small real model file."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from leafiqa.data import read_folder
-from leafiqa.distributed.cluster import quiet_data_context
+from leafiqa.distributed.cluster import quiet_data_context, start_local_ray
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
@@ -24,7 +25,7 @@ pytest.importorskip("fastapi")
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2)
     quiet_data_context()
     yield
     ray.shutdown()
@@ -38,12 +39,104 @@ def options(url: str, **extra: object) -> dict:
     return {"urls": [url + "/v1"], "model": "mock", "backoff_base": 0.01, **extra}
 
 
+class Delayed:
+    """ASGI middleware: each request waits before the app sees (and counts) it, as a server
+    thread of a loaded machine does."""
+
+    def __init__(self, app, seconds: float) -> None:  # noqa: ANN001
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        import asyncio
+
+        if scope["type"] == "http" and self.seconds:
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
 def point_requests(behaviour: MockBehaviour) -> dict[str, int]:
     """Requests per single-image conversation (pair requests carry two images)."""
     return {ident: n for ident, n in behaviour.seen.items() if "|" not in ident}
 
 
-def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Path) -> None:
+def descendants(root: int) -> set[int]:
+    """``root``'s descendant processes (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_local_ray_listens_on_the_loopback_address_only() -> None:
+    """By default Ray puts its nodes on the machine's network address (open to the network);
+    a Ray that LEAF starts stays on 127.0.0.1."""
+    import shutil
+    import subprocess
+
+    nodes = ray.nodes()
+    assert nodes and {node["NodeManagerAddress"] for node in nodes} == {"127.0.0.1"}
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    if shutil.which("ss") is None or not Path("/proc").is_dir():
+        return  # the listening sockets cannot be listed here; the node address is checked
+    listing = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    ours = descendants(os.getpid())  # other people's Rays on this machine are not ours to judge
+    ray_lines = [line for line in listing.splitlines()
+                 if any(f"pid={pid}," in line for pid in ours)]
+    assert ray_lines, listing
+    for line in ray_lines:
+        local = line.split()[3]
+        assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")), line
+
+
+def test_a_stopped_run_leaves_no_actor_asking(image_folder: Path) -> None:
+    """When the driver gives up (here: an exception after the first batch) teach_with_ray
+    returns only once its teacher actors are dead, and nothing more reaches the server once
+    it has handled what they sent (a guard: Ray Data kills actors asynchronously)."""
+    from ray._private import state
+
+    from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
+
+    def running(pid: int) -> bool:
+        stat = Path(f"/proc/{pid}/stat")
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+        except (OSError, IndexError):
+            return False
+
+    def alive() -> list[str]:
+        # Ray marks a killed actor DEAD before its process has exited: check both
+        return [f"{a['ActorClassName']} pid {a['Pid']} {a['State']}"
+                for a in state.actors().values() if "TeacherActor" in a["ActorClassName"]
+                and (a["State"] != "DEAD" or running(a["Pid"]))]
+
+    manifest = read_folder(image_folder)
+    for _ in range(3):  # the window is short: three stops
+        behaviour = MockBehaviour(latency=0.05)
+        with ServerThread(create_mock_app(behaviour)) as server:
+            with pytest.raises(Stop):
+                teach_with_ray("openai", options(server.url), manifest, JudgmentStore(),
+                               settings=RaySettings(actors=2, batch_size=2),
+                               on_batch=lambda batch: (_ for _ in ()).throw(Stop()))
+            assert alive() == []
+            server.wait_idle()
+            asked = sum(behaviour.seen.values())
+            server.wait_idle(quiet=1.0)
+            assert sum(behaviour.seen.values()) == asked
+
+
+# 0.3: the server handles each request late, as a loaded machine's server thread does; the
+# counts must still add up
+@pytest.mark.parametrize("handling_delay", [0.0, 0.3])
+def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Path,
+                                                                handling_delay: float) -> None:
     from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
 
     manifest = read_folder(image_folder)
@@ -56,12 +149,13 @@ def test_teach_judges_every_image_once_and_a_killed_run_resumes(image_folder: Pa
         batches.append(batch)
         raise Stop
 
-    with ServerThread(create_mock_app(behaviour)) as server:
+    with ServerThread(Delayed(create_mock_app(behaviour), handling_delay)) as server:
         with pytest.raises(Stop):
             teach_with_ray("openai", options(server.url), manifest, store, settings=settings,
                            on_batch=die_after_first)
         stored_first = set(store.points("openai:mock"))
         assert 1 <= len(stored_first) < 12
+        server.wait_idle()  # count what the stopped run asked once the server has seen it all
         asked_first = dict(point_requests(behaviour))
         report = teach_with_ray("openai", options(server.url), manifest, store,
                                 pairs_per_image=2, settings=settings)

@@ -39,8 +39,11 @@ def test_requests_spread_and_a_dead_endpoint_is_backed_off(image_folder: Path) -
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: connection refused
     store = JudgmentStore()
     with ServerThread(app_a) as a, ServerThread(app_b) as b:
+        # the dead endpoint's backoff outlasts any run, however loaded the machine: with a
+        # few seconds it could expire near the end (a wall-clock race) and read "healthy"
         teacher = pooled_teacher([a.url + "/v1", dead, b.url + "/v1"], concurrency=2,
-                                 model="mock", backoff_base=0.01, endpoint_backoff=5.0)
+                                 model="mock", backoff_base=0.01, endpoint_backoff=600.0,
+                                 endpoint_backoff_max=600.0)
         report = teach(teacher, read_folder(image_folder), store, pairs_per_image=2,
                        progress=False)
     assert report.points_new == 12 and report.points_failed == 0

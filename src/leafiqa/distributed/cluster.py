@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 
 from leafiqa.errors import LeafError
+
+# A Ray that LEAF starts itself serves this process only: by default Ray picks the machine's
+# network address and its processes (GCS, raylet, object manager, workers) talk over it, open
+# to the network. These keep every node on the loopback address, without a dashboard.
+LOCAL_RAY_OPTIONS: dict = {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
 
 
 def require_ray():  # noqa: ANN201 - the ray module
@@ -22,10 +30,88 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:
+        elif _recorded_local_cluster():
+            # `ray start` ran on this machine: join it as plain ray.init() does (its nodes
+            # listen where their owner chose)
             ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
+        else:
+            start_local_ray(num_cpus)
     quiet_data_context()
     return ray
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """While Ray starts nodes here, keep them on 127.0.0.1. Ray (2.x) turns a node address of
+    127.0.0.1 into the machine's network address unless it runs without cluster support (its
+    Windows/macOS default, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER), which this switches on for
+    the start only."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def _recorded_local_cluster() -> bool:
+    try:
+        from ray._private.utils import read_ray_address
+    except ImportError:
+        return False
+    return bool(read_ray_address())
+
+
+def start_local_ray(num_cpus: int | None = None, **options: object):  # noqa: ANN201
+    """A new local Ray whose nodes listen on 127.0.0.1 only (tests, benches, ``--engine ray``
+    without an address and without a ``ray start`` cluster on this machine)."""
+    ray = require_ray()
+    with loopback_only():
+        ray.init(address="local", num_cpus=num_cpus, log_to_driver=False,
+                 **{**LOCAL_RAY_OPTIONS, **options})
+    return ray
+
+
+def actors_alive(class_name: str) -> list[dict]:
+    """This job's actors whose class name contains ``class_name`` that are still alive: not
+    yet marked dead by Ray, or marked dead while their process (on this node) still runs —
+    ``ray.kill`` marks an actor dead before its process has exited."""
+    import ray
+    from ray._private import state  # the GCS actor table: works without a dashboard
+
+    from leafiqa.judgments.store import process_running
+
+    job = ray.get_runtime_context().get_job_id()
+    node = ray.get_runtime_context().get_node_id()
+    alive = []
+    for info in state.actors().values():
+        if class_name not in str(info.get("ActorClassName", "")) or \
+                str(info.get("JobID", "")) not in {job, ""}:
+            continue
+        here = str(info.get("Address", {}).get("NodeID", "")) == node
+        pid = int(info.get("Pid") or 0)
+        if info.get("State") != "DEAD" or (here and pid and process_running(pid)):
+            alive.append(info)
+    return alive
+
+
+def wait_for_actors_gone(class_name: str, timeout: float = 30.0) -> bool:
+    """Wait until no actor of this job whose class name contains ``class_name`` is alive.
+
+    Stopping a Ray Data pipeline kills its actors asynchronously; a driver that gives up (an
+    error, an interrupt) waits here so no actor of the stopped run keeps working — sending
+    requests, say — after the call that started it has returned."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not actors_alive(class_name):
+                return True
+        except (ImportError, AttributeError):  # a Ray without this (private) table
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def quiet_data_context() -> None:

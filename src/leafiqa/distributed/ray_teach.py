@@ -28,7 +28,12 @@ import numpy as np
 
 from leafiqa.data.images import ImageDecodeError, content_hash
 from leafiqa.data.manifest import ImageItem, Manifest
-from leafiqa.distributed.cluster import cluster_cpus, ensure_ray, leaf_error_in
+from leafiqa.distributed.cluster import (
+    cluster_cpus,
+    ensure_ray,
+    leaf_error_in,
+    wait_for_actors_gone,
+)
 from leafiqa.judgments.runner import TeachReport, plan_pairs, record_result
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.protocol import (
@@ -164,17 +169,29 @@ def _judge(spec: str, options: dict, chunks: Sequence, settings: RaySettings, ac
         # pools (max_restarts = max_task_retries = -1)
         num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None,
         **({"runtime_env": settings.runtime_env} if settings.runtime_env else {}))
+    batches = iter(results.iter_batches(batch_size=None, batch_format="numpy"))
     try:
-        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in batches:
             _store_batch(batch, store, report, on_batch)
-    except Exception as error:
-        cause = leaf_error_in(error)
+    except BaseException as error:
+        # Stop the pipeline now, not when the iterator is garbage-collected (an exception's
+        # traceback keeps it alive): its actors would go on asking the teacher after this run
+        # has given up, racing a rerun that asks for the same images.
+        _stop(batches)
+        cause = leaf_error_in(error) if isinstance(error, Exception) else None
         if cause is None:
             raise
         # what the actors judged before the failure is stored already; a rerun resumes
         # (Ray appends its retry advice on further lines)
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise TeacherError(f"teacher actors failed: {reason}") from None
+
+
+def _stop(batches: Iterator) -> None:
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()  # shuts the streaming executor down, killing its actors
+    wait_for_actors_gone("TeacherActor")
 
 
 def _store_batch(batch: dict, store: JudgmentStore, report: RayTeachReport,

@@ -8,16 +8,21 @@ never turns into a score.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import socket
 import sqlite3
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from leafiqa.errors import DataError
+from leafiqa.errors import DataError, quoted
 from leafiqa.redact import redact
 from leafiqa.teachers.protocol import JudgmentFailure, PairJudgment, PointJudgment
 
@@ -64,13 +69,113 @@ CREATE TABLE IF NOT EXISTS claims (  -- leases: concurrent teachers split the wo
     claim_key TEXT NOT NULL,         -- image key, or 'key_a,key_b' with key_a < key_b
     teacher_id TEXT NOT NULL,
     prompt_version TEXT NOT NULL,
-    owner TEXT NOT NULL,
+    owner TEXT NOT NULL,             -- host:pid:random of the process holding the lease
     expires_at REAL NOT NULL,
+    heartbeat REAL,                  -- last sign of life of the owner (NULL: older LEAF)
     PRIMARY KEY (kind, claim_key, teacher_id, prompt_version)
 );
 """
+LEAF_TABLES = {"images", "point_judgments", "pair_judgments", "claims"}
+# PRAGMA application_id of a LEAF store ("LEAF" in ASCII): a file of another program is
+# recognised before LEAF adds its tables to it
+APPLICATION_ID = 0x4C454146
 
 LEASE_SECONDS = 1800.0
+# A process holding leases stamps them every HEARTBEAT_SECONDS; a lease whose stamp is older
+# than STALE_SECONDS (its owner was killed, on this host or another) is taken over at once
+# rather than after LEASE_SECONDS, as is one whose owner is a dead process of this host.
+HEARTBEAT_SECONDS = 10.0
+STALE_SECONDS = 60.0
+HOST = socket.gethostname()
+
+T = TypeVar("T")
+
+
+def _folder_writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried: permission bits say nothing for
+    root, a read-only mount or an immutable folder)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def owner_alive(owner: str) -> bool:
+    """False when ``owner`` (host:pid:…) is a process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOST or not pid_text.isdigit():
+        return True  # another machine's process: only its heartbeat tells
+    return process_running(int(pid_text))
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists and has not exited (a zombie, exited but
+    not yet reaped by its parent, counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: the signal test is all there is
+    return state not in {"Z", "X"}
+
+
+def _sql(method: Callable[..., T]) -> Callable[..., T]:
+    """SQLite errors of a store operation as one ``DataError`` naming the store and what to
+    do (a locked store, a read-only folder, damage found deep in the file)."""
+    @functools.wraps(method)
+    def guarded(self: JudgmentStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.rollback()
+            raise self._error(error) from None
+    return guarded
+
+
+def lease_held(owner: str, expires_at: float, heartbeat: float | None, now: float) -> bool:
+    """Whether a lease still keeps other processes off its job: not expired, its owner not a
+    dead process of this host, and its heartbeat (if the owner's LEAF stamps one) fresh."""
+    if expires_at <= now or not owner_alive(owner):
+        return False
+    return heartbeat is None or now - heartbeat <= STALE_SECONDS
+
+
+class _ForeignFile(sqlite3.DatabaseError):
+    """A SQLite file that belongs to another program."""
+
+
+class _Heartbeat:
+    """Stamps this store handle's leases every ``HEARTBEAT_SECONDS`` from a thread of its own
+    (a judgment may take minutes; the stamp shows the owner is alive meanwhile)."""
+
+    def __init__(self, path: str, owner: str, timeout: float) -> None:
+        self.path, self.owner, self.timeout = path, owner, timeout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leaf-lease-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with sqlite3.connect(self.path, timeout=self.timeout) as db:
+                    db.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?",
+                               (time.time(), self.owner))
+                db.close()
+            except sqlite3.Error:
+                continue  # a busy store: the next beat tries again
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def pair_claim_key(key_a: str, key_b: str) -> str:
@@ -85,34 +190,96 @@ def _chunks(values: Sequence[str], size: int = 900) -> Iterable[Sequence[str]]:
 class JudgmentStore:
     """``with JudgmentStore("runs/judgments.sqlite") as store: ...``"""
 
-    def __init__(self, path: str | Path = ":memory:", create: bool = True) -> None:
+    def __init__(self, path: str | Path = ":memory:", create: bool = True,
+                 timeout: float = 30.0) -> None:
         """``create=False``: a missing file is an error (reading commands must not leave an
-        empty store behind a typo). A file that is not a SQLite judgment store is a
-        ``DataError`` naming it."""
+        empty store behind a typo), and a store in a read-only folder is opened read-only.
+        A file that is not a SQLite judgment store, a store locked by another program for
+        ``timeout`` seconds, a folder LEAF cannot write in: each a ``DataError`` naming the
+        file and what to do."""
         self.path = str(path)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.timeout = timeout
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.read_only = False
+        self._heartbeat: _Heartbeat | None = None
         if self.path != ":memory:":
             if not create and not Path(self.path).is_file():
-                raise DataError(f"{self.path}: no judgment store here (run `leaf teach` first "
-                                "or check the path)")
+                raise DataError(f"{quoted(self.path)}: no judgment store here (run `leaf teach` "
+                                "first or check the path)")
             if Path(self.path).is_dir():
-                raise DataError(f"{self.path}: is a folder, not a judgment store file")
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                raise DataError(f"{quoted(self.path)}: is a folder, not a judgment store file")
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DataError(f"{quoted(self.path)}: cannot create its folder "
+                                f"({error.strerror or error})") from None
+            if not create and not _folder_writable(Path(self.path).parent):
+                self.read_only = True  # WAL needs its -wal/-shm files beside the store
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0)
+            if self.read_only:
+                uri = Path(self.path).resolve().as_uri() + "?immutable=1"
+                self._db = sqlite3.connect(uri, uri=True, timeout=timeout)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=timeout)
         except sqlite3.Error as error:
-            raise DataError(f"{self.path}: cannot open the judgment store ({error})") from None
+            raise self._error(error, opening=True) from None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._db.commit()
+            self._check_foreign()
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+                self._upgrade()
+                self._db.commit()
             self._check_columns()
-        except sqlite3.DatabaseError as error:
+        except sqlite3.Error as error:
+            problem = self._error(error, opening=True)
             self._db.close()
-            raise DataError(f"{self.path}: not a readable LEAF judgment store ({error}); "
-                            "restore it from a backup or `leaf judgments export` of a good "
-                            "copy") from None
+            raise problem from None
+
+    def _error(self, error: sqlite3.Error, opening: bool = False) -> DataError:
+        """What a SQLite error means for the user, as one line naming the store."""
+        name = quoted(self.path)
+        text = str(error)
+        lowered = text.lower()
+        if "locked" in lowered or "busy" in lowered:
+            return DataError(f"{name}: the judgment store is locked by another program (waited "
+                             f"{self.timeout:g} s); close the program holding it (a sqlite3 "
+                             "shell, a viewer) or wait for it, then rerun")
+        if self.path != ":memory:" and ("readonly" in lowered or "read-only" in lowered
+                                        or "unable to open" in lowered
+                                        or "disk i/o" in lowered):
+            folder = Path(self.path).parent
+            if not _folder_writable(folder) or not os.access(self.path, os.W_OK):
+                return DataError(
+                    f"{name}: cannot write the judgment store or its journal files in "
+                    f"{quoted(folder)} ({text}); the store itself is not damaged: make the "
+                    "folder and the file writable, or copy the store to a writable folder")
+            return DataError(f"{name}: cannot open the judgment store ({text})")
+        if isinstance(error, _ForeignFile):
+            return DataError(f"{name}: {text}; not a LEAF judgment store (LEAF leaves it as it "
+                             "is: give --store a new file name)")
+        what = "not a readable LEAF judgment store" if opening else "the judgment store is damaged"
+        return DataError(f"{name}: {what} ({text}); restore it from a backup or a `leaf "
+                         "judgments export` of a good copy")
+
+    def _check_foreign(self) -> None:
+        """A SQLite file of another program is refused before LEAF adds its tables to it."""
+        application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if application_id not in (0, APPLICATION_ID):
+            raise _ForeignFile(f"a SQLite file of another program (application id "
+                               f"{application_id:#x})")
+        if tables and not tables & LEAF_TABLES:
+            shown = ", ".join(sorted(tables)[:5]) + (" …" if len(tables) > 5 else "")
+            raise _ForeignFile(f"a SQLite file of another program (tables: {shown})")
+
+    def _upgrade(self) -> None:
+        self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(claims)")}
+        if "heartbeat" not in columns:  # a store of an earlier LEAF
+            self._db.execute("ALTER TABLE claims ADD COLUMN heartbeat REAL")
 
     def _check_columns(self) -> None:
         """A SQLite file of another program (same table names, other columns) is refused
@@ -131,15 +298,20 @@ class JudgmentStore:
         self.close()
 
     def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         self._db.close()
 
     # -- writing (each call commits: a killed run keeps everything written so far) -----------
 
+    @_sql
     def register_images(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """(image_key, name, path) rows, for exports that people can read."""
         self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?)", list(rows))
         self._db.commit()
 
+    @_sql
     def put_point(self, judgment: PointJudgment) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO point_judgments "
@@ -156,10 +328,12 @@ class JudgmentStore:
         )
         self._db.commit()
 
+    @_sql
     def put_pair(self, judgment: PairJudgment) -> None:
         self._insert_pair(judgment)
         self._db.commit()
 
+    @_sql
     def put_pairs(self, judgments: Iterable[PairJudgment]) -> None:
         """Bulk insert in one transaction (derived pairs cost nothing to recompute)."""
         for judgment in judgments:
@@ -181,6 +355,7 @@ class JudgmentStore:
             ),
         )
 
+    @_sql
     def put_failure(self, failure: JudgmentFailure) -> None:
         now = time.time()
         if failure.kind == "point":
@@ -207,6 +382,7 @@ class JudgmentStore:
 
     # -- leases: several `leaf teach` processes on one store split the work -------------------
 
+    @_sql
     def claim(self, kind: str, keys: Sequence[str], teacher_id: str, prompt_version: str,
               lease_seconds: float = LEASE_SECONDS) -> list[str]:
         """The keys this store handle may ask now: not yet judged, and not leased by another
@@ -217,23 +393,28 @@ class JudgmentStore:
         try:
             for key in dict.fromkeys(keys):
                 row = self._db.execute(
-                    "SELECT owner, expires_at FROM claims WHERE kind = ? AND claim_key = ? AND "
-                    "teacher_id = ? AND prompt_version = ?",
+                    "SELECT owner, expires_at, heartbeat FROM claims WHERE kind = ? AND "
+                    "claim_key = ? AND teacher_id = ? AND prompt_version = ?",
                     (kind, key, teacher_id, prompt_version)).fetchone()
-                if row is not None and row[0] != self.owner and row[1] > now:
+                if row is not None and row[0] != self.owner and lease_held(*row, now=now):
                     continue
                 if self._judged(kind, key, teacher_id, prompt_version):
                     continue
-                self._db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                                 (kind, key, teacher_id, prompt_version, self.owner,
-                                  now + lease_seconds))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO claims (kind, claim_key, teacher_id, prompt_version, "
+                    "owner, expires_at, heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (kind, key, teacher_id, prompt_version, self.owner, now + lease_seconds,
+                     now))
                 got.append(key)
             self._db.commit()
         except BaseException:
             self._db.rollback()
             raise
+        if got and self._heartbeat is None and self.path != ":memory:":
+            self._heartbeat = _Heartbeat(self.path, self.owner, self.timeout)
         return got
 
+    @_sql
     def release(self, kind: str, keys: Sequence[str], teacher_id: str,
                 prompt_version: str) -> None:
         self._db.executemany(
@@ -253,6 +434,7 @@ class JudgmentStore:
 
     # -- reading --------------------------------------------------------------------------------
 
+    @_sql
     def points(
         self, teacher_id: str, prompt_version: str | None = None, keys: Sequence[str] | None = None
     ) -> dict[str, PointJudgment]:
@@ -276,6 +458,7 @@ class JudgmentStore:
             for row in rows
         }
 
+    @_sql
     def pairs(
         self,
         teacher_id: str,
@@ -307,6 +490,7 @@ class JudgmentStore:
             if wanted is None or (r[0] in wanted and r[1] in wanted)
         ]
 
+    @_sql
     def has_pair(self, key_a: str, key_b: str, teacher_id: str, prompt_version: str) -> bool:
         key_a, key_b = sorted((key_a, key_b))
         row = self._db.execute(
@@ -316,6 +500,7 @@ class JudgmentStore:
         ).fetchone()
         return row is not None
 
+    @_sql
     def failures(self, teacher_id: str | None = None) -> list[tuple[str, str, str]]:
         """(kind, keys, error) of stored failures."""
         out: list[tuple[str, str, str]] = []
@@ -331,6 +516,7 @@ class JudgmentStore:
             out.extend((kind, row[0], row[1]) for row in self._db.execute(query, params))
         return out
 
+    @_sql
     def teachers(self) -> list[tuple[str, str, int, int]]:
         """(teacher_id, prompt_version, point count, pair count) of successful judgments."""
         points = dict(
@@ -350,9 +536,11 @@ class JudgmentStore:
         return [(t, v, points.get((t, v), 0), pairs.get((t, v), 0))
                 for (t, v) in sorted(set(points) | set(pairs))]
 
+    @_sql
     def image_names(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT image_key, name FROM images"))
 
+    @_sql
     def count(self, table: str, teacher_id: str | None = None, status: str = "ok") -> int:
         if table not in {"point_judgments", "pair_judgments"}:
             raise ValueError(table)
@@ -363,6 +551,7 @@ class JudgmentStore:
             params.append(teacher_id)
         return int(self._db.execute(query, params).fetchone()[0])
 
+    @_sql
     def table(self, table: str) -> tuple[list[str], list[tuple]]:
         if table not in {"point_judgments", "pair_judgments", "images"}:
             raise ValueError(table)

@@ -13,13 +13,14 @@ plain counters and the waiting is a short poll rather than an asyncio primitive 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
+
+from leafiqa.redact import redact, redact_url
 
 UNHEALTHY_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -53,8 +54,8 @@ class EndpointStats:
     def line(self) -> str:
         state = "backed off" if self.backed_off else "healthy"
         tail = f" (last error: {self.last_error})" if self.last_error and self.failed else ""
-        return f"{self.url}: {self.requests} requests, {self.ok} ok, {self.failed} failed, " \
-               f"{state}{tail}"
+        return redact(f"{redact_url(self.url)}: {self.requests} requests, {self.ok} ok, "
+                      f"{self.failed} failed, {state}{tail}")
 
 
 def base_path(url: str) -> str:
@@ -75,7 +76,7 @@ class EndpointPool(httpx.AsyncBaseTransport):
         for url in urls:
             parsed = httpx.URL(url)
             if parsed.scheme not in {"http", "https"} or not parsed.host:
-                raise ValueError(f"--url {url!r}: expected http(s)://host[:port]/path")
+                raise ValueError(f"--url {redact_url(url)!r}: expected http(s)://host[:port]/path")
         if concurrency < 1:
             raise ValueError("per-endpoint concurrency must be ≥ 1")
         self.endpoints = [Endpoint(url, concurrency) for url in urls]
@@ -163,9 +164,10 @@ class EndpointPool(httpx.AsyncBaseTransport):
         finally:
             endpoint.in_flight -= 1
         if response.status_code in UNHEALTHY_STATUS:
-            retry_after = None
-            with contextlib.suppress(ValueError):
-                retry_after = float(response.headers.get("retry-after", ""))
+            from leafiqa.teachers.openai import retry_after_seconds
+
+            retry_after = retry_after_seconds(response.headers.get("retry-after"),
+                                              self.backoff_max)
             self._failed(endpoint, f"HTTP {response.status_code}", retry_after)
         else:
             self._succeeded(endpoint)

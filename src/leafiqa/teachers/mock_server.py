@@ -190,6 +190,23 @@ class ServerThread:
             time.sleep(0.02)
         return self
 
+    def wait_idle(self, quiet: float = 0.3, timeout: float = 30.0) -> None:
+        """Wait until no connection is open and no request is being handled for ``quiet``
+        seconds: a request its client sent just before it died is counted by then, however
+        loaded the machine (tests compare request counts across runs)."""
+        state = self.server.server_state
+        deadline = time.monotonic() + timeout
+        idle_since = None
+        while time.monotonic() < deadline:
+            if state.connections or state.tasks:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= quiet:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"the test server on port {self.port} did not go idle")
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)

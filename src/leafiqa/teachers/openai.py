@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
+import email.utils
 import io
+import math
 import os
 import queue
 import random
@@ -33,7 +36,13 @@ from PIL import Image
 from leafiqa.data.images import ImageDecodeError, decode_bytes_rgb
 from leafiqa.data.manifest import ImageItem
 from leafiqa.errors import ConfigError
-from leafiqa.redact import looks_like_key_name, redact
+from leafiqa.redact import (
+    looks_like_key_name,
+    redact,
+    redact_library_logs,
+    redact_url,
+    register_url_credentials,
+)
 from leafiqa.teachers.prompts import DEFAULT_PROMPTS, PromptSet, match_word
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
@@ -46,6 +55,8 @@ from leafiqa.teachers.protocol import (
     make_point_judgment,
     pair_judgment_from_orders,
 )
+
+redact_library_logs()  # httpx logs every request's URL, with any credentials in it
 
 ORIENTATION_TAG = 0x0112  # EXIF orientation: images not stored upright are sent re-encoded
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -99,16 +110,57 @@ class TeacherSettings:
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
 
-    def check_key_transport(self) -> None:
-        """Refuse to send an API key in clear text over the network: plain http is allowed
-        only to a loopback host (a local server or an SSH tunnel)."""
-        if not self.api_key():
-            return
-        url = httpx.URL(self.url)
-        if url.scheme == "http" and not is_loopback(url.host):
-            raise ConfigError(
-                f"{self.url}: refusing to send the API key from ${self.api_key_env} over plain "
-                "http to a non-loopback host; use https (or an SSH tunnel to 127.0.0.1)")
+    def check_key_transport(self, urls: Sequence[str] = ()) -> None:
+        """Refuse to send a credential in clear text over the network: the API key, or a
+        user:password written in the URL, goes over plain http only to a loopback host (a
+        local server or an SSH tunnel). Every endpoint is checked before any request."""
+        for url in [self.url, *urls]:
+            check_endpoint(url, self.api_key_env if self.api_key() else None)
+
+
+def check_endpoint(url: str, key_env: str | None) -> None:
+    """``url`` must be http(s)://host…; with a credential (``key_env`` set, or user:password in
+    the URL) plain http is allowed to a loopback host only. The message never shows the
+    credential."""
+    register_url_credentials(url)
+    shown = repr(redact_url(url))
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as error:
+        raise ConfigError(f"--url {shown}: not a URL ({redact(str(error))})") from None
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise ConfigError(f"--url {shown}: expected http(s)://host[:port]/path")
+    if parsed.scheme == "https" or is_loopback(parsed.host):
+        return
+    if parsed.userinfo:
+        raise ConfigError(f"--url {shown}: refusing to send the credentials written in the URL "
+                          "over plain http to a non-loopback host; use https (or an SSH tunnel "
+                          "to 127.0.0.1)")
+    if key_env:
+        raise ConfigError(f"--url {shown}: refusing to send the API key from ${key_env} over "
+                          "plain http to a non-loopback host; use https (or an SSH tunnel to "
+                          "127.0.0.1)")
+
+
+def retry_after_seconds(value: str | None, limit: float) -> float | None:
+    """A server's Retry-After (seconds, or an HTTP date) clamped to [0, ``limit``]; None for a
+    missing or unusable value (nan, inf, negative, garbage), so the usual backoff applies."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, limit)
 
 
 def is_loopback(host: str) -> bool:
@@ -231,7 +283,8 @@ class OpenAITeacher(Teacher):
     def __init__(self, settings: TeacherSettings | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or TeacherSettings.from_env()
-        self.settings.check_key_transport()
+        pool_urls = [e.url for e in getattr(transport, "endpoints", ())]
+        self.settings.check_key_transport(pool_urls)  # every endpoint, before any request
         self.teacher_id = f"openai:{self.settings.model}"
         self.prompt_version = self.settings.prompts.version
         self.levels = self.settings.prompts.levels
@@ -252,11 +305,11 @@ class OpenAITeacher(Teacher):
                                  transport=self._transport)
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None and "retry-after" in response.headers:
-            try:
-                return min(float(response.headers["retry-after"]), self.settings.backoff_max)
-            except ValueError:
-                pass
+        if response is not None:
+            wait = retry_after_seconds(response.headers.get("retry-after"),
+                                       self.settings.backoff_max)
+            if wait is not None:
+                return wait
         base = min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt)
         return base * (0.5 + random.random())
 
@@ -266,7 +319,10 @@ class OpenAITeacher(Teacher):
             response = None
             try:
                 self.requests_made += 1
-                response = await client.post("/chat/completions", json=body)
+                # a total deadline: httpx's timeout bounds each read, and a server sending a
+                # byte at a time would hold the request for ever
+                response = await asyncio.wait_for(client.post("/chat/completions", json=body),
+                                                  self.settings.timeout)
                 if response.status_code == 200:
                     payload = response.json()
                     if not isinstance(payload, dict) or not payload.get("choices"):
@@ -277,11 +333,15 @@ class OpenAITeacher(Teacher):
                     raise TeacherError(redact(last_error, (self.settings.api_key(),)))
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 last_error = f"{type(error).__name__}: {error}"
+            except TimeoutError:
+                last_error = f"no complete answer within {self.settings.timeout:g} s"
             except ValueError as error:  # malformed JSON or a body without choices
                 last_error = f"malformed answer: {error}"
+            except RecursionError:  # JSON nested too deep for Python's parser
+                last_error = "malformed answer: JSON nested too deep"
             if attempt < self.settings.max_retries:
                 await asyncio.sleep(self._delay(attempt, response))
-        raise TeacherError(redact(f"{self.settings.url}: gave up after "
+        raise TeacherError(redact(f"{redact_url(self.settings.url)!r}: gave up after "
                                   f"{self.settings.max_retries + 1} attempts ({last_error})",
                                   (self.settings.api_key(),)))
 

@@ -33,6 +33,8 @@ def iter_concatenated_json(path: Path) -> Iterator[dict]:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: invalid JSON at character {position} ({error.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}: JSON nested too deep at character {position}") from None
         if not isinstance(value, dict):
             raise DataError(f"{path}: expected JSON objects, found {type(value).__name__}")
         yield value

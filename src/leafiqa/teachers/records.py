@@ -16,6 +16,7 @@ file, and the judgment store (a later stage) exports and imports it through here
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from leafiqa.data.manifest import DataError
@@ -38,6 +39,54 @@ def pair_record(pair: PairJudgment) -> dict:
     return {"kind": "pair", **{f: getattr(pair, f) for f in PAIR_FIELDS}}
 
 
+def _text(record: dict, name: str) -> str:
+    value = record[name]
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _probability(record: dict, name: str) -> float:
+    """A number in [0, 1]: a string, a bool, NaN or a negative value is refused (SQLite would
+    store any of them as is and distillation would train on it)."""
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r:.40}")
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def point_from_record(record: dict) -> PointJudgment:
+    levels, probs = record["levels"], record["probs"]
+    if not isinstance(levels, list) or not all(isinstance(level, str) for level in levels):
+        raise ValueError("levels must be a list of strings")
+    if not isinstance(probs, list) or len(probs) != len(levels) or len(levels) == 1:
+        raise ValueError(f"probs must be a list of {len(levels)} numbers (one per level)")
+    values = [_probability({"probs": p}, "probs") for p in probs]
+    if values and abs(sum(values) - 1.0) > 1e-3:  # an ensemble's judgment has no levels
+        raise ValueError(f"probs must add up to 1, got {sum(values):.6g}")
+    return PointJudgment(
+        image_key=_text(record, "image_key"), teacher_id=_text(record, "teacher_id"),
+        prompt_version=_text(record, "prompt_version"), levels=tuple(levels),
+        probs=tuple(values), score=_probability(record, "score"),
+        reliability=_probability(record, "reliability"), method=_text(record, "method"),
+        image_name=str(record.get("image_name") or ""))
+
+
+def pair_from_record(record: dict) -> PairJudgment:
+    if record["source"] not in {"queried", "derived"}:
+        raise ValueError(f"source must be 'queried' or 'derived', got {record['source']!r:.40}")
+    return PairJudgment(
+        key_a=_text(record, "key_a"), key_b=_text(record, "key_b"),
+        teacher_id=_text(record, "teacher_id"), prompt_version=_text(record, "prompt_version"),
+        p_first_ab=_probability(record, "p_first_ab"),
+        p_first_ba=_probability(record, "p_first_ba"),
+        prob_a_better=_probability(record, "prob_a_better"),
+        reliability=_probability(record, "reliability"), source=record["source"],
+        method=_text(record, "method"))
+
+
 def read_jsonl(path: str | Path) -> tuple[list[PointJudgment], list[PairJudgment]]:
     path = Path(path)
     if not path.is_file():
@@ -57,14 +106,13 @@ def read_jsonl(path: str | Path) -> tuple[list[PointJudgment], list[PairJudgment
             if not isinstance(record, dict):
                 raise TypeError(f"a JSON object, got {type(record).__name__}")
             if record.get("kind") == "point":
-                points.append(PointJudgment(
-                    **{f: record[f] for f in POINT_FIELDS if f not in ("levels", "probs")},
-                    levels=tuple(record["levels"]), probs=tuple(record["probs"]),
-                    image_name=record.get("image_name", "")))
+                points.append(point_from_record(record))
             elif record.get("kind") == "pair":
-                pairs.append(PairJudgment(**{f: record[f] for f in PAIR_FIELDS}))
+                pairs.append(pair_from_record(record))
             else:
                 raise KeyError("kind")
+        except RecursionError:
+            raise DataError(f"{path}: line {number}: JSON nested too deep") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise DataError(f"{path}: line {number}: bad judgment record ({error})") from None
     return points, pairs
