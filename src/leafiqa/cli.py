@@ -264,9 +264,9 @@ def teach(
     from leafiqa.teachers.registry import make_teacher
 
     spec = backend if backend and teacher == "cues" else teacher
-    options = {k: v for k, v in {"urls": url or None, "model": model,
-                                 "concurrency": concurrency,
-                                 "timeout": timeout}.items() if v is not None}
+    options: dict[str, object] = {k: v for k, v in {"urls": url or None, "model": model,
+                                                    "concurrency": concurrency,
+                                                    "timeout": timeout}.items() if v is not None}
     if not spec.startswith("openai"):
         options = {}
     if spec.startswith("vllm"):
@@ -280,15 +280,15 @@ def teach(
         from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
 
         with JudgmentStore(store) as judgment_store:
-            report = teach_with_ray(
+            ray_report = teach_with_ray(
                 spec, options, manifest, judgment_store, pairs_per_image=pairs_per_image,
                 max_requests=max_requests,
                 settings=RaySettings(address=ray_address, actors=actors,
                                      num_gpus=gpus_per_actor,
                                      runtime_env=parse_json_object(runtime_env,
                                                                    "--runtime-env")))
-        typer.echo(report.summary())
-        for error in report.errors[:5]:
+        typer.echo(ray_report.summary())
+        for error in ray_report.errors[:5]:
             typer.echo(f"  failed: {error}", err=True)
         return
     chosen = make_teacher(spec, **options)
@@ -392,8 +392,8 @@ def evaluate(
         raise DataError(f"--strict: {manifest[int(np.argmin(ok))].path}: could not be decoded")
     if not ok.any():
         nothing_succeeded(f"none of the {len(manifest)} images could be decoded")
-    metrics = compute(predictions[ok], mos[ok],
-                      calibrated=scorer.info.score_map.kind != "none")
+    metrics: dict[str, float | str] = dict(compute(
+        predictions[ok], mos[ok], calibrated=scorer.info.score_map.kind != "none"))
     metrics["unreadable"] = int((~ok).sum())
     warning = scale_mismatch(scorer.info.score_range, mos[ok])
     if warning:
@@ -501,8 +501,8 @@ def score(
     start = time.time()
     with ScoreWriter(out) as writer, tqdm(total=len(paths), unit="img", desc="scoring") as bar:
         for batch in scorer.iter_scores(paths, batch_size, workers):
-            rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
-                                                             strict=True)]
+            rows: list[tuple[Path, float | None, str]] = [
+                (path, value, "") for path, value in zip(batch.paths, batch.scores, strict=True)]
             rows += [(path, None, reason) for path, reason in batch.failures]
             for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
                 writer.add(path, value, reason)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ FORMAT = "leaf-model/1"
 class TorchScoreMap(nn.Module):
     """``ScoreMap`` as tensor operations (so it is part of the exported ONNX graph)."""
 
+    params: torch.Tensor  # buffers, typed for the checker
+
     def __init__(self, score_map: ScoreMap) -> None:
         super().__init__()
         self.kind = score_map.kind
@@ -48,6 +51,9 @@ class TorchScoreMap(nn.Module):
 class FeatureCorrection(nn.Module):
     """The calibration's linear correction on the features (``calibration.prior``); all zeros
     (no correction) unless the labels asked for one."""
+
+    weight: torch.Tensor  # buffers, typed for the checker
+    bias: torch.Tensor
 
     def __init__(self, dim: int, correction: RidgeFit | None = None) -> None:
         super().__init__()
@@ -173,7 +179,7 @@ class ModelInfo:
 def model_info(
     *,
     backbone: str,
-    input_sizes: int | tuple[int, ...] | list[int],
+    input_sizes: int | Sequence[int],
     head: QualityHead,
     calibration: PriorCalibration | None = None,
     labelled_mos: np.ndarray | None = None,

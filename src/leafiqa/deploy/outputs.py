@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
 COLUMNS = ["path", "score", "error"]
@@ -32,7 +32,7 @@ class ScoreWriter:
     failed: int = 0
     _rows: list[dict] = field(default_factory=list)
     _handle: IO[str] | None = None
-    _csv: csv.writer | None = None  # type: ignore[valid-type]
+    _csv: Any = None  # a csv.writer (its type is private to the csv module)
 
     def __post_init__(self) -> None:
         self.format = self.format or output_format(self.path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ class SingleSizeFeatures:
             runtime = "onnx" if onnx_available() else "torch"
         self.runtime = runtime
         self._network: MultiLevelBackbone | None = None
-        self._session = None
+        self._session: Any = None  # an onnxruntime session, made on first use
 
     @property
     def network(self) -> MultiLevelBackbone:
