@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leaf-installed
 
-.PHONY: setup demo demo-cues test lint bench bench-clive bench-quick clean table-recorded \
+.PHONY: setup demo demo-cues test typecheck lint bench bench-clive bench-quick clean table-recorded \
 	table-variants models
 
 setup: $(STAMP)
@@ -24,8 +24,12 @@ demo: setup
 demo-cues: setup
 	$(BIN)/leaf run configs/demo-cues.yaml
 
-test: setup
+test: setup typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# the package ships py.typed: its annotations must hold ([tool.mypy] in pyproject.toml)
+typecheck: setup
+	$(BIN)/python -m mypy
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

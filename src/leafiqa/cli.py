@@ -6,12 +6,15 @@ import csv
 import glob
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import typer
-from typer.core import TyperGroup
+import typer._click as click
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from leafiqa.cli_rate import rate_app, ratings_app
 from leafiqa.config import DEFAULT_CACHE
@@ -32,7 +35,50 @@ def one_line(error: BaseException) -> str:
     return redact(text if len(text) <= 600 else text[:600] + " …")
 
 
-class _LeafGroup(TyperGroup):
+class _PlainOption(TyperOption):
+    def display_type_rich(self, ctx: click.Context) -> str:
+        return ""  # no `<bool>`/`<str>` tags: the help text says what a value is
+
+
+class _PlainArgument(TyperArgument):
+    def display_type_rich(self, ctx: click.Context) -> str:
+        return ""
+
+
+def _plain(param: click.Parameter) -> click.Parameter:
+    """Typer's option classes cannot be chosen per app, so each parameter is switched to the
+    subclass that shows no type tag (same fields, one method overridden)."""
+    if type(param) is TyperOption:
+        param.__class__ = _PlainOption
+    elif type(param) is TyperArgument:
+        param.__class__ = _PlainArgument
+    return param
+
+
+def first_sentence(text: str) -> str:
+    """The one-line summary `leaf --help` lists a command with."""
+    flat = " ".join(text.split("\n\n")[0].split())
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z])", flat)[0]
+
+
+class _PlainHelp:
+    """Help without type tags, and a command list of one-sentence summaries."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        command = cast(click.Command, self)
+        if command.help and not command.short_help:
+            command.short_help = first_sentence(command.help)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return [_plain(param) for param in super().get_params(ctx)]  # type: ignore[misc]
+
+
+class _LeafCommand(_PlainHelp, TyperCommand):
+    pass
+
+
+class _LeafGroup(_PlainHelp, TyperGroup):
     """Catches user errors of every command in one place."""
 
     def invoke(self, ctx):  # noqa: ANN001, ANN201
@@ -43,13 +89,26 @@ class _LeafGroup(TyperGroup):
             raise typer.Exit(2) from None
 
 
-app = typer.Typer(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
-                  help="LEAF — label-efficient image quality assessment.")
-judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import judgments.")
+class _LeafTyper(typer.Typer):
+    """Every command of the app gets the plain help of ``_LeafCommand``."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None,  # type: ignore[override]
+                **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or _LeafCommand, **kwargs)
+
+
+app = _LeafTyper(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
+                 help="LEAF — label-efficient image quality assessment.")
+judgments_app = _LeafTyper(cls=_LeafGroup, no_args_is_help=True,
+                           help="Inspect, export and import judgments.")
 app.add_typer(judgments_app, name="judgments")
 app.add_typer(rate_app, name="rate")
 app.add_typer(ratings_app, name="ratings")
 STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
+KIND_HELP = "dataset kind (agiqa3k, clive, koniq10k, spaq, livec, kadid10k, csv, folder)"
+SPLIT_HELP = "split column of AGIQA-3K and clive-dev (split_1, split_2, …)"
+STORE_HELP = "SQLite judgment store"
+RUNTIME_HELP = "torch, onnx, or auto (ONNX Runtime when it is installed)"
 
 
 def show_version(value: bool) -> None:
@@ -196,7 +255,7 @@ def read_data(path: str, kind: str = "auto", split: str | None = "split_1",
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="YAML config (see configs/demo.yaml)"),
-        quiet: bool = typer.Option(False, help="no progress bars"),
+        quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
         set_: list[str] = typer.Option(None, "--set", help=SET_HELP)) -> None:
     """Run every stage (teach → distill → calibrate → evaluate → model file) from one config."""
     from leafiqa.config import load_config
@@ -235,7 +294,7 @@ def teach(
                                                   "e.g. max_model_len=8192; repeatable"),
     runtime_env: str = typer.Option(None, help="the teacher actors' Ray runtime environment "
                                                "as JSON (ray), e.g. '{\"env_vars\": {…}}'"),
-    quiet: bool = typer.Option(False),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Ask a teacher for point-wise and pair-wise judgments; resumes where a run stopped."""
@@ -244,9 +303,9 @@ def teach(
     from leafiqa.teachers.registry import make_teacher
 
     spec = backend if backend and teacher == "cues" else teacher
-    options = {k: v for k, v in {"urls": url or None, "model": model,
-                                 "concurrency": concurrency,
-                                 "timeout": timeout}.items() if v is not None}
+    options: dict[str, object] = {k: v for k, v in {"urls": url or None, "model": model,
+                                                    "concurrency": concurrency,
+                                                    "timeout": timeout}.items() if v is not None}
     if not spec.startswith("openai"):
         options = {}
     if spec.startswith("vllm"):
@@ -260,15 +319,15 @@ def teach(
         from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray
 
         with JudgmentStore(store) as judgment_store:
-            report = teach_with_ray(
+            ray_report = teach_with_ray(
                 spec, options, manifest, judgment_store, pairs_per_image=pairs_per_image,
                 max_requests=max_requests,
                 settings=RaySettings(address=ray_address, actors=actors,
                                      num_gpus=gpus_per_actor,
                                      runtime_env=parse_json_object(runtime_env,
                                                                    "--runtime-env")))
-        typer.echo(report.summary())
-        for error in report.errors[:5]:
+        typer.echo(ray_report.summary())
+        for error in ray_report.errors[:5]:
             typer.echo(f"  failed: {error}", err=True)
         return
     chosen = make_teacher(spec, **options)
@@ -291,18 +350,19 @@ def teach(
 @app.command()
 def distill(
     data: str = typer.Option(..., help="images the student learns from (their train split)"),
-    store: Path = typer.Option(Path("runs/judgments.sqlite")),
+    store: Path = typer.Option(Path("runs/judgments.sqlite"), help=STORE_HELP),
     teacher_id: str = typer.Option(None, help="teacher id in the store (default: the only one)"),
     out: Path = typer.Option(Path("runs/student.safetensors"), help="model file to write"),
-    kind: str = typer.Option("auto"),
-    split: str = typer.Option("split_1"),
-    limit: int = typer.Option(None),
-    backbone: str = typer.Option("efficientnet-lite0"),
+    kind: str = typer.Option("auto", help=KIND_HELP),
+    split: str = typer.Option("split_1", help=SPLIT_HELP),
+    limit: int = typer.Option(None, help="only the first N images"),
+    backbone: str = typer.Option("efficientnet-lite0", help="the student's image backbone"),
     input_size: str = typer.Option("224,512", help="input size, or the sizes of an image "
                                                     "pyramid (e.g. 224,512)"),
-    point_weight: float = typer.Option(1.0),
-    pair_weight: float = typer.Option(1.0),
-    no_reliability: bool = typer.Option(False, help="weight every judgment equally"),
+    point_weight: float = typer.Option(1.0, help="weight of the point-wise (score) loss"),
+    pair_weight: float = typer.Option(1.0, help="weight of the pair-wise (ranking) loss"),
+    no_reliability: bool = typer.Option(False, "--no-reliability",
+                                        help="weight every judgment equally"),
     cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
 ) -> None:
     """Distil stored teacher judgments into a student (an uncalibrated model file)."""
@@ -323,12 +383,12 @@ def calibrate(
     labels: str = typer.Option(..., help="images with MOS (dataset folder or CSV)"),
     budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
     selection: str = typer.Option("random", help="random or spread (needs --store)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="seed of the label draw"),
     store: Path = typer.Option(None, help="judgment store (for --selection spread)"),
-    teacher_id: str = typer.Option(None),
+    teacher_id: str = typer.Option(None, help="teacher id in the store (default: the only one)"),
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
-    kind: str = typer.Option("auto"),
-    split: str = typer.Option("split_1"),
+    kind: str = typer.Option("auto", help=KIND_HELP),
+    split: str = typer.Option("split_1", help=SPLIT_HELP),
     cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
 ) -> None:
     """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
@@ -344,14 +404,14 @@ def calibrate(
 
 @app.command()
 def evaluate(
-    model_path: Path = typer.Argument(...),
+    model_path: Path = typer.Argument(..., help="a model file"),
     data: str = typer.Option(..., help="images with MOS"),
-    kind: str = typer.Option("auto"),
-    split: str = typer.Option("split_1"),
+    kind: str = typer.Option("auto", help=KIND_HELP),
+    split: str = typer.Option("split_1", help=SPLIT_HELP),
     subset: str = typer.Option("test", help="split value to evaluate on ('' for all)"),
     json_out: Path = typer.Option(None, "--json", help="write the metrics here"),
     force: bool = typer.Option(False, "--force", help="replace an existing --json file"),
-    runtime: str = typer.Option("auto"),
+    runtime: str = typer.Option("auto", help=RUNTIME_HELP),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     image_root: Path = typer.Option(None, help="csv: folder the image names are relative to "
                                                "(default: the CSV's folder)"),
@@ -382,8 +442,8 @@ def evaluate(
         raise DataError(f"--strict: {manifest[int(np.argmin(ok))].path}: could not be decoded")
     if not ok.any():
         nothing_succeeded(f"none of the {len(manifest)} images could be decoded")
-    metrics = compute(predictions[ok], mos[ok],
-                      calibrated=scorer.info.score_map.kind != "none")
+    metrics: dict[str, float | str] = dict(compute(
+        predictions[ok], mos[ok], calibrated=scorer.info.score_map.kind != "none"))
     metrics["unreadable"] = int((~ok).sum())
     readable = manifest.subset(item for item, good in zip(manifest, ok, strict=True) if good)
     seen = seen_in_training(scorer.info, hash_manifest(readable))
@@ -544,8 +604,9 @@ def score(
         show_bar = not quiet and sys.stderr.isatty()
         with tqdm(total=len(paths), unit="img", desc="scoring", disable=not show_bar) as bar:
             for batch in scorer.iter_scores(paths, batch_size, workers):
-                rows = [(path, value, "") for path, value in zip(batch.paths, batch.scores,
-                                                                 strict=True)]
+                rows: list[tuple[Path, float | None, str]] = [
+                    (path, value, "") for path, value in zip(batch.paths, batch.scores,
+                                                             strict=True)]
                 rows += [(path, None, reason) for path, reason in batch.failures]
                 for path, value, reason in sorted(rows, key=lambda row: position[row[0]]):
                     if reason and strict:
@@ -622,28 +683,42 @@ def data(
 
 
 @app.command()
-def models() -> None:
-    """The models `create_metric` and `leaf score` accept by name: the packaged ones and any in
-    the folders of LEAF_MODEL_PATH."""
-    from leafiqa.registry import registered_models
+def models(as_json: bool = typer.Option(False, "--json",
+                                        help="print the list as JSON (name, path, card, …)")
+           ) -> None:
+    """The models create_metric and leaf score accept by name: the packaged ones and any in the
+    folders of LEAF_MODEL_PATH."""
+    from leafiqa.registry import recorded_card, registered_models
 
     entries = registered_models()
-    if not entries:
-        typer.echo("no models registered")
-        return
-    typer.echo(f"{'name':<16} {'for':<22} {'scale':<24} {'SRCC':>6}  file")
+    listed: list[dict] = []
     for name, entry in entries.items():
         try:
             info = entry.info()
         except (FileNotFoundError, ValueError) as error:
-            typer.echo(f"{name:<16} unreadable: {error}")
+            listed.append({"name": name, "path": str(entry.path), "packaged": entry.packaged,
+                           "error": one_line(error)})
             continue
-        card = info.card
-        scale = info.score_range
+        card = info.card or ({} if entry.packaged else recorded_card(entry.path))
+        listed.append({"name": name, "path": str(entry.path), "packaged": entry.packaged,
+                       "title": card.get("title", "(own model)"), "scale": info.score_range,
+                       "test": card.get("test", {}), "card": card})
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    if not entries:
+        typer.echo("no models registered")
+        return
+    typer.echo(f"{'name':<16} {'for':<22} {'scale':<24} {'SRCC':>6}  file")
+    for model in listed:
+        if "error" in model:
+            typer.echo(f"{model['name']:<16} unreadable: {model['error']}")
+            continue
+        scale = model["scale"]
         scale_text = f"{scale[0]:g}–{scale[1]:g} higher better" if scale else "uncalibrated"
-        srcc = card.get("test", {}).get("srcc")
-        typer.echo(f"{name:<16} {card.get('title', '(own model)'):<22} {scale_text:<24} "
-                   f"{'' if srcc is None else f'{srcc:.3f}':>6}  {entry.path}")
+        srcc = model["test"].get("srcc")
+        typer.echo(f"{model['name']:<16} {model['title']:<22} {scale_text:<24} "
+                   f"{'' if srcc is None else f'{srcc:.3f}':>6}  {model['path']}")
 
 
 @app.command()
@@ -663,20 +738,20 @@ def info(model_path: str = typer.Argument(..., help="a model name or model file"
 
 
 @app.command()
-def export(model_path: Path = typer.Argument(...),
+def export(model_path: Path = typer.Argument(..., help="a calibrated model file"),
            format: str = typer.Option("onnx", help="onnx"),
-           out: Path = typer.Option(None),
+           out: Path = typer.Option(None, help="the ONNX file (default: MODEL.onnx)"),
            quantize: str = typer.Option(None, help="int8: also write MODEL.int8.onnx (ONNX "
                                                    "Runtime static quantization; needs --data)"),
            data: str = typer.Option(None, help="training images to calibrate INT8 on (dataset "
                                                "folder, manifest CSV or image folder)"),
-           kind: str = typer.Option("auto"),
-           split: str = typer.Option("split_1"),
+           kind: str = typer.Option("auto", help=KIND_HELP),
+           split: str = typer.Option("split_1", help=SPLIT_HELP),
            calibration: int = typer.Option(64, help="images to calibrate on"),
            parity: int = typer.Option(128, help="other images to check INT8 against FP32 on"),
            quant_format: str = typer.Option("qdq", help="qdq or qoperator")) -> None:
     """Export the calibrated student (calibration included) as one ONNX graph; with
-    ``--quantize int8``, an INT8 scoring graph with its parity check against FP32."""
+    --quantize int8, an INT8 scoring graph with its parity check against FP32."""
     if format != "onnx":
         fail(f"unknown format '{format}' (onnx)")
     from leafiqa.deploy.onnx_export import export_model_onnx
@@ -705,8 +780,12 @@ def export(model_path: Path = typer.Argument(...),
 
 @app.command()
 def serve(model_path: str = typer.Argument(..., help="a model name or model file"),
-          host: str = "127.0.0.1", port: int = 8000,
-          runtime: str = "auto", max_upload_mb: float = 20.0, max_batch: int = 16,
+          host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every "
+                                                     "interface)"),
+          port: int = typer.Option(8000, help="TCP port to listen on"),
+          runtime: str = typer.Option("auto", help=RUNTIME_HELP),
+          max_upload_mb: float = typer.Option(20.0, help="largest request body, in MB"),
+          max_batch: int = typer.Option(16, help="most images in one POST /score"),
           max_pixels: int = typer.Option(None, help="decompression-bomb limit per image "
                                                     "(default: PIL's, about 89 MP)"),
           read_timeout: float = typer.Option(30.0, help="seconds to receive a request body"),
@@ -728,8 +807,8 @@ def serve(model_path: str = typer.Argument(..., help="a model name or model file
 
 
 @app.command()
-def bench(config: Path = typer.Argument(...),
-          quick: bool = typer.Option(False, help="a small grid (CI)"),
+def bench(config: Path = typer.Argument(..., help="YAML config (see configs/demo.yaml)"),
+          quick: bool = typer.Option(False, "--quick", help="a small grid (CI)"),
           out: Path = typer.Option(None, help="report folder (default: <output>/bench)"),
           set_: list[str] = typer.Option(None, "--set", help=SET_HELP)) -> None:
     """Label-budget study: methods × budgets × splits × seeds, with plots and an HTML report."""
@@ -745,7 +824,8 @@ def bench(config: Path = typer.Argument(...),
 @app.command("config")
 def config_command(path: Path = typer.Argument(None, help="a run config to check and print"),
                    schema: bool = typer.Option(False, "--schema",
-                                               help="print the config's JSON schema")) -> None:
+                                               help="print the config's JSON schema"),
+                   set_: list[str] = typer.Option(None, "--set", help=SET_HELP)) -> None:
     """Check a run config (printed with every default filled in), or print its JSON schema."""
     from leafiqa.config import config_to_dict, load_config, schema_text
 
@@ -754,11 +834,13 @@ def config_command(path: Path = typer.Argument(None, help="a run config to check
     elif path is None:
         fail("give a config file, or --schema")
     else:
-        typer.echo(json.dumps(config_to_dict(load_config(path)), indent=2))
+        typer.echo(json.dumps(config_to_dict(load_config(path, parse_overrides(set_))),
+                              indent=2))
 
 
 @judgments_app.command("list")
-def judgments_list(store: Path = typer.Option(Path("runs/judgments.sqlite"))) -> None:
+def judgments_list(store: Path = typer.Option(Path("runs/judgments.sqlite"),
+                                             help=STORE_HELP)) -> None:
     """Teachers in a store with their judgment counts."""
     from leafiqa.judgments.store import JudgmentStore
 
@@ -772,7 +854,8 @@ def judgments_list(store: Path = typer.Option(Path("runs/judgments.sqlite"))) ->
 
 @judgments_app.command("export")
 def judgments_export(out: Path = typer.Argument(..., help=".jsonl, .csv or .parquet"),
-                     store: Path = typer.Option(Path("runs/judgments.sqlite"))) -> None:
+                     store: Path = typer.Option(Path("runs/judgments.sqlite"),
+                                                 help=STORE_HELP)) -> None:
     """Export judgments (JSONL keeps everything; CSV/Parquet write one file per table)."""
     from leafiqa.judgments.jsonl import export_store
     from leafiqa.judgments.store import JudgmentStore
@@ -784,7 +867,8 @@ def judgments_export(out: Path = typer.Argument(..., help=".jsonl, .csv or .parq
 
 @judgments_app.command("import")
 def judgments_import(source: Path = typer.Argument(..., help="a LEAF JSONL export"),
-                     store: Path = typer.Option(Path("runs/judgments.sqlite"))) -> None:
+                     store: Path = typer.Option(Path("runs/judgments.sqlite"),
+                                                 help=STORE_HELP)) -> None:
     """Import a JSONL export (judgments computed on another machine)."""
     from leafiqa.judgments.jsonl import import_jsonl
     from leafiqa.judgments.store import JudgmentStore

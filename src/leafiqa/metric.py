@@ -62,6 +62,9 @@ class LeafMetric(nn.Module):
     keeps the graph and returns the scores reduced by ``loss_reduction`` (× ``loss_weight``).
     LEAF scores are higher-better MOS, so a loss to minimise is ``-metric(x)``."""
 
+    mean: torch.Tensor  # buffers, typed for the checker
+    std: torch.Tensor
+
     def __init__(
         self,
         metric_name: str | Path = "leaf-agiqa3k",
@@ -154,11 +157,12 @@ class LeafMetric(nn.Module):
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s) {sorted(kwargs)}")
         with torch.set_grad_enabled(self.as_loss):
-            if torch.is_tensor(target):
+            if isinstance(target, torch.Tensor):
                 scores = self.net(*self._levels_from_tensor(target))
             elif (isinstance(target, Sequence) and target and not isinstance(target, str)
                   and all(torch.is_tensor(t) for t in target)):
-                scores = torch.cat([self.net(*self._levels_from_tensor(t)) for t in target])
+                scores = torch.cat([self.net(*self._levels_from_tensor(t)) for t in target
+                                    if isinstance(t, torch.Tensor)])  # all are
             else:
                 scores = self._score_inputs(flatten_inputs(target))
         if not self.as_loss:

@@ -53,7 +53,8 @@ def load_manifest(config: RunConfig) -> Manifest:
     manifest = read_dataset(data.kind, data.path, **options)
     manifest.extra["split_column"] = None
     split_file = find_split_file(data.path, data.splits) if data.split else None
-    if split_file is not None and (data.splits or split_file_has(split_file, data.split)):
+    if split_file is not None and data.split and (data.splits or
+                                                  split_file_has(split_file, data.split)):
         manifest = manifest.with_split(read_split_file(split_file, data.split),
                                        f"{split_file}:{data.split}")
         manifest.source = f"{manifest.source}+{split_file}:{data.split}"

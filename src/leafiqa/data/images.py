@@ -183,7 +183,7 @@ def _lab_to_rgb(image: Image.Image) -> Image.Image:
 
     transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"),
                                         ImageCms.createProfile("sRGB"), "LAB", "RGB")
-    return ImageCms.applyTransform(image, transform)
+    return ImageCms.applyTransform(image, transform) or image  # None only when in place
 
 
 def _decode(source: Any, label: str, limit: int | None,
@@ -304,7 +304,7 @@ def image_from_any(image: Any, label: str = "<image>",
 def to_model_input(image: Image.Image, size: int) -> np.ndarray:
     """Resize the whole image to size×size and normalise: a CHW float32 array."""
     if image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = (array - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(array.transpose(2, 0, 1))
@@ -314,7 +314,7 @@ def to_pixels(image: Image.Image, sizes: Sequence[int]) -> tuple[np.ndarray, ...
     """The whole image resized to each size as uint8 HWC arrays (normalisation is left to the
     network: the fast scoring graphs read uint8 pixels)."""
     return tuple(np.asarray(image if image.size == (s, s) else
-                            image.resize((s, s), Image.BILINEAR, reducing_gap=2.0))
+                            image.resize((s, s), Image.Resampling.BILINEAR, reducing_gap=2.0))
                  for s in sizes)
 
 

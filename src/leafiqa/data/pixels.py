@@ -62,7 +62,7 @@ def iter_pixel_batches(
     threads = threads or default_workers()
     starts = range(0, len(paths), batch_size)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leaf-decode") as pool:
-        pending: deque = deque()
+        pending: deque[tuple[int, list]] = deque()
         for start in starts:
             pending.append((start, [pool.submit(_decode, item, sizes, f"images[{start + k}]")
                                     for k, item in enumerate(paths[start : start + batch_size])]))

@@ -8,7 +8,7 @@ import base64
 import dataclasses
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,8 @@ TRAINED_HASH_BYTES = 8
 class TorchScoreMap(nn.Module):
     """``ScoreMap`` as tensor operations (so it is part of the exported ONNX graph)."""
 
+    params: torch.Tensor  # buffers, typed for the checker
+
     def __init__(self, score_map: ScoreMap) -> None:
         super().__init__()
         self.kind = score_map.kind
@@ -63,6 +65,9 @@ class TorchScoreMap(nn.Module):
 class FeatureCorrection(nn.Module):
     """The calibration's linear correction on the features (``calibration.prior``); all zeros
     (no correction) unless the labels asked for one."""
+
+    weight: torch.Tensor  # buffers, typed for the checker
+    bias: torch.Tensor
 
     def __init__(self, dim: int, correction: RidgeFit | None = None) -> None:
         super().__init__()
@@ -260,7 +265,7 @@ def seen_in_training(info: ModelInfo, keys: Iterable[str]) -> int | None:
 def model_info(
     *,
     backbone: str,
-    input_sizes: int | tuple[int, ...] | list[int],
+    input_sizes: int | Sequence[int],
     head: QualityHead,
     calibration: PriorCalibration | None = None,
     labelled_mos: np.ndarray | None = None,

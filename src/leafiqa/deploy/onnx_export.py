@@ -127,6 +127,9 @@ def pixel_input_names(sizes: Sequence[int]) -> list[str]:
 class PixelInputs(torch.nn.Module):
     """uint8 (B, S, S, 3) pixels per level → the normalised float input the network reads."""
 
+    scale: torch.Tensor  # buffers, typed for the checker
+    shift: torch.Tensor
+
     def __init__(self, network: torch.nn.Module) -> None:
         super().__init__()
         self.network = network

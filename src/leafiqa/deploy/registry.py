@@ -5,6 +5,7 @@ model's name is its file name without ``.safetensors``; a packaged name cannot b
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from leafiqa.deploy.modelfile import ModelInfo, read_info
 
 PACKAGED_DIR = Path(__file__).resolve().parents[1] / "models"
 __all__ = ["ENV_VAR", "PACKAGED_DIR", "SUFFIX", "RegisteredModel", "list_models", "model_dirs",
-           "registered_models", "resolve_model"]
+           "recorded_card", "registered_models", "resolve_model"]
 
 ENV_VAR = "LEAF_MODEL_PATH"
 SUFFIX = ".safetensors"
@@ -29,6 +30,26 @@ class RegisteredModel:
 
     def info(self) -> ModelInfo:
         return read_info(self.path)
+
+
+def recorded_card(path: Path) -> dict:
+    """The card of a model ``leaf run`` wrote, from the ``results.json`` the run left beside it:
+    data, teacher, labels, student and test metrics (empty when there is no such record)."""
+    record = path.parent / "results.json"
+    try:
+        results = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(results, dict) or Path(str(results.get("model", ""))).name != path.name:
+        return {}
+    metrics = results.get("metrics") or {}
+    card = {"title": f"own model: {Path(str(results.get('dataset', ''))).name}",
+            "training_data": results.get("dataset"), "teacher": results.get("teacher"),
+            "labels": f"{results.get('n_labels')} MOS labels ({results.get('label_selection')})",
+            "student": results.get("student"), "recorded_in": str(record)}
+    if metrics:
+        card["test"] = next(iter(metrics.values()))  # the first method is LEAF's own
+    return card
 
 
 def model_dirs() -> list[Path]:

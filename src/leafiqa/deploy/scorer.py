@@ -60,7 +60,7 @@ class Scorer:
             raise ValueError("INT8 scoring needs the ONNX runtime (pip install 'leaf-iqa[onnx]')")
         self.runtime = runtime
         self.precision = precision
-        self.parity = None  # the INT8 graph's parity record, once it is in use
+        self.parity: Parity | None = None  # the INT8 graph's parity record, once it is in use
         self.threads = threads
         self._pixel_graph: PixelGraphScorer | None = None
         self._pixel_module: PixelInputs | None = None
@@ -68,7 +68,8 @@ class Scorer:
             torch.set_num_threads(threads)
         self._session = None
         if runtime == "torch":
-            self.network = self.network.to(memory_format=torch.channels_last)
+            self.network = self.network.to(  # type: ignore[call-overload]
+                memory_format=torch.channels_last)
 
     @property
     def input_sizes(self) -> tuple[int, ...]:

@@ -23,7 +23,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +151,7 @@ def public(value: Any) -> Any:
     return value
 
 
-async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
     """The body's chunks, stopping with ``TooLarge`` as soon as more than ``limit`` bytes
     arrived (a chunked body has no Content-Length to check up front)."""
     received = 0
@@ -265,7 +265,7 @@ def create_app(model_path: str | Path, runtime: str = "auto", max_upload_bytes: 
             uploads = []
             try:
                 for key, value in form.multi_items():
-                    if hasattr(value, "read"):
+                    if not isinstance(value, str):  # an UploadFile
                         name = (value.filename or key)[:200]
                         uploads.append(Upload(name, await value.read()))
             finally:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,7 @@ class TeacherActor:
         self.pid = os.getpid()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        jobs: list[Any]
         if "key_b" in batch:
             jobs = [PairJob(ImageItem(path=_path(pa), name=str(na)), ImageItem(path=_path(pb),
                                                                               name=str(nb)),
@@ -143,7 +145,7 @@ class RaySettings:
     runtime_env: dict | None = None
 
 
-def _chunks_to_dataset(chunks: Sequence) -> object:
+def _chunks_to_dataset(chunks: Sequence) -> Any:  # a ray.data.Dataset
     import ray.data
 
     return ray.data.from_arrow_refs(list(chunks))

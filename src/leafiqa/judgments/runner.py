@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tqdm.auto import tqdm
 
@@ -89,7 +89,8 @@ def readable_images(manifest: Manifest, report: TeachReport, strict: bool = Fals
         items = tqdm(items, desc="hashing images", unit="img", leave=False)
     kept: list[ImageItem] = []
     keys: list[str] = []
-    for reason in manifest.extra.get("unreadable", []):  # folders the reader could not list
+    unlisted = cast(list, manifest.extra.get("unreadable", []))
+    for reason in unlisted:  # folders the reader could not list
         if strict:
             raise DataError(str(reason))
         report.unreadable += 1
@@ -153,7 +154,7 @@ def _consume(
         message = record_result(result, store, report)
         if message is not None:
             if strict:
-                raise TeacherError(f"--strict: {result.error}")
+                raise TeacherError(f"--strict: {message}")
             log.warning("judgment failed: %s", message)
         bar.update(1)
         bar.set_postfix(failed=report.points_failed + report.pairs_failed, refresh=False)

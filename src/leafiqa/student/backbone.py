@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -64,7 +64,7 @@ class LevelInfo:
     channels: int
 
 
-def stage_ends(network: nn.Module) -> list[LevelInfo]:
+def stage_ends(network: Any) -> list[LevelInfo]:  # an EfficientNet (untyped)
     """The last block before each down-sampling, from stride 4 on, plus the head conv."""
     blocks = list(network._blocks)
     levels: list[LevelInfo] = []
@@ -104,7 +104,7 @@ class MultiLevelBackbone(nn.Module):
     def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = True) -> None:
         super().__init__()
         self.name = name
-        self.net = build_efficientnet(name, pretrained)
+        self.net: Any = build_efficientnet(name, pretrained)  # its blocks are untyped
         del self.net._fc  # classification layer unused
         self.levels = stage_ends(self.net)
         self._taps = {level.block_index for level in self.levels}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,8 +153,8 @@ def train_loop(
     steps: int,
     lr: float,
     weight_decay: float,
-    snapshot: Callable[[], object],
-    restore: Callable[[object], None],
+    snapshot: Callable[[], Any],
+    restore: Callable[[Any], None],
     validation: Callable[[], float | None] | None = None,
     eval_every: int = 10,
     patience: int = 6,
@@ -260,7 +261,7 @@ def ridge_head(features: np.ndarray, targets: TeacherTargets,
     with torch.no_grad():
         head.feature_mean.zero_()
         head.projection.copy_(torch.as_tensor(fit.coef[:, None], dtype=torch.float32))
-        linear = head.net[-1]
+        linear: Any = head.net[-1]  # an nn.Linear
         linear.weight.fill_(1.0)
         linear.bias.fill_(fit.intercept)
     return head.eval()

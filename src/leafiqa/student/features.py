@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ class SingleSizeFeatures:
         self._network: torch.nn.Module | None = network
         spec = getattr(network, "spec", None)
         self._cache_id = spec.cache_id if spec is not None else None
-        self._session = None
+        self._session: Any = None  # an onnxruntime session, made on first use
 
     @property
     def network(self) -> torch.nn.Module:

@@ -54,6 +54,10 @@ class QualityHead(nn.Module):
     projection (fitted on unlabeled features) makes the head fast to train on 2 cores and hard
     to overfit; mean and projection are buffers, so they travel in the model file and ONNX."""
 
+    feature_mean: torch.Tensor  # buffers, typed for the checker
+    projection: torch.Tensor
+    net: nn.Sequential
+
     def __init__(
         self, dim: int, hidden: int = 256, dropout: float = 0.1, components: int = 384
     ) -> None:
@@ -62,7 +66,7 @@ class QualityHead(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("projection", torch.eye(dim, components))
         if hidden > 0:
-            self.net: nn.Module = nn.Sequential(
+            self.net = nn.Sequential(
                 FastDropout(dropout), nn.Linear(components, hidden), nn.GELU(),
                 nn.Linear(hidden, 1),
             )

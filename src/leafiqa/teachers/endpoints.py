@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -187,8 +188,9 @@ def pooled_teacher(urls: Sequence[str], concurrency: int = 8, **settings: object
     """An OpenAI teacher over several endpoints (``concurrency`` requests in flight on each)."""
     from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
 
-    backoff = {k: settings.pop(k) for k in ("endpoint_backoff", "endpoint_backoff_max")
-               if k in settings}
+    backoff: dict[str, Any] = {k: settings.pop(k) for k in ("endpoint_backoff",
+                                                           "endpoint_backoff_max")
+                               if k in settings}
     pool = EndpointPool(urls, concurrency=concurrency,
                         backoff_base=float(backoff.get("endpoint_backoff", 1.0)),
                         backoff_max=float(backoff.get("endpoint_backoff_max", 60.0)))

@@ -46,7 +46,8 @@ class MockBehaviour:
 
 def image_detail(image: Image.Image) -> float:
     """Mean absolute Laplacian of the grey image at 128×128, in [0, ~1]."""
-    grey = np.asarray(image.convert("L").resize((128, 128), Image.BILINEAR), dtype=np.float32)
+    grey = np.asarray(image.convert("L").resize((128, 128), Image.Resampling.BILINEAR),
+                      dtype=np.float32)
     laplacian = (4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2]
                  - grey[1:-1, 2:])
     return float(np.mean(np.abs(laplacian)) / 40.0)
@@ -100,7 +101,7 @@ def _images_and_text(body: dict) -> tuple[list[Image.Image], str, list[str]]:
 
 
 def _token_entries(words: tuple[str, ...], probs: np.ndarray, split: bool) -> list[dict]:
-    entries = []
+    entries: list[dict] = []
     for word, p in zip(words, probs, strict=True):
         if split:  # only the first piece of a word split into odd tokens, odd case and spaces
             token = " " + word[:2].capitalize()

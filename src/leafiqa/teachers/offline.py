@@ -90,7 +90,8 @@ class CueTeacher(Teacher):
 
     def __init__(self, max_side: int = 1024, cache_size: int = 100_000) -> None:
         model, ranges = find_brisque_files()
-        self._brisque = cv2.quality.QualityBRISQUE_create(str(model), str(ranges))
+        self._brisque = cv2.quality.QualityBRISQUE_create(  # type: ignore[attr-defined]
+            str(model), str(ranges))
         self._max_side = max_side
         self._cache: dict[Path, CueValues] = {}
         self._cache_size = cache_size

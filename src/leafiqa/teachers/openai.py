@@ -191,7 +191,7 @@ def image_data_url(path: Path, max_side: int) -> str:
     if fmt in {"JPEG", "PNG", "WEBP"} and plain and max(image.size) <= max_side:
         mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
         return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-    image.thumbnail((max_side, max_side), Image.LANCZOS)
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"

@@ -109,7 +109,7 @@ def normalise_probs(probs: Iterable[float], context: str = "") -> np.ndarray:
     return array / array.sum()
 
 
-def expected_score(probs: Sequence[float]) -> float:
+def expected_score(probs: Sequence[float] | np.ndarray) -> float:
     array = np.asarray(probs, dtype=np.float64)
     return float(np.dot(array, level_values(array.size)))
 
@@ -129,7 +129,7 @@ def from_log_odds(value: float) -> float:
     return float(1.0 / (1.0 + math.exp(-min(max(value, -700.0), 700.0))))
 
 
-def distribution_reliability(probs: Sequence[float]) -> float:
+def distribution_reliability(probs: Sequence[float] | np.ndarray) -> float:
     """Confidence of a level distribution: the mean of 1 − normalised entropy and the top-two
     margin. A peaked distribution → 1, a flat one → 0."""
     array = np.asarray(probs, dtype=np.float64)
@@ -146,7 +146,7 @@ def make_point_judgment(
     teacher_id: str,
     prompt_version: str,
     levels: Sequence[str],
-    probs: Sequence[float],
+    probs: Sequence[float] | np.ndarray,
     method: str,
     image_name: str = "",
 ) -> PointJudgment:

@@ -40,7 +40,7 @@ def make_teacher(spec: str, **options: object) -> Teacher:
         if len(urls) > 1:
             from leafiqa.teachers.endpoints import pooled_teacher
 
-            return pooled_teacher(urls, **options)
+            return pooled_teacher(urls, **options)  # type: ignore[arg-type]
         if urls:
             options["url"] = urls[0]
 
@@ -54,5 +54,6 @@ def make_teacher(spec: str, **options: object) -> Teacher:
     if kind == "vllm":
         from leafiqa.teachers.vllm import VLLMTeacher
 
-        return VLLMTeacher(argument or os.environ.get("LEAF_TEACHER_MODEL", ""), **options)
+        return VLLMTeacher(argument or os.environ.get("LEAF_TEACHER_MODEL", ""),
+                           **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")

@@ -10,6 +10,7 @@ or Apple MPS when present, else the CPU."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,8 +80,9 @@ class TransformersTeacher(Teacher):
         self.processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"  # so the last position is every row's next token
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            model, dtype=dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        loaded: Any = AutoModelForImageTextToText.from_pretrained(
+            model, dtype=dtype, trust_remote_code=trust_remote_code)
+        self.model = loaded.to(self.device).eval()
         self.batch_size = batch_size
         self.prompts = prompts
         self.teacher_id = f"transformers:{model.rstrip('/').split('/')[-1]}"

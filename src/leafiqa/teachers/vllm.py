@@ -66,7 +66,8 @@ class VLLMTeacher(Teacher):
                        words: Sequence[str]) -> list:
         """One distribution over ``words`` (or a TeacherError) per conversation, in one
         batched generate call."""
-        conversations, errors = [], {}
+        conversations: list[list[dict] | None] = []
+        errors: dict[int, TeacherError] = {}
         for index, images in enumerate(image_lists):
             try:
                 conversations.append(self._conversation(prompt, images))
