@@ -6,100 +6,21 @@ import csv
 import glob
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, cast
 
 import typer
-import typer._click as click
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from leafiqa.cli_base import LeafGroup, LeafTyper, one_line
 from leafiqa.cli_rate import rate_app, ratings_app
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.errors import LeafError
 
-# What a user can get wrong (a path, a file, a value): one `error:` line and exit code 2.
-# Anything else is a bug and keeps its traceback.
-USER_ERRORS = (LeafError, FileNotFoundError, PermissionError, IsADirectoryError,
-               NotADirectoryError, ValueError)
-
-
-def one_line(error: BaseException) -> str:
-    from leafiqa.redact import redact
-
-    text = " ".join(str(error).split()) or type(error).__name__
-    return redact(text if len(text) <= 600 else text[:600] + " …")
-
-
-class _PlainOption(TyperOption):
-    def display_type_rich(self, ctx: click.Context) -> str:
-        return ""  # no `<bool>`/`<str>` tags: the help text says what a value is
-
-
-class _PlainArgument(TyperArgument):
-    def display_type_rich(self, ctx: click.Context) -> str:
-        return ""
-
-
-def _plain(param: click.Parameter) -> click.Parameter:
-    """Typer's option classes cannot be chosen per app, so each parameter is switched to the
-    subclass that shows no type tag (same fields, one method overridden)."""
-    if type(param) is TyperOption:
-        param.__class__ = _PlainOption
-    elif type(param) is TyperArgument:
-        param.__class__ = _PlainArgument
-    return param
-
-
-def first_sentence(text: str) -> str:
-    """The one-line summary `leaf --help` lists a command with."""
-    flat = " ".join(text.split("\n\n")[0].split())
-    return re.split(r"(?<=[.!?])\s+(?=[A-Z])", flat)[0]
-
-
-class _PlainHelp:
-    """Help without type tags, and a command list of one-sentence summaries."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        command = cast(click.Command, self)
-        if command.help and not command.short_help:
-            command.short_help = first_sentence(command.help)
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        return [_plain(param) for param in super().get_params(ctx)]  # type: ignore[misc]
-
-
-class _LeafCommand(_PlainHelp, TyperCommand):
-    pass
-
-
-class _LeafGroup(_PlainHelp, TyperGroup):
-    """Catches user errors of every command in one place."""
-
-    def invoke(self, ctx):  # noqa: ANN001, ANN201
-        try:
-            return super().invoke(ctx)
-        except USER_ERRORS as error:
-            typer.secho(f"error: {one_line(error)}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-
-class _LeafTyper(typer.Typer):
-    """Every command of the app gets the plain help of ``_LeafCommand``."""
-
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None,  # type: ignore[override]
-                **kwargs: Any) -> Any:
-        return super().command(*args, cls=cls or _LeafCommand, **kwargs)
-
-
-app = _LeafTyper(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
+app = LeafTyper(cls=LeafGroup, add_completion=False, no_args_is_help=True,
                  help="LEAF — label-efficient image quality assessment.")
-judgments_app = _LeafTyper(cls=_LeafGroup, no_args_is_help=True,
+judgments_app = LeafTyper(cls=LeafGroup, no_args_is_help=True,
                            help="Inspect, export and import judgments.")
 app.add_typer(judgments_app, name="judgments")
 app.add_typer(rate_app, name="rate")

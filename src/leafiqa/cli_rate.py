@@ -9,11 +9,15 @@ from urllib.parse import urlsplit
 
 import typer
 
+from leafiqa.cli_base import LeafGroup, LeafTyper
 from leafiqa.errors import DataError
 
-rate_app = typer.Typer(no_args_is_help=True, help="Collect human ratings of images (a study "
-                                                  "served as a web page per rater).")
-ratings_app = typer.Typer(no_args_is_help=True, help="Turn collected ratings into MOS labels.")
+rate_app = LeafTyper(cls=LeafGroup, no_args_is_help=True,
+                     help="Collect human ratings of images (a study served as a web page per "
+                          "rater).")
+STUDY_HELP = "the study's folder (made by `leaf rate create`)"
+ratings_app = LeafTyper(cls=LeafGroup, no_args_is_help=True,
+                        help="Turn collected ratings into MOS labels.")
 
 
 def read_gold(path: Path, scale: str) -> tuple[list[tuple[str, Path]], dict[str, float]]:
@@ -57,7 +61,7 @@ def create(
     scale: str = typer.Option("acr", help="acr (Bad…Excellent, 1–5) or slider (0–100)"),
     raters: int = typer.Option(2, help="rater links to make now (more: add-raters)"),
     repeats: int = typer.Option(2, help="images each rater sees a second time"),
-    title: str = typer.Option("Image quality study"),
+    title: str = typer.Option("Image quality study", help="the study's title, shown to raters"),
     instructions: str = typer.Option(None, help="text shown before the first image"),
     seed: int = typer.Option(0, help="seed of the raters' random orders"),
     base_url: str = typer.Option("http://127.0.0.1:8001", help="address raters will open"),
@@ -84,8 +88,10 @@ def create(
 
 
 @rate_app.command("add-raters")
-def add_raters(study: Path = typer.Argument(...), count: int = typer.Option(1, "--count"),
-               base_url: str = typer.Option("http://127.0.0.1:8001")) -> None:
+def add_raters(study: Path = typer.Argument(..., help=STUDY_HELP),
+               count: int = typer.Option(1, "--count", help="rater links to add"),
+               base_url: str = typer.Option("http://127.0.0.1:8001",
+                                            help="address raters will open")) -> None:
     """More rater links for a study."""
     from leafiqa.ratings.study import Study
 
@@ -93,7 +99,7 @@ def add_raters(study: Path = typer.Argument(...), count: int = typer.Option(1, "
 
 
 @rate_app.command("revoke")
-def revoke(study: Path = typer.Argument(...),
+def revoke(study: Path = typer.Argument(..., help=STUDY_HELP),
            rater: str = typer.Argument(..., help="the rater's label (rater2) or id")) -> None:
     """Stop a rater's link from working (their ratings so far stay in the study)."""
     from leafiqa.ratings.study import Study
@@ -102,7 +108,9 @@ def revoke(study: Path = typer.Argument(...),
 
 
 @rate_app.command("serve")
-def serve(study: Path = typer.Argument(...), host: str = "127.0.0.1", port: int = 8001,
+def serve(study: Path = typer.Argument(..., help=STUDY_HELP),
+          host: str = typer.Option("127.0.0.1", help="address to listen on"),
+          port: int = typer.Option(8001, help="port to listen on"),
           rate_limit: float = typer.Option(10.0, help="requests a second per rater link"),
           burst: int = typer.Option(40, help="requests a link may send at once")) -> None:
     """Serve the rating pages (/r/<token>) and the admin page (/admin)."""
@@ -115,7 +123,7 @@ def serve(study: Path = typer.Argument(...), host: str = "127.0.0.1", port: int 
 
 
 @rate_app.command("status")
-def status(study: Path = typer.Argument(...)) -> None:
+def status(study: Path = typer.Argument(..., help=STUDY_HELP)) -> None:
     """Progress and consistency checks per rater."""
     from leafiqa.ratings.screening import check_raters, votes_from_study
     from leafiqa.ratings.study import Study
@@ -130,7 +138,7 @@ def status(study: Path = typer.Argument(...)) -> None:
 
 
 @ratings_app.command("export")
-def export(study: Path = typer.Argument(...),
+def export(study: Path = typer.Argument(..., help=STUDY_HELP),
            out: Path = typer.Option(..., help="labels CSV: name,mos,std,n"),
            method: str = typer.Option("bt500", help="bt500 (checks + ITU-R BT.500 screening), "
                                                     "mle (checks + ITU-T P.913 subject model) "

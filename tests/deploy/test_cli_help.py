@@ -15,7 +15,8 @@ import typer
 import typer._click as click
 from typer.testing import CliRunner
 
-from leafiqa.cli import app, first_sentence
+from leafiqa.cli import app
+from leafiqa.cli_base import first_sentence
 
 runner = CliRunner()
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
