@@ -4,6 +4,7 @@ human ratings of a ``leaf select`` output and turn them into a ``name,mos,std,n`
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,9 +73,9 @@ def create(
 
     listed = read_image_list(images, root)
     gold_images, answers = read_gold(gold, scale) if gold else ([], {})
-    options = {"instructions": instructions} if instructions else {}
-    settings = StudySettings(title=title, scale=scale, repeats=repeats, seed=seed, gold=answers,
-                             **options)
+    settings = StudySettings(title=title, scale=scale, repeats=repeats, seed=seed, gold=answers)
+    if instructions:
+        settings = dataclasses.replace(settings, instructions=instructions)
     created = Study.create(study, listed, settings, gold_images)
     key = created.set_admin_key()
     made = created.add_raters(raters)

@@ -76,8 +76,8 @@ def tune_backbone(ws: Workspace, progress: bool = True
                         progress)
     backbone, _ = tune_tail(backbone, head, front.rows(torch.as_tensor(ws.train_rows)), targets,
                             tail, joint, progress=progress)
-    features = tail_features_batched(backbone, front, cut).numpy()
-    return dataclasses.replace(ws, features=features), backbone
+    tuned = tail_features_batched(backbone, front, cut).numpy()
+    return dataclasses.replace(ws, features=tuned), backbone
 
 
 def save_student(ws: Workspace, result: MethodResult, path: Path,

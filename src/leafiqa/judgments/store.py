@@ -396,7 +396,8 @@ class JudgmentStore:
                     "SELECT owner, expires_at, heartbeat FROM claims WHERE kind = ? AND "
                     "claim_key = ? AND teacher_id = ? AND prompt_version = ?",
                     (kind, key, teacher_id, prompt_version)).fetchone()
-                if row is not None and row[0] != self.owner and lease_held(*row, now=now):
+                if row is not None and row[0] != self.owner and lease_held(
+                        row[0], row[1], row[2], now=now):
                     continue
                 if self._judged(kind, key, teacher_id, prompt_version):
                     continue

@@ -155,7 +155,7 @@ def read_image_list(source: Path, root: Path | None = None) -> list[tuple[str, P
     return found
 
 
-def _entry(record: dict, where: str) -> tuple[str, str] | None:
+def _entry(record: dict, where: str) -> tuple[str, str]:
     name = next((str(record[k]).strip() for k in ("name", "path", "image")
                  if record.get(k) and str(record[k]).strip()), None)
     path = next((str(record[k]).strip() for k in ("path", "name", "image")

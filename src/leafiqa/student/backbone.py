@@ -181,7 +181,8 @@ class Backbone(Protocol):
     def trainable_tail(self, n_blocks: int) -> list[nn.Parameter]: ...
 
 
-def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
+def build_backbone(name: str, pretrained: bool = True) -> Any:
+    # Any: a MultiLevelBackbone or an HFBackbone, which share their attributes but no base
     """The backbone called ``name``: an EfficientNet-Lite, or ``hf:ID`` / ``hf:FOLDER``."""
     from leafiqa.student.hf_backbone import build_hf_backbone, is_hf
 

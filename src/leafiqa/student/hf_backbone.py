@@ -99,7 +99,7 @@ def _folder_revision(folder: Path) -> str:
         if path.suffix in (".safetensors", ".bin", ".json") and path.is_file():
             digest.update(path.name.encode())
             with path.open("rb") as handle:
-                for chunk in iter(lambda h=handle: h.read(1 << 22), b""):
+                for chunk in iter(functools.partial(handle.read, 1 << 22), b""):
                     digest.update(chunk)
     return "sha256:" + digest.hexdigest()[:16]
 
@@ -212,6 +212,9 @@ class HFBackbone(nn.Module):
     """images (B, 3, H, W), ImageNet-normalised → features (B, D), the ``Backbone`` interface
     of ``student.backbone`` (front/tail: the front is the images themselves — fine-tuning an
     HF backbone runs the whole network, the last ``n`` stages or layers trainable)."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, model: nn.Module, spec: BackboneSpec) -> None:
         super().__init__()

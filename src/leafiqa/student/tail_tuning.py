@@ -16,6 +16,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -291,7 +292,7 @@ def image_features(backbone: torch.nn.Module, paths: Sequence[Path],
 
 
 def tune_on_images(
-    backbone: torch.nn.Module,
+    backbone: Any,
     head: QualityHead,
     paths: Sequence[Path],
     sizes: int | Sequence[int],
@@ -338,7 +339,7 @@ def tune_on_images(
     loader = image_loader(train_paths, sizes, config.batch_size, True, config.seed, device,
                           workers)
     train_index = torch.as_tensor(train_rows)
-    batches = iter(())
+    batches: Any = iter(())  # the loader's (positions, levels) batches
 
     def all_scores() -> torch.Tensor:
         head.eval()

@@ -157,7 +157,7 @@ def retry_after_seconds(value: str | None, limit: float) -> float | None:
             return None
         if when is None or when.tzinfo is None:
             return None
-        seconds = max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+        seconds = max((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 0.0)
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return min(seconds, limit)
