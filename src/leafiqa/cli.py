@@ -46,6 +46,7 @@ app = typer.Typer(cls=_LeafGroup, add_completion=False, no_args_is_help=True,
                   help="LEAF — label-efficient image quality assessment.")
 judgments_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import judgments.")
 app.add_typer(judgments_app, name="judgments")
+app.command("select")(__import__("leafiqa.select_cli", fromlist=["select"]).select)
 STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
 
 
@@ -283,9 +284,10 @@ def calibrate(
     model_path: Path = typer.Argument(..., help="a distilled model file"),
     labels: str = typer.Option(..., help="images with MOS (dataset folder or CSV)"),
     budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
-    selection: str = typer.Option("random", help="random or spread (needs --store)"),
+    selection: str = typer.Option("random", help="random, spread, kcenter or variance (all "
+                                                 "but random need --store)"),
     seed: int = typer.Option(0),
-    store: Path = typer.Option(None, help="judgment store (for --selection spread)"),
+    store: Path = typer.Option(None, help="judgment store (for a --selection but random)"),
     teacher_id: str = typer.Option(None),
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
     kind: str = typer.Option("auto"),
@@ -301,6 +303,12 @@ def calibrate(
                            seed=seed, store=store, teacher_id=teacher_id, out=out,
                            cache_dir=cache)
     typer.echo(f"wrote {path}")
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.pipeline import format_expected
+
+    expected = read_info(path).notes.get("expected_accuracy")
+    if expected:
+        typer.echo(format_expected(expected))
 
 
 @app.command()

@@ -150,7 +150,8 @@ class CalibrationConfig:
 class LabelConfig:
     budget: float = Field(0.1, ge=0, description="< 1: fraction of the training split; ≥ 1: "
                                                  "a count; 0: none (ranks only)")
-    selection: str = Field("random", description="label selection: random or spread")
+    selection: str = Field("random", description="label selection: random, spread, kcenter or "
+                           "variance (data.selection)")
     seed: int = 0
 
 
