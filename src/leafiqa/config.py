@@ -137,6 +137,9 @@ class CalibrationConfig:
         description="forms of the labels' correction that leave-one-out chooses among: "
                     "two-stage (the line onto MOS, then a ridge on its residuals) and joint "
                     "(the student's weight refitted together with the ridge)")
+    min_gain_se: float = Field(
+        0.0, ge=0, description="the correction is kept only when its leave-one-out gain over "
+                               "the line exceeds this many standard errors (0: any gain)")
     steps: int = 120
     lr: float = 5e-4
     weight_decay: float = 1e-3

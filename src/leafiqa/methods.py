@@ -122,7 +122,8 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
         _check_usable(ws, labelled)
         calibration = calibrate_prior(scores[labelled], ws.bases(label_rows), ws.mos[labelled],
                                       correct=variant.correct,
-                                      forms=ws.config.calibration.forms)
+                                      forms=ws.config.calibration.forms,
+                                      min_gain_se=ws.config.calibration.min_gain_se)
     predictions = calibration(scores[ws.test_rows], ws.features[ws.test_rows])
     seconds = time.time() - start
     expected = None
@@ -131,7 +132,7 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
         expected = estimate_accuracy(scores[labelled], ws.features[labelled], ws.scalers,
                                      ws.mos[labelled], correct=variant.correct,
                                      forms=ws.config.calibration.forms, weights=weights,
-                                     seed=seed)
+                                     min_gain_se=ws.config.calibration.min_gain_se, seed=seed)
     return MethodResult(variant.name, predictions, calibration, head, seconds, expected)
 
 

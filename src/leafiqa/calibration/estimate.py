@@ -129,6 +129,7 @@ def cross_validate(
     *,
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
+    min_gain_se: float = 0.0,
     folds: int = FOLDS,
     seed: int = 0,
 ) -> FoldPredictions:
@@ -140,7 +141,8 @@ def cross_validate(
     for k in range(int(fold_of.max()) + 1):
         held, train = fold_of == k, fold_of != k
         bases = [RidgeBasis.fit(features[train], scaler) for scaler in scalers]
-        fitted = calibrate_prior(scores[train], bases, mos[train], correct=correct, forms=forms)
+        fitted = calibrate_prior(scores[train], bases, mos[train], correct=correct, forms=forms,
+                                 min_gain_se=min_gain_se)
         full[held] = fitted(scores[held], features[held])
         line_only = calibrate_prior(scores[train], bases, mos[train], correct=False)
         line_oof[held] = line_only(scores[held], features[held])
@@ -185,6 +187,7 @@ def estimate_accuracy(
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
     weights: np.ndarray | None = None,
+    min_gain_se: float = 0.0,
     folds: int = FOLDS,
     seed: int = 0,
 ) -> AccuracyEstimate | None:
@@ -195,5 +198,6 @@ def estimate_accuracy(
     if mos.size < MIN_LABELS_FOR_ESTIMATE or np.ptp(mos) == 0:
         return None
     folds_ = cross_validate(student_scores, np.asarray(features), scalers, mos,
-                            correct=correct, forms=forms, folds=folds, seed=seed)
+                            correct=correct, forms=forms, min_gain_se=min_gain_se,
+                            folds=folds, seed=seed)
     return estimate_from_folds(folds_, weights, seed=seed)

@@ -117,6 +117,7 @@ def calibrate_prior(
     *,
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
+    min_gain_se: float = 0.0,
 ) -> PriorCalibration:
     """Fit the line, (when ``correct`` and the labels support it) ``r``, and ``g`` on the
     labelled images, whose features each of ``bases`` holds under one feature prior (its
@@ -128,8 +129,9 @@ def calibrate_prior(
     if mos.size < MIN_LABELS_FOR_CORRECTION:
         return PriorCalibration(line)
     mapped = line(scores)
-    loo = mapped + _loo_line_shift(scores, mos)
-    best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line), loo)
+    line_loo = mapped + _loo_line_shift(scores, mos)
+    best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line),
+                                                        line_loo)
     priors = [bases] if isinstance(bases, RidgeBasis) else list(bases)
     for basis in priors if correct else []:
         if "two-stage" in forms:
@@ -149,8 +151,23 @@ def calibrate_prior(
                     PriorCalibration(refitted, correction, form="joint", prior=basis.scaler.prior),
                     joint.ridge.loo_predictions)
     _, calibration, loo = best
+    if calibration.correction is not None and not gain_is_clear(mos, loo, line_loo,
+                                                                min_gain_se):
+        calibration, loo = PriorCalibration(line), line_loo
     calibration.output_map = logistic_pays(loo, mos)
     return calibration
+
+
+def gain_is_clear(mos: np.ndarray, corrected: np.ndarray, line: np.ndarray,
+                  min_gain_se: float) -> bool:
+    """Whether the correction's leave-one-out predictions beat the line's by more than
+    ``min_gain_se`` standard errors of the per-label difference of squared errors (a few labels
+    choosing among many penalties find a small gain by chance; a one-standard-error rule keeps
+    the student's ranking unless the labels clearly ask to change it)."""
+    if min_gain_se <= 0:
+        return True
+    gain = (mos - line) ** 2 - (mos - corrected) ** 2
+    return float(gain.mean()) > min_gain_se * float(gain.std(ddof=1)) / np.sqrt(gain.size)
 
 
 def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:
