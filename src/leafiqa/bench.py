@@ -54,7 +54,7 @@ class BenchGrid:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     budgets: list[float] = field(default_factory=lambda: [0, 0.01, 0.05, 0.1, 0.3, 1.0])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    selections: list[str] = field(default_factory=lambda: ["random", "spread"])
+    selections: list[str] = field(default_factory=lambda: ["random", "spread", "variance"])
     ablation_selections: list[str] = field(default_factory=lambda: ["random"])
     limit: int | None = None
     # more teachers to report "alone + logistic" on the same label draws (e.g. every recorded
