@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from leafiqa.calibration.prior import calibrate_prior
+from leafiqa.calibration.prior import MIN_GAIN_SE, calibrate_prior
 from leafiqa.student.ridge import FeatureScaler, RidgeBasis
 
 #: fewer labels than this give no estimate (a rank correlation of four points says nothing)
@@ -130,7 +130,7 @@ def cross_validate(
     *,
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
-    min_gain_se: float = 0.0,
+    min_gain_se: float = MIN_GAIN_SE,
     folds: int = FOLDS,
     seed: int = 0,
 ) -> FoldPredictions:
@@ -190,7 +190,7 @@ def estimate_accuracy(
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
     weights: np.ndarray | None = None,
-    min_gain_se: float = 0.0,
+    min_gain_se: float = MIN_GAIN_SE,
     folds: int = FOLDS,
     seed: int = 0,
 ) -> AccuracyEstimate | None:

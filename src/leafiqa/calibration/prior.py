@@ -41,8 +41,13 @@ from leafiqa.student.ridge import (
     fit_ridge_loo_covariate,
 )
 
-#: corrections need a few labels to be judged by leave-one-out at all
-MIN_LABELS_FOR_CORRECTION = 8
+#: corrections need a few labels to be judged by leave-one-out at all (with 8–9 labels a
+#: correction picked by leave-one-out cost clive-dev's ranking as often as it helped)
+MIN_LABELS_FOR_CORRECTION = 16
+#: below this many labels the correction must beat the line by ``min_gain_se`` standard errors
+CLEAR_GAIN_BELOW = 30
+#: the default ``min_gain_se`` (``calibration.min_gain_se``)
+MIN_GAIN_SE = 1.0
 #: the outer logistic is only weighed against the identity from this many labels on
 MIN_LABELS_FOR_LOGISTIC = 30
 #: its width is at least this fraction of the predictions' spread: a bend, never a step
@@ -117,7 +122,7 @@ def calibrate_prior(
     *,
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
-    min_gain_se: float = 0.0,
+    min_gain_se: float = MIN_GAIN_SE,
 ) -> PriorCalibration:
     """Fit the line, (when ``correct`` and the labels support it) ``r``, and ``g`` on the
     labelled images, whose features each of ``bases`` holds under one feature prior (its
@@ -161,10 +166,11 @@ def calibrate_prior(
 def gain_is_clear(mos: np.ndarray, corrected: np.ndarray, line: np.ndarray,
                   min_gain_se: float) -> bool:
     """Whether the correction's leave-one-out predictions beat the line's by more than
-    ``min_gain_se`` standard errors of the per-label difference of squared errors (a few labels
-    choosing among many penalties find a small gain by chance; a one-standard-error rule keeps
-    the student's ranking unless the labels clearly ask to change it)."""
-    if min_gain_se <= 0:
+    ``min_gain_se`` standard errors of the per-label difference of squared errors, below
+    ``CLEAR_GAIN_BELOW`` labels (a few labels choosing among many penalties find a small gain by
+    chance; a one-standard-error rule keeps the student's ranking unless they clearly ask to
+    change it)."""
+    if min_gain_se <= 0 or mos.size >= CLEAR_GAIN_BELOW:
         return True
     gain = (mos - line) ** 2 - (mos - corrected) ** 2
     return float(gain.mean()) > min_gain_se * float(gain.std(ddof=1)) / np.sqrt(gain.size)
