@@ -75,9 +75,12 @@ def select_order(
         raise ValueError(f"label selection '{strategy}' needs a teacher score for every "
                          "candidate")
     scores = np.asarray(teacher_scores, dtype=np.float64)
-    if np.isnan(scores).any():
+    missing = np.isnan(scores)
+    if missing.all() or (strategy == "spread" and missing.any()):
         raise ValueError(f"label selection '{strategy}' needs a teacher score for every "
                          "candidate; some have none")
+    # the variance design reads an image the teacher did not judge as an average one
+    scores = np.where(missing, np.nanmean(scores), scores)
     if strategy == "spread":
         order = free[np.argsort(scores[free], kind="stable")]
         picks = np.array([rng.choice(b) for b in np.array_split(order, n_new)], dtype=np.int64)
