@@ -98,3 +98,28 @@ def test_each_leaf_variant_distils_with_its_own_config(tmp_path: Path) -> None:
     logit = run_leaf(ws, none, 0, by_name["LEAF"]).predictions
     score = run_leaf(ws, none, 0, by_name["LEAF P(good) target"]).predictions
     assert not np.allclose(logit, score)  # the ablation's target reaches the distillation
+
+
+def test_bench_compares_selections_rounds_and_the_estimate(tmp_path: Path) -> None:
+    from leafiqa.bench import label_draws
+    from leafiqa.workspace import prepare
+
+    csv, recorded, _ = dataset(tmp_path, n=64)
+    grid = {"splits": ["split_1"], "seeds": [0], "budgets": [0.25, 0.5],
+            "selections": ["random", "variance", "kcenter/rounds"], "methods": ["LEAF"]}
+    config = config_for(tmp_path, csv, recorded, **{"bench": grid})
+    report = run_bench(config, progress=False, workers=1)
+    rows = report.rows
+    assert set(rows["selection"]) == {"random", "variance", "kcenter/rounds"}
+    labelled = rows[rows["budget"] == 0.5]
+    assert labelled["est_srcc"].notna().all()
+    assert ((labelled["est_low"] <= labelled["est_srcc"])
+            & (labelled["est_srcc"] <= labelled["est_high"])).all()
+    assert np.allclose(labelled["est_error"], labelled["est_srcc"] - labelled["srcc"])
+    tables = (tmp_path / "run" / "bench" / "labelling.md").read_text()
+    assert "(Δ " in tables and "interval coverage" in tables and tables.strip() in report.markdown
+    ws = prepare(config_for(tmp_path, csv, recorded), progress=False)
+    nested = label_draws(ws, "kcenter/rounds", [0.25, 0.5], seed=0)
+    assert set(nested[0.25]) < set(nested[0.5])  # a round keeps what earlier ones labelled
+    with pytest.raises(ValueError, match="unknown selection 'best/rounds'"):
+        BenchGrid.from_config({"selections": ["best/rounds"]}, quick=False)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from leafiqa.calibration.estimate import estimate_accuracy
 from leafiqa.calibration.prior import calibrate_prior
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.data.selection import embed, representation_weights
 from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.deploy.modelfile import (
     LeafNetwork,
@@ -130,20 +132,25 @@ def calibrate_model(
     features = extractor.transform(pool, keys)
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
     teacher_scores = None
-    if selection == "spread":
+    if selection != "random":
         if targets is None:
-            raise ValueError("label selection 'spread' needs the teacher's judgments (--store)")
-        teacher_scores = np.zeros(len(keys))
+            raise ValueError(f"label selection '{selection}' needs the teacher's judgments "
+                             "(--store)")
+        teacher_scores = np.full(len(keys), np.nan)
         teacher_scores[targets.point_index] = targets.point_target
     n_labels = label_count(budget, labelled_rows(pool_mos).size)
+    embedding = embed(features) if selection in ("kcenter", "variance") else None
     rows = select_among_labelled(pool_mos, n_labels, strategy=selection,
-                                 teacher_scores=teacher_scores, seed=seed)
+                                 teacher_scores=teacher_scores, seed=seed, embedding=embedding)
     mos = pool_mos[rows]
     head = network.head
     scores = head.predict(features)
-    bases = [RidgeBasis.fit(features[rows], scaler)
-             for scaler in feature_priors(features, extractor.blocks)]
+    scalers = feature_priors(features, extractor.blocks)
+    bases = [RidgeBasis.fit(features[rows], scaler) for scaler in scalers]
     calibration = calibrate_prior(scores[rows], bases, mos)
+    weights = representation_weights(embedding, rows) if embedding is not None else None
+    expected = estimate_accuracy(scores[rows], features[rows], scalers, mos, weights=weights,
+                                 seed=seed)
     calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
                       calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,
@@ -152,7 +159,8 @@ def calibrate_model(
                              "selection": selection,
                              "correction_alpha": calibration.correction_alpha,
                              "correction_form": calibration.form,
-                             "correction_prior": calibration.prior},
+                             "correction_prior": calibration.prior,
+                             **({"expected_accuracy": expected.to_dict()} if expected else {})},
                       provenance={"labels_file": manifest.source, "seeds": {"labels": seed}},
                       trained_on=trained_with(info, keys))
     out = Path(out) if out else Path(model_path).with_name(

@@ -21,11 +21,27 @@ from tqdm.auto import tqdm
 
 from leafiqa.config import RunConfig
 from leafiqa.data.manifest import DataError
-from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.data.selection import (
+    SELF_WEIGHTING,
+    STRATEGIES,
+    embed,
+    representation_weights,
+    select_order,
+)
+from leafiqa.data.splits import labelled_rows
 from leafiqa.evaluation import provenance
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.evaluation.report import BenchReport, write_report
-from leafiqa.methods import BASELINES, LEAF_VARIANTS, METHODS, get_method, run_teacher_alone
+from leafiqa.evaluation.report import BenchReport, format_cell, write_report
+from leafiqa.evaluation.stats import mean_interval
+from leafiqa.methods import (
+    BASELINES,
+    LEAF_VARIANTS,
+    METHODS,
+    MethodResult,
+    get_method,
+    run_leaf,
+    run_teacher_alone,
+)
 from leafiqa.teachers.protocol import log_odds
 from leafiqa.workspace import Workspace, label_count, prepare
 
@@ -40,12 +56,14 @@ class BenchGrid:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     budgets: list[float] = field(default_factory=lambda: [0, 0.01, 0.05, 0.1, 0.3, 1.0])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    selections: list[str] = field(default_factory=lambda: ["random", "spread"])
+    selections: list[str] = field(default_factory=lambda: ["random", "spread", "variance"])
     ablation_selections: list[str] = field(default_factory=lambda: ["random"])
     limit: int | None = None
     # more teachers to report "alone + logistic" on the same label draws (e.g. every recorded
     # MLLM): teacher specs, judged into the same store
     teachers_alone: list[str] = field(default_factory=list)
+    # LEAF's accuracy estimate from its labels alone, against the test SRCC
+    estimate: bool = True
 
     @classmethod
     def from_config(cls, values: dict, quick: bool) -> BenchGrid:
@@ -56,6 +74,8 @@ class BenchGrid:
         grid = cls(**values)
         for name in grid.methods:
             get_method(name)
+        for selection in grid.selections:
+            parse_selection(selection)
         if quick:
             grid.splits, grid.seeds = grid.splits[:1], grid.seeds[:1]
             grid.budgets = [0, 0.1, 1.0]
@@ -82,6 +102,60 @@ def _evaluate_cell(ws: Workspace, predictions: np.ndarray, n_labels: int) -> dic
     return metrics
 
 
+ROUNDS = "/rounds"
+
+
+def parse_selection(selection: str) -> tuple[str, bool]:
+    """``NAME`` (each budget chosen in one go) or ``NAME/rounds`` (sequential: the budgets are
+    rounds, each budget's labels are the previous budget's plus the next picks given those)."""
+    name, rounds = (selection[: -len(ROUNDS)], True) if selection.endswith(ROUNDS) else (
+        selection, False)
+    if name not in STRATEGIES:
+        raise ValueError(f"bench: unknown selection '{selection}'; choose from "
+                         f"{list(STRATEGIES)}, each optionally with '{ROUNDS}'")
+    return name, rounds
+
+
+def train_embedding(ws: Workspace) -> np.ndarray:
+    """The training images' feature PCA the selection designs work in (once per workspace)."""
+    if "_embedding" not in ws.__dict__:
+        ws.__dict__["_embedding"] = embed(ws.features[ws.train_rows])
+    return ws.__dict__["_embedding"]
+
+
+def label_draws(ws: Workspace, selection: str, budgets: list[float], seed: int
+                ) -> dict[float, np.ndarray]:
+    """Each budget's labelled positions among the training rows (only rows with a MOS)."""
+    name, rounds = parse_selection(selection)
+    train_mos = ws.mos[ws.train_rows]
+    pool = labelled_rows(train_mos)
+    teacher = ws.teacher_scores[ws.train_rows][pool]
+    embedding = train_embedding(ws)[pool] if name in ("kcenter", "variance") else None
+    draws: dict[float, np.ndarray] = {}
+    done = np.zeros(0, dtype=np.int64)
+    for k, budget in enumerate(sorted(budgets)):
+        n_labels = min(label_count(budget, pool.size), pool.size)
+        if not rounds:
+            done = np.zeros(0, dtype=np.int64)
+        n_new = max(n_labels - done.size, 0)
+        new = select_order(pool.size, n_new, strategy=name, teacher_scores=teacher,
+                           embedding=embedding, labelled=done,
+                           seed=seed + (1000 * k if rounds else 0))
+        done = np.concatenate([done, new])
+        draws[budget] = np.sort(pool[done])
+    return draws
+
+
+def estimate_columns(ws: Workspace, result: MethodResult, test_srcc: float) -> dict:
+    e = result.estimate
+    if e is None:
+        return {}
+    low, high = e.srcc_interval_for(int(ws.test_rows.size))
+    return {"est_srcc": e.srcc, "est_low": low, "est_high": high, "est_plcc": e.plcc,
+            "est_error": e.srcc - test_srcc, "est_covered": float(low <= test_srcc <= high),
+            "est_covered_population": float(e.srcc_low <= test_srcc <= e.srcc_high)}
+
+
 @dataclass
 class SplitTask:
     """One (split, seed) of the grid: its rows and the LEAF scatter it may contribute."""
@@ -93,14 +167,13 @@ class SplitTask:
 def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int,
                    alone: dict[str, np.ndarray], scatter_budget: float) -> SplitTask:
     task = SplitTask([])
-    train_mos = ws.mos[ws.train_rows]
-    teacher_train = ws.teacher_scores[ws.train_rows]
     ensemble = bool(ws.teacher.members)
     for selection in grid.selections:
+        name, _ = parse_selection(selection)
+        draws = label_draws(ws, selection, grid.budgets, seed)
         for budget in grid.budgets:
-            n_labels = label_count(budget, labelled_rows(train_mos).size)
-            label_rows = select_among_labelled(train_mos, n_labels, strategy=selection,
-                                               teacher_scores=teacher_train, seed=seed)
+            label_rows = draws[budget]
+            n_labels = int(label_rows.size)
             cell = {"split": split, "seed": seed, "selection": selection, "budget": budget,
                     "n_labels": n_labels}
             for teacher_id, scores in alone.items():
@@ -108,15 +181,24 @@ def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int,
                 task.rows.append({**cell, "method": result.method,
                                   **_evaluate_cell(ws, result.predictions, n_labels),
                                   "seconds": round(result.seconds, 3)})
-            for name in grid.methods_for(selection, ensemble):
-                method = METHODS[name]
+            for method_name in grid.methods_for(selection, ensemble):
+                method = METHODS[method_name]
                 if method.needs_labels and n_labels < 2:
                     continue
-                result = method.run(ws, label_rows, seed)
-                task.rows.append({**cell, "method": name,
-                                  **_evaluate_cell(ws, result.predictions, n_labels),
-                                  "seconds": round(result.seconds, 3)})
-                if name == "LEAF" and selection == grid.selections[0] and (
+                extra: dict = {}
+                if method_name == "LEAF":
+                    weights = None if name in SELF_WEIGHTING or not n_labels else (
+                        representation_weights(train_embedding(ws), label_rows))
+                    result = run_leaf(ws, label_rows, seed, estimate=grid.estimate,
+                                      weights=weights)
+                else:
+                    result = method.run(ws, label_rows, seed)
+                metrics = _evaluate_cell(ws, result.predictions, n_labels)
+                if method_name == "LEAF":
+                    extra = estimate_columns(ws, result, metrics["srcc"])
+                task.rows.append({**cell, "method": method_name, **metrics,
+                                  "seconds": round(result.seconds, 3), **extra})
+                if method_name == "LEAF" and selection == grid.selections[0] and (
                         split == grid.splits[0] and seed == grid.seeds[0]
                         and budget == scatter_budget):
                     task.scatter = (result.predictions, ws.mos[ws.test_rows], n_labels)
@@ -235,8 +317,53 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
     out = out or Path(config.output) / "bench"
     seconds = time.time() - started
     record["wall_seconds"] = round(seconds, 1)
-    return write_report(
+    report = write_report(
         rows, out, teacher=first.teacher.name, dataset=first.manifest.source,
         n_train=int(first.train_rows.size), seconds=seconds, provenance=record,
         splits=grid.splits, seeds=grid.seeds, selections=grid.selections, scatter=scatter,
         teacher_weights=[dataclasses.asdict(w) for w in first.teacher.weights])
+    extra = labelling_tables(rows, grid.selections)
+    if extra:
+        (out / "labelling.md").write_text(extra + "\n")
+        report.markdown += "\n\n" + extra
+    return report
+
+
+def labelling_tables(rows: pd.DataFrame, selections: list[str]) -> str:
+    """LEAF's test SRCC per selection and budget beside random's on the same splits and
+    seeds, and the accuracy estimate's mean error (estimate − test SRCC) and how often its
+    interval (widened for the test set's own size) covers the test SRCC."""
+    leaf = rows[rows["method"] == "LEAF"]
+    if leaf.empty:
+        return ""
+    budgets = sorted(leaf["budget"].unique())
+    head = "| selection | " + " | ".join(f"{b:.0%}" for b in budgets) + " |"
+    rule = "|---" * (len(budgets) + 1) + "|"
+    runs = {key: group.to_numpy() for key, group in leaf.groupby(["selection", "budget"])["srcc"]}
+    mean = {key: float(np.mean(values)) for key, values in runs.items()}
+    lines = ["### LEAF test SRCC by label selection (mean [95 % bootstrap interval] over splits "
+             "× draws; Δ: against random on the same splits and draws)", "", head, rule]
+    for selection in selections:
+        cells = []
+        for b in budgets:
+            values = runs.get((selection, b), np.array([np.nan]))
+            cell = format_cell(float(np.mean(values)), *mean_interval(values))
+            if "random" in selections and selection != "random":
+                delta = mean.get((selection, b), np.nan) - mean.get(("random", b), np.nan)
+                cell += f" (Δ {delta:+.3f})"
+            cells.append(cell)
+        lines.append(f"| {selection} | " + " | ".join(cells) + " |")
+    if "est_srcc" in leaf:
+        est = leaf.dropna(subset=["est_srcc"]).groupby(["selection", "budget"])
+        error, covered = est["est_error"].mean(), est["est_covered"].mean()
+        covered_pop = est["est_covered_population"].mean()
+        lines += ["", "### LEAF accuracy estimate from the labels alone: mean error "
+                  "(estimate − test SRCC) / 90 % interval coverage of the test SRCC "
+                  "(interval widened for the test set's size; in brackets: unwidened)", "",
+                  head, rule]
+        for selection in selections:
+            cells = [f"{error.get((selection, b), np.nan):+.3f} / "
+                     f"{covered.get((selection, b), np.nan):.0%} "
+                     f"({covered_pop.get((selection, b), np.nan):.0%})" for b in budgets]
+            lines.append(f"| {selection} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

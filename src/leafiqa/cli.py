@@ -17,6 +17,7 @@ from leafiqa.cli_rate import rate_app, ratings_app
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.select_cli import select as select_command
 
 app = LeafTyper(cls=LeafGroup, add_completion=False, no_args_is_help=True,
                  help="LEAF — label-efficient image quality assessment.")
@@ -25,6 +26,7 @@ judgments_app = LeafTyper(cls=LeafGroup, no_args_is_help=True,
 app.add_typer(judgments_app, name="judgments")
 app.add_typer(rate_app, name="rate")
 app.add_typer(ratings_app, name="ratings")
+app.command("select")(select_command)
 STRICT_HELP = "stop at the first unreadable image or failed judgment (exit code 2)"
 KIND_HELP = "dataset kind (agiqa3k, clive, koniq10k, spaq, livec, kadid10k, csv, folder)"
 SPLIT_HELP = "split column of AGIQA-3K and clive-dev (split_1, split_2, …)"
@@ -303,9 +305,10 @@ def calibrate(
     model_path: Path = typer.Argument(..., help="a distilled model file"),
     labels: str = typer.Option(..., help="images with MOS (dataset folder or CSV)"),
     budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
-    selection: str = typer.Option("random", help="random or spread (needs --store)"),
+    selection: str = typer.Option("random", help="random, spread, kcenter or variance (all "
+                                                 "but random need --store)"),
     seed: int = typer.Option(0, help="seed of the label draw"),
-    store: Path = typer.Option(None, help="judgment store (for --selection spread)"),
+    store: Path = typer.Option(None, help="judgment store (for a --selection but random)"),
     teacher_id: str = typer.Option(None, help="teacher id in the store (default: the only one)"),
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
     kind: str = typer.Option("auto", help=KIND_HELP),
@@ -321,6 +324,12 @@ def calibrate(
                            seed=seed, store=store, teacher_id=teacher_id, out=out,
                            cache_dir=cache)
     typer.echo(f"wrote {path}")
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.pipeline import format_expected
+
+    expected = read_info(path).notes.get("expected_accuracy")
+    if expected:
+        typer.echo(format_expected(expected))
 
 
 @app.command()

@@ -156,6 +156,10 @@ class CalibrationConfig:
         description="forms of the labels' correction that leave-one-out chooses among: "
                     "two-stage (the line onto MOS, then a ridge on its residuals) and joint "
                     "(the student's weight refitted together with the ridge)")
+    min_gain_se: float = Field(
+        default=1.0, ge=0, description="below 30 labels the correction is kept only when its "
+                               "leave-one-out gain over the line exceeds this many standard "
+                               "errors (0: any gain)")
     steps: int = 120
     lr: float = 5e-4
     weight_decay: float = 1e-3
@@ -169,7 +173,8 @@ class CalibrationConfig:
 class LabelConfig:
     budget: float = Field(0.1, ge=0, description="< 1: fraction of the training split; ≥ 1: "
                                                  "a count; 0: none (ranks only)")
-    selection: str = Field("random", description="label selection: random or spread")
+    selection: str = Field("variance", description="label selection: random, spread, kcenter or "
+                           "variance (data.selection)")
     seed: int = 0
 
 

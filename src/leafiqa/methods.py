@@ -17,6 +17,7 @@ from functools import partial
 
 import numpy as np
 
+from leafiqa.calibration.estimate import AccuracyEstimate, estimate_accuracy
 from leafiqa.calibration.finetune import train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map
 from leafiqa.calibration.prior import PriorCalibration, calibrate_prior
@@ -38,6 +39,7 @@ class MethodResult:
     calibration: PriorCalibration
     head: QualityHead | None = None
     seconds: float = 0.0
+    estimate: AccuracyEstimate | None = None  # expected accuracy, from the labels alone
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,12 @@ def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray 
 
 def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
              variant: LeafVariant = LEAF_VARIANTS[0],
-             distilled: QualityHead | None = None) -> MethodResult:
+             distilled: QualityHead | None = None, *, estimate: bool = False,
+             weights: np.ndarray | None = None) -> MethodResult:
     """Distil on the training images' teacher judgments, then calibrate on the labelled ones:
-    the student's score mapped onto MOS plus the labels' correction (``calibration.prior``)."""
+    the student's score mapped onto MOS plus the labels' correction (``calibration.prior``).
+    ``estimate``: also estimate the accuracy from the labels alone (``calibration.estimate``;
+    ``weights``: what each label stands for when they were not drawn at random)."""
     start = time.time()
     config = dataclasses.replace(ws.config.distill, seed=seed, **variant.distill)
     head = distilled or distilled_head(ws, config, label_rows, variant.ensemble_weights)
@@ -117,9 +122,18 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
         _check_usable(ws, labelled)
         calibration = calibrate_prior(scores[labelled], ws.bases(label_rows), ws.mos[labelled],
                                       correct=variant.correct,
-                                      forms=ws.config.calibration.forms)
+                                      forms=ws.config.calibration.forms,
+                                      min_gain_se=ws.config.calibration.min_gain_se)
     predictions = calibration(scores[ws.test_rows], ws.features[ws.test_rows])
-    return MethodResult(variant.name, predictions, calibration, head, time.time() - start)
+    seconds = time.time() - start
+    expected = None
+    if estimate and label_rows.size:
+        labelled = ws.train_rows[label_rows]
+        expected = estimate_accuracy(scores[labelled], ws.features[labelled], ws.scalers,
+                                     ws.mos[labelled], correct=variant.correct,
+                                     forms=ws.config.calibration.forms, weights=weights,
+                                     min_gain_se=ws.config.calibration.min_gain_se, seed=seed)
+    return MethodResult(variant.name, predictions, calibration, head, seconds, expected)
 
 
 def run_labels_only(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> MethodResult:

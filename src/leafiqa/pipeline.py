@@ -14,6 +14,7 @@ import numpy as np
 
 from leafiqa.config import RunConfig, config_to_dict, run_provenance
 from leafiqa.data.images import as_sizes
+from leafiqa.data.selection import embed, representation_weights
 from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.deploy.modelfile import LeafNetwork, model_info, save_model
 from leafiqa.evaluation.metrics import evaluate
@@ -97,7 +98,8 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
         notes={"teacher": ws.teacher.name, "labels": int(label_rows.size),
                "dataset": ws.manifest.source, "finetune": ws.config.student.finetune,
                "correction_alpha": calibration.correction_alpha,
-               "correction_form": calibration.form, "correction_prior": calibration.prior},
+               "correction_form": calibration.form, "correction_prior": calibration.prior,
+               **({"expected_accuracy": result.estimate.to_dict()} if result.estimate else {})},
         provenance=run_provenance(ws.config),
         trained_on=[ws.keys[i] for i in ws.train_rows],
     )
@@ -114,14 +116,20 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
     train_mos = ws.mos[ws.train_rows]
     # images without a MOS are the unlabeled pool: judged and distilled from, never labels
     n_labels = label_count(config.labels.budget, labelled_rows(train_mos).size)
-    label_rows = select_among_labelled(train_mos, n_labels, strategy=config.labels.selection,
+    selection = config.labels.selection
+    embedding = embed(ws.features[ws.train_rows]) if selection in ("kcenter", "variance") else None
+    label_rows = select_among_labelled(train_mos, n_labels, strategy=selection,
                                        teacher_scores=ws.teacher_scores[ws.train_rows],
-                                       seed=config.labels.seed)
+                                       seed=config.labels.seed, embedding=embedding)
+    weights = (representation_weights(embedding, label_rows)
+               if embedding is not None and label_rows.size else None)
     tuned_backbone = None
     leaf_ws = ws
     if config.student.finetune != "none":
         leaf_ws, tuned_backbone = tune_backbone(ws, progress)
-    results = [run_leaf(leaf_ws, label_rows, config.distill.seed)]
+    results = [run_leaf(leaf_ws, label_rows, config.distill.seed, estimate=True,
+                        weights=weights)]
+    expected = results[0].estimate
     mos_test = ws.mos[ws.test_rows]
     evaluable = ws.test_rows.size >= 3 and not np.isnan(mos_test).any()
     if evaluable:
@@ -157,6 +165,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
                         "prior": results[0].calibration.prior,
                         "output_map": results[0].calibration.output_map.to_dict()},
         "metrics": metrics,
+        # expected on new images, estimated from the labels alone (calibration.estimate)
+        "expected_accuracy": expected.to_dict() if expected else None,
         "model": str(model_path),
         "scatter_plot": str(plot) if plot else None,
         "teach_reports": [r.summary() for r in ws.teacher.reports],
@@ -188,6 +198,8 @@ def format_results(summary: dict) -> str:
     for method, m in summary["metrics"].items():
         lines.append(f"{method:<28} {m['srcc']:7.4f} {m['krcc']:7.4f} {m['plcc']:7.4f} "
                      f"{m['plcc_fitted']:7.4f} {m['rmse']:7.4f}")
+    if summary.get("expected_accuracy"):
+        lines += ["", format_expected(summary["expected_accuracy"])]
     lines += [
         "",
         "PLCC: predictions as calibrated on the training labels; PLCC*: after a 4-parameter "
@@ -196,3 +208,10 @@ def format_results(summary: dict) -> str:
         f"time: {summary['seconds']} s",
     ]
     return "\n".join(lines)
+
+
+def format_expected(expected: dict) -> str:
+    """The accuracy estimated from the labels alone, as one line (``AccuracyEstimate``)."""
+    from leafiqa.calibration.estimate import AccuracyEstimate
+
+    return "LEAF " + AccuracyEstimate(**expected).summary()

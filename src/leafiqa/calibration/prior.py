@@ -33,10 +33,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leafiqa.calibration.mapping import ScoreMap, fit_linear, fit_score_map
-from leafiqa.student.ridge import RidgeBasis, RidgeFit, fit_ridge_loo, fit_ridge_loo_covariate
+from leafiqa.student.ridge import (
+    DEFAULT_ALPHAS,
+    RidgeBasis,
+    RidgeFit,
+    fit_ridge_loo,
+    fit_ridge_loo_covariate,
+)
 
-#: corrections need a few labels to be judged by leave-one-out at all
-MIN_LABELS_FOR_CORRECTION = 8
+#: corrections need a few labels to be judged by leave-one-out at all (with 8–9 labels a
+#: correction picked by leave-one-out cost clive-dev's ranking as often as it helped)
+MIN_LABELS_FOR_CORRECTION = 16
+#: below this many labels the correction must beat the line by ``min_gain_se`` standard errors
+CLEAR_GAIN_BELOW = 30
+#: the default ``min_gain_se`` (``calibration.min_gain_se``)
+MIN_GAIN_SE = 1.0
 #: the outer logistic is only weighed against the identity from this many labels on
 MIN_LABELS_FOR_LOGISTIC = 30
 #: its width is at least this fraction of the predictions' spread: a bend, never a step
@@ -111,6 +122,7 @@ def calibrate_prior(
     *,
     correct: bool = True,
     forms: Sequence[str] = ("two-stage", "joint"),
+    min_gain_se: float = MIN_GAIN_SE,
 ) -> PriorCalibration:
     """Fit the line, (when ``correct`` and the labels support it) ``r``, and ``g`` on the
     labelled images, whose features each of ``bases`` holds under one feature prior (its
@@ -122,17 +134,18 @@ def calibrate_prior(
     if mos.size < MIN_LABELS_FOR_CORRECTION:
         return PriorCalibration(line)
     mapped = line(scores)
-    loo = mapped + _loo_line_shift(scores, mos)
-    best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line), loo)
+    line_loo = mapped + _loo_line_shift(scores, mos)
+    best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line),
+                                                        line_loo)
     priors = [bases] if isinstance(bases, RidgeBasis) else list(bases)
     for basis in priors if correct else []:
         if "two-stage" in forms:
-            two_stage = fit_ridge_loo(basis, mos - mapped, allow_none=True)
-            if not np.isinf(two_stage.alpha) and two_stage.loo_error < best[0]:
+            two_stage = fit_two_stage_loo(basis, scores, mos, mos - mapped)
+            if two_stage is not None and two_stage.loo_error < best[0]:
                 best = (two_stage.loo_error,
                         PriorCalibration(line, two_stage, form="two-stage",
                                          prior=basis.scaler.prior),
-                        mapped + two_stage.loo_predictions)
+                        two_stage.loo_predictions)
         joint = fit_ridge_loo_covariate(basis, mos, scores) if "joint" in forms else None
         if (joint is not None and not np.isinf(joint.ridge.alpha) and joint.covariate_coef > 0
                 and joint.ridge.loo_error < best[0]):
@@ -143,8 +156,24 @@ def calibrate_prior(
                     PriorCalibration(refitted, correction, form="joint", prior=basis.scaler.prior),
                     joint.ridge.loo_predictions)
     _, calibration, loo = best
+    if calibration.correction is not None and not gain_is_clear(mos, loo, line_loo,
+                                                                min_gain_se):
+        calibration, loo = PriorCalibration(line), line_loo
     calibration.output_map = logistic_pays(loo, mos)
     return calibration
+
+
+def gain_is_clear(mos: np.ndarray, corrected: np.ndarray, line: np.ndarray,
+                  min_gain_se: float) -> bool:
+    """Whether the correction's leave-one-out predictions beat the line's by more than
+    ``min_gain_se`` standard errors of the per-label difference of squared errors, below
+    ``CLEAR_GAIN_BELOW`` labels (a few labels choosing among many penalties find a small gain by
+    chance; a one-standard-error rule keeps the student's ranking unless they clearly ask to
+    change it)."""
+    if min_gain_se <= 0 or mos.size >= CLEAR_GAIN_BELOW:
+        return True
+    gain = (mos - line) ** 2 - (mos - corrected) ** 2
+    return float(gain.mean()) > min_gain_se * float(gain.std(ddof=1)) / np.sqrt(gain.size)
 
 
 def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:
@@ -157,3 +186,46 @@ def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:
     residual = mos - fitted
     loo = mos - residual / np.clip(1.0 - leverage, 1e-6, None)
     return loo - fitted
+
+
+def fit_two_stage_loo(basis: RidgeBasis, scores: np.ndarray, mos: np.ndarray,
+                      residuals: np.ndarray) -> RidgeFit | None:
+    """The two-stage correction (a ridge on the least-squares line's ``residuals``) with its
+    penalty and its leave-one-out error taken with the line refitted too: the whole fit is the
+    linear smoother S = P + H − HP (P the line's hat matrix, H the ridge's), so each label's
+    held-out residual is ≈ (y − Sy)_i / (1 − S_ii) (within ~1 % of refitting both by brute
+    force). The returned fit's ``loo_predictions`` are of the MOS itself. None when no finite
+    penalty beats no correction, or with weighted bases (where the line is unweighted)."""
+    if not np.allclose(basis.weights, 1.0):
+        fit = fit_ridge_loo(basis, residuals, allow_none=True)
+        if np.isinf(fit.alpha):
+            return None
+        fit.loo_predictions = mos - residuals + fit.loo_predictions
+        return fit
+    n = mos.size
+    design = np.column_stack([scores, np.ones(n)])
+    projector = np.linalg.pinv(design.T @ design) @ design.T  # 2×n: (X'X)⁻¹X'
+    line_hat = design @ projector
+    u, s2 = basis.eigenvectors, basis.eigenvalues
+    ut_r, ut_x = u.T @ residuals, u.T @ design
+    # the ridge's intercept (the residuals' mean) adds J/n to H; the residuals have mean 0
+    mean_x = design.mean(axis=0)
+    best: tuple[float, float, np.ndarray] = (np.inf, np.inf, np.zeros(n))
+    for alpha in DEFAULT_ALPHAS:
+        shrink = s2 / (s2 + alpha)
+        fitted = line_hat @ mos + u @ (shrink * ut_r) + residuals.mean()
+        h_diag = (u**2 * shrink).sum(axis=1) + 1.0 / n
+        hx = u @ (shrink[:, None] * ut_x) + mean_x[None, :]  # H X
+        hp_diag = np.einsum("ij,ji->i", hx, projector)
+        s_diag = np.diag(line_hat) + h_diag - hp_diag
+        held_out = (mos - fitted) / np.clip(1.0 - s_diag, 1e-6, None)
+        error = float(np.mean(held_out**2))
+        if error < best[0]:
+            best = (error, float(alpha), mos - held_out)
+    error, alpha, loo = best
+    line_loo = design @ (projector @ mos) + _loo_line_shift(scores, mos)
+    line_error = float(np.mean((mos - line_loo) ** 2))
+    if np.isinf(alpha) or error >= line_error:
+        return None
+    fit = fit_ridge_loo(basis, residuals, np.array([alpha]))
+    return RidgeFit(fit.coef, fit.intercept, alpha, error, loo)

@@ -60,13 +60,18 @@ def labelled_rows(mos: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def select_among_labelled(train_mos: np.ndarray, n_labels: int, *, strategy: str = "random",
-                          teacher_scores: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+                          teacher_scores: np.ndarray | None = None, seed: int = 0,
+                          features: np.ndarray | None = None,
+                          embedding: np.ndarray | None = None) -> np.ndarray:
     """``select_labels`` restricted to the training images that have a MOS: positions into the
-    training rows. With every image labelled it is ``select_labels`` itself."""
+    training rows. With every image labelled it is ``select_labels`` itself. ``features`` /
+    ``embedding``: of every training row (the designs that need them)."""
     pool = labelled_rows(train_mos)
     scores = None if teacher_scores is None else np.asarray(teacher_scores)[pool]
     picked = select_labels(pool.size, min(n_labels, pool.size), strategy=strategy,
-                           teacher_scores=scores, seed=seed)
+                           teacher_scores=scores, seed=seed,
+                           features=None if features is None else np.asarray(features)[pool],
+                           embedding=None if embedding is None else np.asarray(embedding)[pool])
     return pool[picked]
 
 

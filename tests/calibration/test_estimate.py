@@ -1,0 +1,98 @@
+"""The accuracy estimate from the labels alone: weighted rank correlations are what they claim,
+the two-stage form's leave-one-out refits its line (against brute force), and on synthetic
+data the estimate's interval covers the model's accuracy on new images."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+
+from leafiqa.calibration.estimate import (
+    AccuracyEstimate,
+    estimate_accuracy,
+    weighted_pearson,
+    weighted_spearman,
+)
+from leafiqa.calibration.mapping import fit_linear
+from leafiqa.calibration.prior import calibrate_prior, fit_two_stage_loo
+from leafiqa.student.ridge import FeatureScaler, RidgeBasis, fit_ridge_loo
+
+
+def test_weighted_correlations_match_scipy_and_duplicating_rows() -> None:
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(size=30), 1)  # ties
+    y = x + rng.normal(size=30)
+    ones = np.ones(30)
+    assert np.isclose(weighted_spearman(x, y, ones), spearmanr(x, y).statistic)
+    assert np.isclose(weighted_pearson(x, y, ones), pearsonr(x, y).statistic)
+    weights = rng.integers(1, 4, size=30).astype(float)
+    repeated = np.repeat(np.arange(30), weights.astype(int))
+    assert np.isclose(weighted_spearman(x, y, weights),
+                      spearmanr(x[repeated], y[repeated]).statistic)
+
+
+def test_two_stage_leave_one_out_refits_the_line() -> None:
+    rng = np.random.default_rng(1)
+    n = 40
+    features = rng.normal(size=(n, 60))
+    scores = rng.normal(size=n)
+    mos = scores + 0.8 * features[:, 0] + 0.5 * rng.normal(size=n)
+    scaler = FeatureScaler.fit(features)
+    line = fit_linear(scores, mos)
+    fit = fit_two_stage_loo(RidgeBasis.fit(features, scaler), scores, mos, mos - line(scores))
+    assert fit is not None
+    errors = []
+    for i in range(n):  # brute force: the line and the ridge refitted without image i
+        keep = np.arange(n) != i
+        refit = fit_linear(scores[keep], mos[keep])
+        ridge = fit_ridge_loo(RidgeBasis.fit(features[keep], scaler),
+                              mos[keep] - refit(scores[keep]), np.array([fit.alpha]))
+        errors.append(mos[i] - refit(scores[i:i + 1])[0] - ridge(features[i:i + 1])[0])
+    assert abs(fit.loo_error / np.mean(np.square(errors)) - 1) < 0.02
+    held_line = fit_ridge_loo(RidgeBasis.fit(features, scaler), mos - line(scores),
+                              np.array([fit.alpha]))
+    assert held_line.loo_error < fit.loo_error  # the old, fixed-line error flattered
+
+
+def world(seed: int, n: int = 1500) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images whose MOS the student ranks imperfectly; the features see part of the rest."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, 30))
+    student = features[:, 0] + 0.6 * rng.normal(size=n)
+    mos = features[:, 0] + 0.5 * features[:, 1] + 0.4 * rng.normal(size=n)
+    return features, student, mos
+
+
+def test_the_interval_covers_the_accuracy_on_new_images() -> None:
+    covered, errors = 0, []
+    for seed in range(12):
+        features, student, mos = world(seed)
+        scalers = [FeatureScaler.fit(features)]
+        labels = np.random.default_rng(100 + seed).choice(mos.size, 60, replace=False)
+        estimate = estimate_accuracy(student[labels], features[labels], scalers, mos[labels],
+                                     seed=seed)
+        assert isinstance(estimate, AccuracyEstimate) and estimate.n_labels == 60
+        calibration = calibrate_prior(student[labels],
+                                      [RidgeBasis.fit(features[labels], scalers[0])],
+                                      mos[labels])
+        new = np.setdiff1d(np.arange(mos.size), labels)
+        truth = spearmanr(calibration(student[new], features[new]), mos[new]).statistic
+        covered += estimate.srcc_low <= truth <= estimate.srcc_high
+        errors.append(estimate.srcc - truth)
+    assert covered >= 9  # a 90 % interval, 12 draws
+    assert abs(np.mean(errors)) < 0.05
+
+
+def test_too_few_labels_give_no_estimate() -> None:
+    features, student, mos = world(0, 50)
+    scalers = [FeatureScaler.fit(features)]
+    assert estimate_accuracy(student[:4], features[:4], scalers, mos[:4]) is None
+    assert estimate_accuracy(student[:6], features[:6], scalers, np.ones(6)) is None
+
+
+def test_an_interval_for_a_finite_test_set_is_wider() -> None:
+    estimate = AccuracyEstimate(0.7, 0.6, 0.8, 0.7, 0.6, 0.8, 50)
+    low, high = estimate.srcc_interval_for(100)
+    assert low < 0.6 and high > 0.8 and np.isclose((low + high) / 2, 0.7)
+    far = estimate.srcc_interval_for(10**7)
+    assert np.allclose(far, (0.6, 0.8), atol=1e-3)
