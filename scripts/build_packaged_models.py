@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.config import load_config, run_provenance
+from leafiqa.data.manifest import Manifest
 from leafiqa.data.readers import read_dataset
 from leafiqa.deploy.modelfile import load_network, save_model
 from leafiqa.deploy.scorer import Scorer
@@ -29,6 +30,8 @@ from leafiqa.evaluation.metrics import evaluate
 from leafiqa.registry import PACKAGED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
+AGIQA_VALID_FOR = ("Images from text-to-image generators. Not for camera photos: there it "
+                   "ranks far worse than leaf-clive (see `elsewhere`).")
 QBENCH_LICENCE = ("Teacher judgments: Q-Bench's published outputs of InternLM-XComposer-VL, under "
                   "the S-Lab License 1.0 (non-commercial use; licences/LICENSE-Q-Bench).")
 
@@ -43,6 +46,8 @@ class PackagedModel:
     mos_scale: dict
     licence: str
     notices: tuple[str, ...]  # files beside the data that must travel with the model
+    valid_for: str  # where the model's scores can be trusted, in a user's words
+    elsewhere: tuple[tuple[str, str], ...]  # (what, config): other images it is measured on
 
 
 MODELS = (
@@ -57,6 +62,23 @@ MODELS = (
         licence="Research use only: trained on AGIQA-3K (released for research use). "
                 + QBENCH_LICENCE,
         notices=("agiqa3k/mllm-judgments/LICENSE-Q-Bench",),
+        valid_for=AGIQA_VALID_FOR,
+        elsewhere=(("camera photos (clive-dev, all 542)", "configs/model-clive.yaml"),),
+    ),
+    PackagedModel(
+        name="leaf-agiqa3k-10pct",
+        config="configs/model-agiqa3k-10pct.yaml",
+        title="AI-generated images, 10 % of the labels",
+        domain="text-to-image outputs (AttnGAN, DALL-E 2, GLIDE, Midjourney, SD 1.5, SDXL)",
+        training_data="AGIQA-3K (Li et al., IEEE TCSVT 2023), split_1 training images",
+        mos_scale={"name": "AGIQA-3K perceptual-quality MOS", "range": [0.0, 5.0],
+                   "higher_better": True},
+        licence="Research use only: trained on AGIQA-3K (released for research use). "
+                + QBENCH_LICENCE,
+        notices=("agiqa3k/mllm-judgments/LICENSE-Q-Bench",),
+        valid_for=AGIQA_VALID_FOR + " The label-efficient regime: the same student as "
+                  "leaf-agiqa3k, calibrated on 10 % of its training MOS (drawn at random).",
+        elsewhere=(("camera photos (clive-dev, all 542)", "configs/model-clive.yaml"),),
     ),
     PackagedModel(
         name="leaf-clive",
@@ -72,6 +94,10 @@ MODELS = (
                 "notice travels with this model (licences/README-LIVE-Challenge.txt).",
         notices=("agiqa3k/mllm-judgments/LICENSE-Q-Bench",
                  "clive-dev/README-LIVE-Challenge.txt"),
+        valid_for="Photos from phones and consumer cameras with authentic distortions (blur, "
+                  "noise, exposure, compression). Not for AI-generated images: it ranks them "
+                  "far worse than leaf-agiqa3k does (see `elsewhere`).",
+        elsewhere=(("AI-generated images (AGIQA-3K, all 2,982)", "configs/model-agiqa3k.yaml"),),
     ),
 )
 
@@ -86,15 +112,31 @@ def train(spec: PackagedModel, work: Path, cache: Path) -> Path:
     return output
 
 
-def test_metrics(model: Path, spec: PackagedModel) -> dict:
-    """SRCC/KRCC/PLCC/RMSE of the shipped file itself on the config's test split."""
-    config = load_config(ROOT / spec.config)
+def measure(model: Path, manifest: Manifest, split: str) -> dict:
+    """SRCC/KRCC/PLCC/RMSE of the shipped file itself on the images of ``manifest``."""
+    scores = Scorer(model, runtime="torch").score_paths([i.path for i in manifest])
+    metrics = evaluate(scores, np.array(manifest.mos_array()))
+    return {"split": split, **{k: round(float(v), 4) if k != "n" else v
+                               for k, v in metrics.items()}}
+
+
+def config_manifest(config_path: str) -> tuple[Manifest, str]:
+    config = load_config(ROOT / config_path)
     manifest = read_dataset(config.data.kind, ROOT / config.data.path, split=config.data.split)
-    test = manifest.split("test")
-    scores = Scorer(model, runtime="torch").score_paths([i.path for i in test])
-    metrics = evaluate(scores, np.array(test.mos_array()))
-    return {"split": f"{config.data.split} test", **{k: round(float(v), 4) if k != "n" else v
-                                                      for k, v in metrics.items()}}
+    return manifest, config.data.split or "split_1"
+
+
+def test_metrics(model: Path, spec: PackagedModel) -> dict:
+    """The shipped file on its own data set's test split."""
+    manifest, split = config_manifest(spec.config)
+    return measure(model, manifest.split("test"), f"{split} test")
+
+
+def elsewhere_metrics(model: Path, spec: PackagedModel) -> dict:
+    """The shipped file on every image of another domain (none of which trained it): what a
+    user who scores the wrong kind of image gets."""
+    return {what: measure(model, config_manifest(config)[0], "all images")
+            for what, config in spec.elsewhere}
 
 
 def package(spec: PackagedModel, output: Path, shared: Path) -> dict:
@@ -113,12 +155,14 @@ def package(spec: PackagedModel, output: Path, shared: Path) -> dict:
         "student": results["student"],
         "weights": "backbone float16, head and calibration float32",
         "config": spec.config,
+        "valid_for": spec.valid_for,
     }
     packaged = PACKAGED_DIR / f"{spec.name}.safetensors"
     # the metadata `leaf run` built (``modelfile.model_info``), with the card added
     shipped = replace(info, card=card, provenance=run_provenance(config), created="")
     save_model(packaged, network, shipped, half_backbone=True)
     card["test"] = test_metrics(packaged, spec)  # of the shipped (float16) file itself
+    card["elsewhere"] = elsewhere_metrics(packaged, spec)
     save_model(packaged, network, shipped, half_backbone=True)  # `shipped` holds `card`
     packaged.chmod(0o644)  # safetensors writes 0600; an installed package must be readable
     licences = PACKAGED_DIR / "licences"
@@ -157,6 +201,9 @@ def write_readme(cards: list[dict]) -> Path:
             f"- Student: {card['student']}; {card['weights']}",
             f"- Test ({test['split']}, n={test['n']}): SRCC {test['srcc']:.3f}, "
             f"KRCC {test['krcc']:.3f}, PLCC {test['plcc']:.3f}, RMSE {test['rmse']:.3f}",
+            f"- Valid for: {card['valid_for']}",
+            *[f"- Elsewhere — {what} ({m['split']}, n={m['n']}): SRCC {m['srcc']:.3f}, "
+              f"PLCC {m['plcc']:.3f}" for what, m in card["elsewhere"].items()],
             f"- Built from: `{card['config']}`",
             f"- Licence: {card['licence']}",
         ]

@@ -15,7 +15,7 @@ import leafiqa
 from leafiqa.registry import PACKAGED_DIR, registered_models
 from tests.conftest import AGIQA, REPO, make_image, needs_agiqa
 
-PACKAGED = ("leaf-agiqa3k", "leaf-clive")
+PACKAGED = ("leaf-agiqa3k", "leaf-agiqa3k-10pct", "leaf-clive")
 
 
 @pytest.mark.parametrize("name", PACKAGED)
@@ -30,17 +30,31 @@ def test_packaged_model_has_a_complete_card(name: str) -> None:
     assert info.score_range == (low, high) and low < high
     assert {"srcc", "plcc", "krcc", "rmse", "n"} <= set(card["test"])
     assert "S-Lab" in card["licence"] and "non-commercial" in card["licence"].lower()
-    if name == "leaf-agiqa3k":
+    if name.startswith("leaf-agiqa3k"):
         assert "research use" in card["licence"].lower()
     else:
         assert "University of Texas" in card["licence"]
     assert info.input_sizes == (224,)
+    assert card["valid_for"] and card["elsewhere"]
+    for measured in card["elsewhere"].values():  # the other domain, measured by the build
+        assert {"srcc", "plcc", "n"} <= set(measured) and measured["n"] > 100
+        assert f"{measured['srcc']:.3f}" in (PACKAGED_DIR / "README.md").read_text()
     assert info.provenance["tool_version"] and info.provenance["seeds"]
     assert info.provenance["labels_file"]["path"]
     readme = (PACKAGED_DIR / "README.md").read_text()
     assert f"`{name}`" in readme and f"{card['test']['srcc']:.3f}" in readme
     assert (PACKAGED_DIR / "licences" / "LICENSE-Q-Bench").is_file()
     assert (PACKAGED_DIR / "licences" / "README-LIVE-Challenge.txt").is_file()
+
+
+def test_the_label_efficient_model_is_the_same_student_with_a_tenth_of_the_labels() -> None:
+    models = registered_models()
+    few, full = models["leaf-agiqa3k-10pct"].info(), models["leaf-agiqa3k"].info()
+    assert few.card["training_data"] == full.card["training_data"]
+    assert few.card["teacher"] == full.card["teacher"]
+    assert abs(few.card["labels"] - 0.1 * full.card["labels"]) <= 1
+    readme = (PACKAGED_DIR / "README.md").read_text()
+    assert "`leaf-agiqa3k-10pct`" in readme and f"{few.card['test']['srcc']:.3f}" in readme
 
 
 @pytest.mark.parametrize("name", PACKAGED)
