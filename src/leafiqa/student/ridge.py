@@ -10,12 +10,57 @@ never the reverse."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 29)
+CHUNK_ROWS = 2048  # rows per chunk of a streamed pass (2,048 × 7,104 float64: 116 MB)
+
+
+@dataclass
+class FeatureSource:
+    """The rows of a feature matrix, read in chunks: an array (or memory map) in memory, a
+    feature store on disk, a synthetic pool. Lets the primal ridge see a pool of any size in
+    bounded memory; ``read(start, stop)`` returns rows [start, stop) as an array."""
+
+    n_rows: int
+    n_features: int
+    read: Callable[[int, int], np.ndarray]
+    chunk_rows: int = CHUNK_ROWS
+
+    @classmethod
+    def of(cls, features: np.ndarray, rows: np.ndarray | None = None,
+           chunk_rows: int = CHUNK_ROWS) -> FeatureSource:
+        """``features`` (or its ``rows``, in that order) as a source."""
+        if rows is None:
+            return cls(features.shape[0], features.shape[1], lambda a, b: features[a:b],
+                       chunk_rows)
+        index = np.asarray(rows, dtype=np.int64)
+        return cls(index.size, features.shape[1], lambda a, b: features[index[a:b]], chunk_rows)
+
+    def subset(self, rows: np.ndarray) -> FeatureSource:
+        """The source of ``rows`` only (in that order): each chunk reads the span of rows it
+        needs (a memory map or a store reads only the pages it touches)."""
+        index = np.asarray(rows, dtype=np.int64)
+        if index.size == self.n_rows and np.array_equal(index, np.arange(self.n_rows)):
+            return self
+
+        def read(start: int, stop: int) -> np.ndarray:
+            wanted = index[start:stop]
+            if wanted.size == 0:
+                return np.zeros((0, self.n_features))
+            low = int(wanted.min())
+            return np.asarray(self.read(low, int(wanted.max()) + 1))[wanted - low]
+
+        return FeatureSource(index.size, self.n_features, read, self.chunk_rows)
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float64 rows) chunk by chunk."""
+        for start in range(0, self.n_rows, self.chunk_rows):
+            stop = min(start + self.chunk_rows, self.n_rows)
+            yield start, np.asarray(self.read(start, stop), dtype=np.float64)
 
 
 @dataclass
@@ -39,6 +84,26 @@ class FeatureScaler:
         if blocks is None:
             return cls(x.mean(axis=0), std)
         return cls(x.mean(axis=0), std / block_scales(blocks, x.shape[1]), "blocks")
+
+    @classmethod
+    def fit_source(cls, source: FeatureSource, blocks: Sequence[int] | None = None
+                   ) -> FeatureScaler:
+        """``fit`` streamed over ``source``'s chunks (means and variances merged chunk by
+        chunk, Chan et al.'s pairwise update, so no catastrophic cancellation)."""
+        count, mean, m2 = 0, np.zeros(source.n_features), np.zeros(source.n_features)
+        for _, chunk in source.chunks():
+            n_b = chunk.shape[0]
+            mean_b = chunk.mean(axis=0)
+            m2_b = ((chunk - mean_b) ** 2).sum(axis=0)
+            total = count + n_b
+            delta = mean_b - mean
+            mean = mean + delta * (n_b / total)
+            m2 = m2 + m2_b + delta**2 * (count * n_b / total)
+            count = total
+        std = np.sqrt(m2 / max(count, 1)) + 1e-6
+        if blocks is None:
+            return cls(mean, std)
+        return cls(mean, std / block_scales(blocks, source.n_features), "blocks")
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.std
@@ -114,8 +179,120 @@ class RidgeBasis:
         return float((self.scaler.mean + self.centre * self.scaler.std) @ coef)
 
 
+@dataclass
+class PrimalRidgeBasis:
+    """``RidgeBasis`` for more images than features: the eigendecomposition of the d×d matrix
+    XᵀX of the rows (accumulated chunk by chunk, so its cost and memory are linear in n, not
+    quadratic) instead of the n×n Gram matrix. The rows stay in ``source`` and are streamed
+    again for each fit: the exact leave-one-out needs each image's leverage
+    hᵢᵢ(α) = Σⱼ zᵢⱼ²/(sⱼ + α), z = the row in the eigenbasis, computed once per α grid."""
+
+    scaler: FeatureScaler
+    centre: np.ndarray
+    weights: np.ndarray  # normalised to mean 1
+    source: FeatureSource
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    _leverages: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def fit(cls, source: FeatureSource, scaler: FeatureScaler | None = None,
+            weights: np.ndarray | None = None) -> PrimalRidgeBasis:
+        scaler = scaler or FeatureScaler.fit_source(source)
+        w = (np.ones(source.n_rows) if weights is None
+             else np.asarray(weights, dtype=np.float64))
+        w = w / w.mean()
+        d = source.n_features
+        gram, weighted_sum = np.zeros((d, d)), np.zeros(d)
+        for start, chunk in source.chunks():
+            xs = scaler(chunk)
+            root_w = np.sqrt(w[start:start + xs.shape[0]])[:, None]
+            weighted_sum += (root_w**2 * xs).sum(axis=0)
+            xs *= root_w
+            gram += xs.T @ xs
+        centre = weighted_sum / w.sum()
+        # Σ wᵢ(xᵢ − c)(xᵢ − c)ᵀ = Σ wᵢxᵢxᵢᵀ − W·ccᵀ (the features are standardised, so the
+        # two terms are of the same size and nothing cancels catastrophically)
+        gram -= w.sum() * np.outer(centre, centre)
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        del gram
+        return cls(scaler, centre, w, source, np.clip(eigenvalues, 0.0, None), eigenvectors)
+
+    def row_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, √w · (standardised − centre)) chunk by chunk: the dual's ``rows``."""
+        for start, chunk in self.source.chunks():
+            rows = self.scaler(chunk) - self.centre
+            rows *= np.sqrt(self.weights[start:start + rows.shape[0]])[:, None]
+            yield start, rows
+
+    def leverages(self, alphas: np.ndarray) -> np.ndarray:
+        """(n, len(alphas)) leverages of the ridge's hat matrix (without the intercept's)."""
+        key = alphas.tobytes()
+        if key not in self._leverages:
+            inverse = 1.0 / (self.eigenvalues[:, None] + alphas[None, :])
+            out = np.empty((self.source.n_rows, alphas.size))
+            for start, rows in self.row_chunks():
+                z = rows @ self.eigenvectors
+                out[start:start + z.shape[0]] = (z * z) @ inverse
+            self._leverages = {key: out}  # one grid kept: the bounded-memory promise
+        return self._leverages[key]
+
+    def centre_value(self, coef: np.ndarray) -> float:
+        return float((self.scaler.mean + self.centre * self.scaler.std) @ coef)
+
+
+def ridge_basis(source: FeatureSource, scaler: FeatureScaler | None = None,
+                weights: np.ndarray | None = None, form: str = "auto"
+                ) -> RidgeBasis | PrimalRidgeBasis:
+    """The ridge basis in the form the shape asks for (``form="auto"``): the dual (n×n Gram
+    matrix) when images are fewer than features, the primal (d×d) otherwise; both give the same
+    fits to float noise. ``form`` forces one ("dual", "primal")."""
+    if form == "auto":
+        form = "dual" if source.n_rows <= source.n_features else "primal"
+    if form == "primal":
+        return PrimalRidgeBasis.fit(source, scaler, weights)
+    if form != "dual":
+        raise ValueError(f"ridge form: expected auto, dual or primal, got '{form}'")
+    return RidgeBasis.fit(source.read(0, source.n_rows), scaler, weights)
+
+
+def _fit_ridge_loo_primal(basis: PrimalRidgeBasis, y: np.ndarray, alphas: np.ndarray,
+                          allow_none: bool) -> RidgeFit:
+    w = basis.weights
+    y_mean = float((w * y).sum() / w.sum())
+    root_w = np.sqrt(w)
+    centred = root_w * (y - y_mean)
+    xty = np.zeros(basis.source.n_features)
+    for start, rows in basis.row_chunks():
+        xty += rows.T @ centred[start:start + rows.shape[0]]
+    vty = basis.eigenvectors.T @ xty
+    # every α's coefficients at once (d × len(alphas)), in the standardised units
+    betas = basis.eigenvectors @ (vty[:, None] / (basis.eigenvalues[:, None] + alphas[None, :]))
+    fitted = np.empty((y.size, alphas.size))
+    for start, rows in basis.row_chunks():
+        fitted[start:start + rows.shape[0]] = rows @ betas
+    intercept_leverage = (w / w.sum())[:, None]
+    leverage = basis.leverages(alphas) + intercept_leverage
+    residuals = (centred[:, None] - fitted) / np.clip(1.0 - leverage, 1e-6, None)
+    errors = np.mean(residuals**2, axis=0)
+    best_residual = centred / np.clip(1.0 - intercept_leverage[:, 0], 1e-6, None)
+    best_error = float(np.mean(best_residual**2)) if allow_none else np.inf
+    best_alpha = np.inf
+    # the first α reaching the lowest error, as the dual's loop picks it
+    for column, error in enumerate(errors):
+        if error < best_error:
+            best_alpha, best_error = float(alphas[column]), float(error)
+            best_residual = residuals[:, column]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo_predictions = np.where(w > 0, y - best_residual / root_w, np.nan)
+    coef = (np.zeros(basis.source.n_features) if np.isinf(best_alpha)
+            else betas[:, list(alphas).index(best_alpha)] / basis.scaler.std)
+    intercept = y_mean - basis.centre_value(coef)
+    return RidgeFit(coef, intercept, best_alpha, best_error, loo_predictions)
+
+
 def fit_ridge_loo(
-    basis: RidgeBasis,
+    basis: RidgeBasis | PrimalRidgeBasis,
     targets: np.ndarray,
     alphas: np.ndarray | None = None,
     *,
@@ -124,11 +301,13 @@ def fit_ridge_loo(
     """Ridge on ``basis``'s images with the penalty picked by exact (weighted) leave-one-out
     error; ``allow_none`` adds α = ∞ (predict the targets' mean) to the grid."""
     y = np.asarray(targets, dtype=np.float64)
+    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
+    if isinstance(basis, PrimalRidgeBasis):
+        return _fit_ridge_loo_primal(basis, y, alphas, allow_none)
     u, s2, w = basis.eigenvectors, basis.eigenvalues, basis.weights
     y_mean = float((w * y).sum() / w.sum())
     root_w = np.sqrt(w)
     centred = root_w * (y - y_mean)
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
     uty = u.T @ centred
     intercept_leverage = w / w.sum()
     # leave-one-out residuals of the √w-scaled problem; their mean square is the weighted error
