@@ -182,10 +182,15 @@ class RidgeBasis:
 @dataclass
 class PrimalRidgeBasis:
     """``RidgeBasis`` for more images than features: the eigendecomposition of the d×d matrix
-    XᵀX of the rows (accumulated chunk by chunk, so its cost and memory are linear in n, not
-    quadratic) instead of the n×n Gram matrix. The rows stay in ``source`` and are streamed
-    again for each fit: the exact leave-one-out needs each image's leverage
-    hᵢᵢ(α) = Σⱼ zᵢⱼ²/(sⱼ + α), z = the row in the eigenbasis, computed once per α grid."""
+    XᵀX of the rows (accumulated chunk by chunk in one pass, so its cost and memory are linear
+    in n, not quadratic) instead of the n×n Gram matrix. The rows stay in ``source`` and are
+    streamed again for each fit: the exact leave-one-out needs each image's leverage
+    hᵢᵢ(α) = Σⱼ zᵢⱼ²/(sⱼ + α), z = the row in the eigenbasis, computed once per α grid.
+
+    ``dtype`` is the precision of the two n·d² products (XᵀX per chunk, the rows times the
+    eigenvectors); sums across chunks and everything else are float64. float32 halves the time
+    at ~1e-6 relative error in the leverages (benchmarks/bench_scale.py prints the difference
+    it makes); the default float64 matches the dual form to float noise."""
 
     scaler: FeatureScaler
     centre: np.ndarray
@@ -193,30 +198,49 @@ class PrimalRidgeBasis:
     source: FeatureSource
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
+    dtype: type = np.float64
     _leverages: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def fit(cls, source: FeatureSource, scaler: FeatureScaler | None = None,
-            weights: np.ndarray | None = None) -> PrimalRidgeBasis:
-        scaler = scaler or FeatureScaler.fit_source(source)
+            weights: np.ndarray | None = None, dtype: type = np.float64,
+            blocks: Sequence[int] | None = None) -> PrimalRidgeBasis:
+        """One pass over ``source``: the raw features' weighted second moments about a shift
+        (the first chunk's mean, so nothing cancels catastrophically) and, without a
+        ``scaler``, the per-feature means and variances that fit one (``blocks``: the block
+        prior). Standardising is affine, so the standardised, centred XᵀX follows exactly."""
         w = (np.ones(source.n_rows) if weights is None
              else np.asarray(weights, dtype=np.float64))
         w = w / w.mean()
         d = source.n_features
         gram, weighted_sum = np.zeros((d, d)), np.zeros(d)
+        shift: np.ndarray | None = None
+        count, mean, m2 = 0, np.zeros(d), np.zeros(d)  # unweighted moments (the scaler's)
         for start, chunk in source.chunks():
-            xs = scaler(chunk)
-            root_w = np.sqrt(w[start:start + xs.shape[0]])[:, None]
-            weighted_sum += (root_w**2 * xs).sum(axis=0)
-            xs *= root_w
-            gram += xs.T @ xs
-        centre = weighted_sum / w.sum()
-        # Σ wᵢ(xᵢ − c)(xᵢ − c)ᵀ = Σ wᵢxᵢxᵢᵀ − W·ccᵀ (the features are standardised, so the
-        # two terms are of the same size and nothing cancels catastrophically)
-        gram -= w.sum() * np.outer(centre, centre)
+            if shift is None:
+                shift = chunk.mean(axis=0)
+            x = chunk - shift
+            w_chunk = w[start:start + x.shape[0]]
+            weighted_sum += w_chunk @ x
+            if scaler is None:
+                count, mean, m2 = _merge_moments(count, mean, m2, x)
+            rows = (x * np.sqrt(w_chunk)[:, None]).astype(dtype, copy=False)
+            gram += rows.T @ rows
+        assert shift is not None, "a ridge basis needs at least one row"
+        if scaler is None:
+            std = np.sqrt(m2 / count) + 1e-6
+            scaler = (FeatureScaler(mean + shift, std) if blocks is None else
+                      FeatureScaler(mean + shift, std / block_scales(blocks, d), "blocks"))
+        # weighted mean of x − shift, then Σ wᵢ(xᵢ − m)(xᵢ − m)ᵀ = Σ wᵢ(xᵢ−p)(xᵢ−p)ᵀ − W·(m−p)(m−p)ᵀ
+        offset = weighted_sum / w.sum()
+        gram -= w.sum() * np.outer(offset, offset)
+        gram /= scaler.std[:, None]
+        gram /= scaler.std[None, :]
+        centre = (offset + shift - scaler.mean) / scaler.std
         eigenvalues, eigenvectors = np.linalg.eigh(gram)
         del gram
-        return cls(scaler, centre, w, source, np.clip(eigenvalues, 0.0, None), eigenvectors)
+        return cls(scaler, centre, w, source, np.clip(eigenvalues, 0.0, None), eigenvectors,
+                   dtype)
 
     def row_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, √w · (standardised − centre)) chunk by chunk: the dual's ``rows``."""
@@ -225,20 +249,24 @@ class PrimalRidgeBasis:
             rows *= np.sqrt(self.weights[start:start + rows.shape[0]])[:, None]
             yield start, rows
 
-    def leverages(self, alphas: np.ndarray) -> np.ndarray:
-        """(n, len(alphas)) leverages of the ridge's hat matrix (without the intercept's)."""
-        key = alphas.tobytes()
-        if key not in self._leverages:
-            inverse = 1.0 / (self.eigenvalues[:, None] + alphas[None, :])
-            out = np.empty((self.source.n_rows, alphas.size))
-            for start, rows in self.row_chunks():
-                z = rows @ self.eigenvectors
-                out[start:start + z.shape[0]] = (z * z) @ inverse
-            self._leverages = {key: out}  # one grid kept: the bounded-memory promise
-        return self._leverages[key]
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """Rows in the eigenbasis (z), in ``dtype``: the n·d² product of a fit."""
+        vectors = self.eigenvectors.astype(self.dtype, copy=False)
+        return np.asarray(rows.astype(self.dtype, copy=False) @ vectors, dtype=np.float64)
 
     def centre_value(self, coef: np.ndarray) -> float:
         return float((self.scaler.mean + self.centre * self.scaler.std) @ coef)
+
+
+def _merge_moments(count: int, mean: np.ndarray, m2: np.ndarray, chunk: np.ndarray
+                   ) -> tuple[int, np.ndarray, np.ndarray]:
+    """Chan et al.'s pairwise update of (count, mean, sum of squared deviations)."""
+    n_b = chunk.shape[0]
+    mean_b = chunk.mean(axis=0)
+    m2_b = ((chunk - mean_b) ** 2).sum(axis=0)
+    total = count + n_b
+    delta = mean_b - mean
+    return (total, mean + delta * (n_b / total), m2 + m2_b + delta**2 * (count * n_b / total))
 
 
 def ridge_basis(source: FeatureSource, scaler: FeatureScaler | None = None,
@@ -258,35 +286,52 @@ def ridge_basis(source: FeatureSource, scaler: FeatureScaler | None = None,
 
 def _fit_ridge_loo_primal(basis: PrimalRidgeBasis, y: np.ndarray, alphas: np.ndarray,
                           allow_none: bool) -> RidgeFit:
+    """Two passes: Xᵀy, then each row in the eigenbasis for its fitted values and leverages
+    at every α (the leverages are kept for the next fit on the same grid)."""
     w = basis.weights
     y_mean = float((w * y).sum() / w.sum())
     root_w = np.sqrt(w)
     centred = root_w * (y - y_mean)
     xty = np.zeros(basis.source.n_features)
     for start, rows in basis.row_chunks():
-        xty += rows.T @ centred[start:start + rows.shape[0]]
-    vty = basis.eigenvectors.T @ xty
-    # every α's coefficients at once (d × len(alphas)), in the standardised units
-    betas = basis.eigenvectors @ (vty[:, None] / (basis.eigenvalues[:, None] + alphas[None, :]))
+        xty += centred[start:start + rows.shape[0]] @ rows
+    shrunk = (basis.eigenvectors.T @ xty)[:, None] / (
+        basis.eigenvalues[:, None] + alphas[None, :])  # every α's coefficients, eigenbasis
+    key = alphas.tobytes()
+    leverages = basis._leverages.get(key)
     fitted = np.empty((y.size, alphas.size))
-    for start, rows in basis.row_chunks():
-        fitted[start:start + rows.shape[0]] = rows @ betas
-    intercept_leverage = (w / w.sum())[:, None]
-    leverage = basis.leverages(alphas) + intercept_leverage
-    residuals = (centred[:, None] - fitted) / np.clip(1.0 - leverage, 1e-6, None)
-    errors = np.mean(residuals**2, axis=0)
-    best_residual = centred / np.clip(1.0 - intercept_leverage[:, 0], 1e-6, None)
+    if leverages is None:
+        inverse = 1.0 / (basis.eigenvalues[:, None] + alphas[None, :])
+        leverages = np.empty((y.size, alphas.size))
+        for start, rows in basis.row_chunks():
+            z = basis.project(rows)
+            fitted[start:start + z.shape[0]] = z @ shrunk
+            leverages[start:start + z.shape[0]] = (z * z) @ inverse
+        basis._leverages = {key: leverages}  # one grid kept: memory stays O(n · grid)
+    else:
+        betas = basis.eigenvectors @ shrunk
+        for start, rows in basis.row_chunks():
+            fitted[start:start + rows.shape[0]] = rows @ betas
+    intercept_leverage = w / w.sum()
+    errors = np.empty(alphas.size)
+    for column in range(alphas.size):  # column by column: no third n × grid array
+        fitted[:, column] = (centred - fitted[:, column]) / np.clip(
+            1.0 - leverages[:, column] - intercept_leverage, 1e-6, None)
+        errors[column] = np.mean(fitted[:, column] ** 2)
+    residuals = fitted
+    best_residual = centred / np.clip(1.0 - intercept_leverage, 1e-6, None)
     best_error = float(np.mean(best_residual**2)) if allow_none else np.inf
-    best_alpha = np.inf
-    # the first α reaching the lowest error, as the dual's loop picks it
-    for column, error in enumerate(errors):
+    best_column = -1
+    for column, error in enumerate(errors):  # the first α reaching the lowest error (as dual)
         if error < best_error:
-            best_alpha, best_error = float(alphas[column]), float(error)
-            best_residual = residuals[:, column]
+            best_column, best_error = column, float(error)
+    if best_column >= 0:
+        best_residual = residuals[:, best_column]
     with np.errstate(divide="ignore", invalid="ignore"):
         loo_predictions = np.where(w > 0, y - best_residual / root_w, np.nan)
-    coef = (np.zeros(basis.source.n_features) if np.isinf(best_alpha)
-            else betas[:, list(alphas).index(best_alpha)] / basis.scaler.std)
+    best_alpha = np.inf if best_column < 0 else float(alphas[best_column])
+    coef = (np.zeros(basis.source.n_features) if best_column < 0
+            else basis.eigenvectors @ shrunk[:, best_column] / basis.scaler.std)
     intercept = y_mean - basis.centre_value(coef)
     return RidgeFit(coef, intercept, best_alpha, best_error, loo_predictions)
 
