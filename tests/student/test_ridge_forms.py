@@ -91,3 +91,43 @@ def test_source_of_rows_reads_those_rows_in_order() -> None:
     source = FeatureSource.of(features, rows, chunk_rows=2)
     got = np.concatenate([chunk for _, chunk in source.chunks()])
     np.testing.assert_array_equal(got, features[rows])
+
+
+def test_primal_fits_its_own_scaler_in_the_same_pass() -> None:
+    features, targets = _pool(300, 40)
+    blocks = (15, 25)
+    basis = PrimalRidgeBasis.fit(FeatureSource.of(features, chunk_rows=64), None, None,
+                                 blocks=blocks)
+    whole = FeatureScaler.fit(features, blocks)
+    np.testing.assert_allclose(basis.scaler.mean, whole.mean, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(basis.scaler.std, whole.std, rtol=1e-10)
+    given = fit_ridge_loo(ridge_basis(FeatureSource.of(features), whole, form="primal"), targets)
+    own = fit_ridge_loo(basis, targets)
+    assert own.alpha == given.alpha
+    np.testing.assert_allclose(own.coef, given.coef, rtol=1e-8, atol=1e-12)
+
+
+def test_float32_products_stay_close_to_float64() -> None:
+    features, targets = _pool(400, 60)
+    source = FeatureSource.of(features, chunk_rows=128)
+    exact = fit_ridge_loo(PrimalRidgeBasis.fit(source), targets)
+    fast = fit_ridge_loo(PrimalRidgeBasis.fit(source, dtype=np.float32), targets)
+    assert fast.alpha == exact.alpha
+    assert fast.loo_error == pytest.approx(exact.loo_error, rel=1e-4)
+    np.testing.assert_allclose(fast.coef, exact.coef, rtol=1e-3,
+                               atol=1e-4 * np.abs(exact.coef).max())
+
+
+def test_ridge_head_streams_a_pool_with_more_images_than_features() -> None:
+    from leafiqa.student.distill import TeacherTargets, ridge_head
+
+    features, targets = _pool(500, 30)
+    n = features.shape[0]
+    judged = TeacherTargets(np.arange(n), targets.astype(np.float32),
+                            np.full(n, 0.8, dtype=np.float32), *[np.zeros(0)] * 4)
+    in_memory = ridge_head(features, judged)
+    streamed = ridge_head(FeatureSource.of(features, chunk_rows=70), judged)
+    x = features[:50]
+    np.testing.assert_allclose(streamed.predict(x), in_memory.predict(x), rtol=1e-5, atol=1e-5)
+    fit = fit_ridge_loo(ridge_basis(FeatureSource.of(features), form="dual"), targets)
+    np.testing.assert_allclose(in_memory.predict(x), fit(x), rtol=1e-4, atol=1e-4)
