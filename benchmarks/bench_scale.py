@@ -9,6 +9,8 @@ eigenbasis), of which generating the synthetic rows, peak memory, and the growth
 memory from the smallest size to each larger one against the growth of n. Sizes not run
 (``--extrapolate``) are predicted from the two largest measured ones as time = a + b·n (the
 eigendecomposition is the constant; every pass is linear in n) and marked "extrapolated".
+CPU time (all threads of the process) is printed beside wall time: on a shared machine the
+wall time measures the neighbours as much as the distillation.
 
     python benchmarks/bench_scale.py --sizes 10000 100000 --extrapolate 1000000
     python benchmarks/bench_scale.py --sizes 10000 --precision float64 float32  # agreement
@@ -71,14 +73,16 @@ def run_one(n: int, d: int, precision: str, chunk_rows: int) -> dict:
     targets = pool.targets(chunk_rows)
     reliability = np.random.default_rng(5).uniform(0.3, 1.0, n)  # the judgments' weights
     blocks = feature_blocks("efficientnet-lite0", 2) if d == 7104 else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     basis = PrimalRidgeBasis.fit(source, None, reliability, np.dtype(precision).type, blocks)
     basis_seconds = time.perf_counter() - start
     fit = fit_ridge_loo(basis, targets)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"n": n, "d": d, "precision": precision, "seconds": seconds,
-            "basis_seconds": basis_seconds, "generating_seconds": pool.generating,
+            "cpu_seconds": cpu_seconds, "basis_seconds": basis_seconds,
+            "generating_seconds": pool.generating,
             "peak_mb": peak_mb, "alpha": fit.alpha, "loo_error": fit.loo_error,
             "coef_head": fit.coef[:64].tolist()}
 
@@ -97,7 +101,7 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.features, args.precision[0], args.chunk_rows)))
         return
     results: list[dict] = []
-    print(f"{'n':>9} {'precision':>9} {'wall s':>8} {'basis s':>8} {'gen s':>7} "
+    print(f"{'n':>9} {'precision':>9} {'wall s':>8} {'CPU s':>8} {'basis s':>8} {'gen s':>7} "
           f"{'peak MB':>8} {'α':>9} {'LOO MSE':>9}")
     for precision in args.precision:
         for n in args.sizes:
@@ -107,7 +111,8 @@ def main() -> None:
                 capture_output=True, text=True, check=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
             results.append(row)
-            print(f"{n:>9} {precision:>9} {row['seconds']:8.1f} {row['basis_seconds']:8.1f} "
+            print(f"{n:>9} {precision:>9} {row['seconds']:8.1f} {row['cpu_seconds']:8.1f} "
+                  f"{row['basis_seconds']:8.1f} "
                   f"{row['generating_seconds']:7.1f} {row['peak_mb']:8.0f} {row['alpha']:9.3g} "
                   f"{row['loo_error']:9.5f}", flush=True)
     for precision in args.precision:
@@ -116,16 +121,20 @@ def main() -> None:
             base = rows[0]
             print(f"{precision}: {base['n']} → {row['n']} images (×{row['n'] / base['n']:.0f}): "
                   f"time ×{row['seconds'] / base['seconds']:.2f}, "
+                  f"CPU time ×{row['cpu_seconds'] / base['cpu_seconds']:.2f}, "
                   f"time without generating ×"
                   f"{(row['seconds'] - row['generating_seconds']) / max(base['seconds'] - base['generating_seconds'], 1e-9):.2f}, "  # noqa: E501
                   f"peak memory ×{row['peak_mb'] / base['peak_mb']:.2f}")
         if len(rows) >= 2 and args.extrapolate:
             low, high = rows[-2], rows[-1]
-            slope = (high["seconds"] - low["seconds"]) / (high["n"] - low["n"])
-            constant = high["seconds"] - slope * high["n"]
-            for n in args.extrapolate:
-                print(f"{precision}: {n} images: ≈ {constant + slope * n:.0f} s "
-                      f"(extrapolated, a + b·n through {low['n']} and {high['n']})")
+            for measure in ("seconds", "cpu_seconds"):
+                slope = (high[measure] - low[measure]) / (high["n"] - low["n"])
+                constant = high[measure] - slope * high["n"]
+                for n in args.extrapolate:
+                    print(f"{precision}: {n} images: ≈ {constant + slope * n:.0f} "
+                          f"{'wall' if measure == 'seconds' else 'CPU'} s (extrapolated, "
+                          f"a + b·n through {low['n']} and {high['n']}: a = {constant:.0f} s, "
+                          f"b = {slope * 1000:.2f} s per 1,000 images)")
     by_n: dict[int, dict[str, dict]] = {}
     for row in results:
         by_n.setdefault(row["n"], {})[row["precision"]] = row

@@ -23,8 +23,15 @@ pytest.importorskip("onnxruntime", reason="the Ray feature engine runs the ONNX 
 def local_ray() -> Iterator[None]:
     from leafiqa.distributed.cluster import quiet_data_context
 
-    ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2,
-             include_dashboard=False, log_to_driver=False)
+    for attempt in range(3):
+        try:
+            ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2,
+                     include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:  # noqa: BLE001 - Ray gives a busy machine's raylet 30 s, fixed
+            ray.shutdown()
+            if attempt == 2:
+                raise
     quiet_data_context()
     yield
     ray.shutdown()
