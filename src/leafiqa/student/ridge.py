@@ -92,14 +92,7 @@ class FeatureScaler:
         chunk, Chan et al.'s pairwise update, so no catastrophic cancellation)."""
         count, mean, m2 = 0, np.zeros(source.n_features), np.zeros(source.n_features)
         for _, chunk in source.chunks():
-            n_b = chunk.shape[0]
-            mean_b = chunk.mean(axis=0)
-            m2_b = ((chunk - mean_b) ** 2).sum(axis=0)
-            total = count + n_b
-            delta = mean_b - mean
-            mean = mean + delta * (n_b / total)
-            m2 = m2 + m2_b + delta**2 * (count * n_b / total)
-            count = total
+            count, mean, m2 = _merge_moments(count, mean, m2, chunk)
         std = np.sqrt(m2 / max(count, 1)) + 1e-6
         if blocks is None:
             return cls(mean, std)
