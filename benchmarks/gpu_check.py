@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from leafiqa.config import RunConfig, load_config
+from leafiqa.data.selection import embed
 from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.methods import run_leaf
@@ -64,12 +65,15 @@ def measure(name: str, config: RunConfig) -> list[dict]:
     start = time.time()
     tuned, _ = tune_backbone(ws, progress=False)
     tuning = time.time() - start
+    # the same labels for both students: chosen in the frozen features (as `leaf run` does)
+    embedding = (embed(ws.features[ws.train_rows])
+                 if config.labels.selection in ("kcenter", "variance") else None)
     for student, workspace, seconds in (("frozen", ws, 0.0), ("fine-tuned", tuned, tuning)):
         for budget in BUDGETS:
             n = label_count(budget, labelled_rows(train_mos).size)
             labels = select_among_labelled(train_mos, n, strategy=config.labels.selection,
                                            teacher_scores=ws.teacher_scores[ws.train_rows],
-                                           seed=config.labels.seed)
+                                           seed=config.labels.seed, embedding=embedding)
             result = run_leaf(workspace, labels, config.distill.seed)
             metrics = evaluate(result.predictions, mos_test, n >= 2)
             rows.append({"dataset": name, "student": student, "labels": n,

@@ -189,6 +189,45 @@ def run(config: Path = typer.Argument(..., help="YAML config (see configs/demo.y
 
 
 @app.command()
+def features(
+    config: Path = typer.Argument(..., help="YAML config (its data, student and cache)"),
+    engine: str = typer.Option("local", help="local, or ray: the backbone's ONNX graph in an "
+                                             "actor pool on a Ray cluster"),
+    ray_address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or "
+                                               "a local Ray)"),
+    actors: int = typer.Option(None, help="feature actors (ray; default one per CPU)"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+) -> None:
+    """Extract the frozen features of a config's images into its feature store (resumes where
+    a run stopped); `leaf run` on the same config then finds them all."""
+    from leafiqa.config import load_config
+    from leafiqa.judgments.runner import hash_manifest
+    from leafiqa.student.features import FeatureExtractor, set_cpu_threads
+    from leafiqa.workspace import load_manifest
+
+    if engine not in {"local", "ray"}:
+        fail(f"unknown engine '{engine}' (local or ray)")
+    settings = load_config(config, parse_overrides(set_))
+    manifest = load_manifest(settings)
+    keys = hash_manifest(manifest, not quiet)
+    extractor = FeatureExtractor(settings.student.backbone, settings.student.input_size,
+                                 settings.cache_dir)
+    started = time.perf_counter()
+    if engine == "ray":
+        from leafiqa.distributed.ray_features import extract_with_ray
+
+        report = extract_with_ray(extractor, manifest, keys, address=ray_address,
+                                  actors=actors)
+        typer.echo(report.summary())
+        return
+    set_cpu_threads()
+    extractor.transform(manifest, keys, progress=not quiet)
+    typer.echo(f"features of {len(manifest)} images ({extractor.tag}) in "
+               f"{settings.cache_dir} after {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
 def teach(
     data: str = typer.Option(..., help="dataset folder, manifest CSV or image folder"),
     teacher: str = typer.Option("cues", help="teacher spec: cues, qbench:FILE, jsonl:FILE, "

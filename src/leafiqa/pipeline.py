@@ -25,7 +25,7 @@ from leafiqa.methods import (
     run_teacher_alone,
 )
 from leafiqa.student.backbone import build_backbone
-from leafiqa.workspace import Workspace, label_count, prepare
+from leafiqa.workspace import Workspace, label_count, prepare, stage
 
 
 def build_network(ws: Workspace, result: MethodResult,
@@ -127,20 +127,24 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
     leaf_ws = ws
     if config.student.finetune != "none":
         leaf_ws, tuned_backbone = tune_backbone(ws, progress)
-    results = [run_leaf(leaf_ws, label_rows, config.distill.seed, estimate=True,
-                        weights=weights)]
+    times = ws.stage_seconds
+    with stage(times, "distil + calibrate", progress):
+        results = [run_leaf(leaf_ws, label_rows, config.distill.seed, estimate=True,
+                            weights=weights)]
     expected = results[0].estimate
     mos_test = ws.mos[ws.test_rows]
     evaluable = ws.test_rows.size >= 3 and not np.isnan(mos_test).any()
-    if evaluable:
-        if n_labels >= 2:
-            results.append(run_labels_only(ws, label_rows, config.distill.seed))
-        results.append(run_teacher_alone(ws, label_rows))
+    with stage(times, "baselines", progress):
+        if evaluable:
+            if n_labels >= 2:
+                results.append(run_labels_only(ws, label_rows, config.distill.seed))
+            results.append(run_teacher_alone(ws, label_rows))
     calibrated = n_labels >= 2
     metrics = {r.method: evaluate(r.predictions, mos_test, calibrated)
                for r in results} if evaluable else {}
-    model_path = save_student(leaf_ws, results[0], output / "leaf-model.safetensors", label_rows,
-                              tuned_backbone)
+    with stage(times, "model file", progress):
+        model_path = save_student(leaf_ws, results[0], output / "leaf-model.safetensors",
+                                  label_rows, tuned_backbone)
     plot = None
     if evaluable:
         from leafiqa.evaluation.plots import scatter_plot
@@ -171,6 +175,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
         "scatter_plot": str(plot) if plot else None,
         "teach_reports": [r.summary() for r in ws.teacher.reports],
         "seconds": round(time.time() - started, 1),
+        "stage_seconds": times,
         "config": config_to_dict(config),
         "provenance": run_provenance(config),
     }
@@ -207,6 +212,9 @@ def format_results(summary: dict) -> str:
         f"model: {summary['model']}   plot: {summary['scatter_plot'] or '—'}   "
         f"time: {summary['seconds']} s",
     ]
+    if summary.get("stage_seconds"):
+        lines.append("stages: " + " · ".join(f"{name} {seconds:.1f} s" for name, seconds
+                                             in summary["stage_seconds"].items()))
     return "\n".join(lines)
 
 

@@ -3,6 +3,10 @@ features — everything computed once and shared by the methods (``leafiqa.metho
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -179,6 +183,7 @@ class Workspace:
     mos: np.ndarray
     teacher: TeacherView
     feature_blocks: tuple[int, ...] | None = None  # the features' layout (FeatureScaler)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # what preparing took
 
     @cached_property
     def scalers(self) -> list[FeatureScaler]:
@@ -235,19 +240,32 @@ def split_rows(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
+@contextmanager
+def stage(times: dict[str, float], name: str, progress: bool = True) -> Iterator[None]:
+    """Time one stage of a run into ``times`` (and say so on stderr when ``progress``)."""
+    start = time.perf_counter()
+    yield
+    times[name] = round(time.perf_counter() - start, 1)
+    if progress:
+        print(f"stage {name}: {times[name]:.1f} s", file=sys.stderr, flush=True)
+
+
 def prepare(config: RunConfig, progress: bool = True) -> Workspace:
     set_cpu_threads()
-    manifest = load_manifest(config)
-    keys = hash_manifest(manifest, progress)
-    train_rows, test_rows = split_rows(manifest)
-    with JudgmentStore(config.judgments_path) as store:
+    times: dict[str, float] = {}
+    with stage(times, "data", progress):
+        manifest = load_manifest(config)
+        keys = hash_manifest(manifest, progress)
+        train_rows, test_rows = split_rows(manifest)
+    with stage(times, "teacher", progress), JudgmentStore(config.judgments_path) as store:
         view = gather_judgments(config, manifest, keys, train_rows, store, progress)
-    extractor = FeatureExtractor(config.student.backbone, config.student.input_size,
-                                 config.cache_dir)
-    features = extractor.transform(manifest, keys, progress=progress)
+    with stage(times, "features", progress):
+        extractor = FeatureExtractor(config.student.backbone, config.student.input_size,
+                                     config.cache_dir)
+        features = extractor.transform(manifest, keys, progress=progress)
     mos = np.array([np.nan if i.mos is None else i.mos for i in manifest], dtype=np.float64)
     return Workspace(config, manifest, keys, train_rows, test_rows, features, mos, view,
-                     extractor.blocks)
+                     extractor.blocks, times)
 
 
 def label_count(budget: float, n_train: int) -> int:

@@ -22,7 +22,7 @@ import torch
 from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
-from leafiqa.student.ridge import FeatureScaler, RidgeBasis, fit_ridge_loo
+from leafiqa.student.ridge import FeatureScaler, FeatureSource, fit_ridge_loo, ridge_basis
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
 TARGETS = ("logit", "score", "blend")
@@ -243,21 +243,27 @@ def train_head(
     return history
 
 
-def ridge_head(features: np.ndarray, targets: TeacherTargets,
+def ridge_head(features: np.ndarray | FeatureSource, targets: TeacherTargets,
                config: DistillConfig | None = None,
                scaler: FeatureScaler | None = None) -> QualityHead:
     """Point-wise distillation in closed form: a ridge regression from the features to the
     teacher's standardised log-odds, each judgment weighted by its reliability, the penalty
     chosen by exact leave-one-out, on the features as ``scaler`` standardises them (default:
     each feature to unit variance). Returned as a ``QualityHead`` (a one-component projection
-    and an affine output) so model files and ONNX carry it like any head."""
+    and an affine output) so model files and ONNX carry it like any head.
+
+    The ridge takes the form the shape asks for (``ridge.ridge_basis``): with more judged
+    images than features it is solved in the primal, streaming the rows in chunks, so
+    ``features`` may be a ``FeatureSource`` over a pool too big for memory."""
     config = config or DistillConfig()
     if targets.n_points < 3:
         raise ValueError("the ridge head needs point-wise judgments of at least 3 images")
     rows = targets.point_index
     weights = judgment_weights(targets.point_reliability, config).numpy()
-    fit = fit_ridge_loo(RidgeBasis.fit(features[rows], scaler, weights), targets.point_target)
-    head = QualityHead(features.shape[1], hidden=0, dropout=0.0, components=1)
+    source = (features.subset(rows) if isinstance(features, FeatureSource)
+              else FeatureSource.of(features, rows))
+    fit = fit_ridge_loo(ridge_basis(source, scaler, weights), targets.point_target)
+    head = QualityHead(source.n_features, hidden=0, dropout=0.0, components=1)
     with torch.no_grad():
         head.feature_mean.zero_()
         head.projection.copy_(torch.as_tensor(fit.coef[:, None], dtype=torch.float32))

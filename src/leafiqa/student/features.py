@@ -1,10 +1,11 @@
-"""Frozen-backbone features, computed once per image and cached on disk.
+"""Frozen-backbone features, computed once per image and stored on disk.
 
 Features run through ONNX Runtime when it is installed (about 3× faster than eager PyTorch on
-small CPUs), otherwise through PyTorch. The cache is one ``.npz`` per (backbone, input size),
-keyed by image content hash, so renamed or moved images are not recomputed. An image pyramid
-(several input sizes) concatenates the features of each size, in the order given, reusing each
-size's cache."""
+small CPUs), otherwise through PyTorch. They go to a ``FeatureStore`` per (backbone, input
+size) — append-only shards keyed by image content hash (``student.feature_store``), written
+every ``shard_rows`` images so a killed extraction resumes where it stopped — so renamed or
+moved images are not recomputed. An image pyramid (several input sizes) concatenates the
+features of each size, in the order given, reusing each size's store."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.student.backbone import build_backbone, cache_id, feature_blocks, network_blocks
+from leafiqa.student.feature_store import FeatureStore
 from leafiqa.student.onnx_runtime import export_onnx, onnx_available, onnx_session
+from leafiqa.student.ridge import CHUNK_ROWS, FeatureSource
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,14 @@ class FeatureExtractor:
         return np.concatenate([level.transform(manifest, keys, progress)
                                for level in self.levels], axis=1)
 
+    def source(self, keys: Sequence[str], chunk_rows: int = CHUNK_ROWS) -> FeatureSource:
+        """The stored features of ``keys`` (computed by ``transform`` or ``features --engine
+        ray``) as a chunked source: a pool of any size in bounded memory."""
+        sources = [level.store.source(keys, chunk_rows) for level in self.levels]
+        width = sum(s.n_features for s in sources)
+        return FeatureSource(len(keys), width, lambda a, b: np.concatenate(
+            [s.read(a, b) for s in sources], axis=1), chunk_rows)
+
 
 class SingleSizeFeatures:
     """Multi-level features of a frozen backbone at one input size, cached."""
@@ -94,12 +105,15 @@ class SingleSizeFeatures:
         batch_size: int = 16,
         workers: int | None = None,
         network: torch.nn.Module | None = None,
+        shard_rows: int = 512,
     ) -> None:
         self.backbone_name = backbone
         self.input_size = input_size
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size
         self.workers = workers
+        self.shard_rows = shard_rows
+        self._store: FeatureStore | None = None
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
         if network is not None and self.cache_dir is None:
@@ -122,32 +136,27 @@ class SingleSizeFeatures:
         return f"{self._cache_id or cache_id(self.backbone_name)}-{self.input_size}-ml1"
 
     def _cache_file(self) -> Path | None:
+        """The old single-file cache (read and migrated into the store)."""
         return self.cache_dir / f"features-{self.tag}.npz" if self.cache_dir else None
 
-    def _load_cache(self) -> dict[str, np.ndarray]:
-        path = self._cache_file()
-        if path is None or not path.is_file():
-            return {}
-        with np.load(path) as data:
-            return dict(zip(data["keys"].tolist(), data["features"], strict=True))
+    @property
+    def store(self) -> FeatureStore:
+        if self._store is None:
+            directory = self.cache_dir / f"features-{self.tag}" if self.cache_dir else None
+            self._store = FeatureStore(directory, self._cache_file())
+        return self._store
 
-    def _save_cache(self, cache: dict[str, np.ndarray]) -> None:
-        path = self._cache_file()
-        if path is None or not cache:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        keys = list(cache)
-        temporary = path.with_suffix(".tmp.npz")
-        np.savez(temporary, keys=np.array(keys), features=np.stack([cache[k] for k in keys]))
-        temporary.replace(path)
+    def onnx_graph(self) -> Path:
+        """The backbone's ONNX graph at this input size (exported once into the cache)."""
+        onnx_path = (self.cache_dir or Path(".leaf-cache")) / f"backbone-{self.tag}.onnx"
+        if not onnx_path.is_file():
+            export_onnx(self.network, self.input_size, onnx_path)
+        return onnx_path
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
         if self.runtime == "onnx":
             if self._session is None:
-                onnx_path = (self.cache_dir or Path(".leaf-cache")) / f"backbone-{self.tag}.onnx"
-                if not onnx_path.is_file():
-                    export_onnx(self.network, self.input_size, onnx_path)
-                self._session = onnx_session(onnx_path)
+                self._session = onnx_session(self.onnx_graph())
             return self._session.run(None, {"images": pixels})[0]
         with torch.inference_mode():
             return self.network(torch.from_numpy(pixels)).numpy()
@@ -155,28 +164,32 @@ class SingleSizeFeatures:
     def transform(
         self, manifest: Manifest, keys: Sequence[str], progress: bool = True
     ) -> np.ndarray:
-        """(len(manifest), D) features in manifest order; computes only what the cache lacks."""
-        cache = self._load_cache()
-        todo = [i for i, key in enumerate(keys) if key not in cache]
+        """(len(manifest), D) features in manifest order; computes only what the store lacks,
+        appending a shard every ``shard_rows`` images (a kill loses at most one shard)."""
+        store = self.store
+        todo = [i for i, key in enumerate(keys) if key not in store]
         todo = list({keys[i]: i for i in todo}.values())
         if todo:
             paths = [manifest[i].path for i in todo]
             failures: list[str] = []
+            pending_keys: list[str] = []
+            pending_rows: list[np.ndarray] = []
             with tqdm(total=len(todo), desc=f"features · {self.tag}", unit="img",
                       disable=not progress) as bar:
-                for done, batch in enumerate(iter_batches(paths, self.input_size, self.batch_size,
-                                                          self.workers)):
+                for batch in iter_batches(paths, self.input_size, self.batch_size, self.workers):
                     failures.extend(reason for _, reason in batch.failures)
                     if batch.indices:
-                        output = self._forward(batch.pixels)
-                        for position, row in zip(batch.indices, output, strict=True):
-                            cache[keys[todo[position]]] = row.astype(np.float32)
+                        output = self._forward(batch.pixels).astype(np.float32)
+                        pending_keys += [keys[todo[position]] for position in batch.indices]
+                        pending_rows.append(output)
                     bar.update(len(batch.indices) + len(batch.failures))
-                    if done % 50 == 49:  # checkpoint long extractions
-                        self._save_cache(cache)
-            self._save_cache(cache)
+                    if len(pending_keys) >= self.shard_rows:
+                        store.append(pending_keys, np.concatenate(pending_rows))
+                        pending_keys, pending_rows = [], []
+            if pending_keys:
+                store.append(pending_keys, np.concatenate(pending_rows))
             if failures:
                 raise DataError(
                     f"{len(failures)} image(s) could not be decoded: " + "; ".join(failures[:5])
                 )
-        return np.stack([cache[key] for key in keys])
+        return store.get(keys)

@@ -10,12 +10,57 @@ never the reverse."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 29)
+CHUNK_ROWS = 2048  # rows per chunk of a streamed pass (2,048 × 7,104 float64: 116 MB)
+
+
+@dataclass
+class FeatureSource:
+    """The rows of a feature matrix, read in chunks: an array (or memory map) in memory, a
+    feature store on disk, a synthetic pool. Lets the primal ridge see a pool of any size in
+    bounded memory; ``read(start, stop)`` returns rows [start, stop) as an array."""
+
+    n_rows: int
+    n_features: int
+    read: Callable[[int, int], np.ndarray]
+    chunk_rows: int = CHUNK_ROWS
+
+    @classmethod
+    def of(cls, features: np.ndarray, rows: np.ndarray | None = None,
+           chunk_rows: int = CHUNK_ROWS) -> FeatureSource:
+        """``features`` (or its ``rows``, in that order) as a source."""
+        if rows is None:
+            return cls(features.shape[0], features.shape[1], lambda a, b: features[a:b],
+                       chunk_rows)
+        index = np.asarray(rows, dtype=np.int64)
+        return cls(index.size, features.shape[1], lambda a, b: features[index[a:b]], chunk_rows)
+
+    def subset(self, rows: np.ndarray) -> FeatureSource:
+        """The source of ``rows`` only (in that order): each chunk reads the span of rows it
+        needs (a memory map or a store reads only the pages it touches)."""
+        index = np.asarray(rows, dtype=np.int64)
+        if index.size == self.n_rows and np.array_equal(index, np.arange(self.n_rows)):
+            return self
+
+        def read(start: int, stop: int) -> np.ndarray:
+            wanted = index[start:stop]
+            if wanted.size == 0:
+                return np.zeros((0, self.n_features))
+            low = int(wanted.min())
+            return np.asarray(self.read(low, int(wanted.max()) + 1))[wanted - low]
+
+        return FeatureSource(index.size, self.n_features, read, self.chunk_rows)
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float64 rows) chunk by chunk."""
+        for start in range(0, self.n_rows, self.chunk_rows):
+            stop = min(start + self.chunk_rows, self.n_rows)
+            yield start, np.asarray(self.read(start, stop), dtype=np.float64)
 
 
 @dataclass
@@ -39,6 +84,19 @@ class FeatureScaler:
         if blocks is None:
             return cls(x.mean(axis=0), std)
         return cls(x.mean(axis=0), std / block_scales(blocks, x.shape[1]), "blocks")
+
+    @classmethod
+    def fit_source(cls, source: FeatureSource, blocks: Sequence[int] | None = None
+                   ) -> FeatureScaler:
+        """``fit`` streamed over ``source``'s chunks (means and variances merged chunk by
+        chunk, Chan et al.'s pairwise update, so no catastrophic cancellation)."""
+        count, mean, m2 = 0, np.zeros(source.n_features), np.zeros(source.n_features)
+        for _, chunk in source.chunks():
+            count, mean, m2 = _merge_moments(count, mean, m2, chunk)
+        std = np.sqrt(m2 / max(count, 1)) + 1e-6
+        if blocks is None:
+            return cls(mean, std)
+        return cls(mean, std / block_scales(blocks, source.n_features), "blocks")
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.std
@@ -114,8 +172,165 @@ class RidgeBasis:
         return float((self.scaler.mean + self.centre * self.scaler.std) @ coef)
 
 
+@dataclass
+class PrimalRidgeBasis:
+    """``RidgeBasis`` for more images than features: the eigendecomposition of the d×d matrix
+    XᵀX of the rows (accumulated chunk by chunk in one pass, so its cost and memory are linear
+    in n, not quadratic) instead of the n×n Gram matrix. The rows stay in ``source`` and are
+    streamed again for each fit: the exact leave-one-out needs each image's leverage
+    hᵢᵢ(α) = Σⱼ zᵢⱼ²/(sⱼ + α), z = the row in the eigenbasis, computed once per α grid.
+
+    ``dtype`` is the precision of the two n·d² products (XᵀX per chunk, the rows times the
+    eigenvectors); sums across chunks and everything else are float64. float32 halves the time
+    at ~1e-6 relative error in the leverages (benchmarks/bench_scale.py prints the difference
+    it makes); the default float64 matches the dual form to float noise."""
+
+    scaler: FeatureScaler
+    centre: np.ndarray
+    weights: np.ndarray  # normalised to mean 1
+    source: FeatureSource
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    dtype: type = np.float64
+    _leverages: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def fit(cls, source: FeatureSource, scaler: FeatureScaler | None = None,
+            weights: np.ndarray | None = None, dtype: type = np.float64,
+            blocks: Sequence[int] | None = None) -> PrimalRidgeBasis:
+        """One pass over ``source``: the raw features' weighted second moments about a shift
+        (the first chunk's mean, so nothing cancels catastrophically) and, without a
+        ``scaler``, the per-feature means and variances that fit one (``blocks``: the block
+        prior). Standardising is affine, so the standardised, centred XᵀX follows exactly."""
+        w = (np.ones(source.n_rows) if weights is None
+             else np.asarray(weights, dtype=np.float64))
+        w = w / w.mean()
+        d = source.n_features
+        gram, weighted_sum = np.zeros((d, d)), np.zeros(d)
+        shift: np.ndarray | None = None
+        count, mean, m2 = 0, np.zeros(d), np.zeros(d)  # unweighted moments (the scaler's)
+        for start, chunk in source.chunks():
+            if shift is None:
+                shift = chunk.mean(axis=0)
+            x = chunk - shift
+            w_chunk = w[start:start + x.shape[0]]
+            weighted_sum += w_chunk @ x
+            if scaler is None:
+                count, mean, m2 = _merge_moments(count, mean, m2, x)
+            rows = (x * np.sqrt(w_chunk)[:, None]).astype(dtype, copy=False)
+            gram += rows.T @ rows
+        assert shift is not None, "a ridge basis needs at least one row"
+        if scaler is None:
+            std = np.sqrt(m2 / count) + 1e-6
+            scaler = (FeatureScaler(mean + shift, std) if blocks is None else
+                      FeatureScaler(mean + shift, std / block_scales(blocks, d), "blocks"))
+        # weighted mean of x − shift, then Σ wᵢ(xᵢ − m)(xᵢ − m)ᵀ = Σ wᵢ(xᵢ−p)(xᵢ−p)ᵀ − W·(m−p)(m−p)ᵀ
+        offset = weighted_sum / w.sum()
+        gram -= w.sum() * np.outer(offset, offset)
+        gram /= scaler.std[:, None]
+        gram /= scaler.std[None, :]
+        centre = (offset + shift - scaler.mean) / scaler.std
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        del gram
+        return cls(scaler, centre, w, source, np.clip(eigenvalues, 0.0, None), eigenvectors,
+                   dtype)
+
+    def row_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, √w · (standardised − centre)) chunk by chunk: the dual's ``rows``."""
+        for start, chunk in self.source.chunks():
+            rows = self.scaler(chunk) - self.centre
+            rows *= np.sqrt(self.weights[start:start + rows.shape[0]])[:, None]
+            yield start, rows
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """Rows in the eigenbasis (z), in ``dtype``: the n·d² product of a fit."""
+        vectors: np.ndarray = self.eigenvectors.astype(self.dtype, copy=False)
+        return np.asarray(rows.astype(self.dtype, copy=False) @ vectors, dtype=np.float64)
+
+    def centre_value(self, coef: np.ndarray) -> float:
+        return float((self.scaler.mean + self.centre * self.scaler.std) @ coef)
+
+
+def _merge_moments(count: int, mean: np.ndarray, m2: np.ndarray, chunk: np.ndarray
+                   ) -> tuple[int, np.ndarray, np.ndarray]:
+    """Chan et al.'s pairwise update of (count, mean, sum of squared deviations)."""
+    n_b = chunk.shape[0]
+    mean_b = chunk.mean(axis=0)
+    m2_b = ((chunk - mean_b) ** 2).sum(axis=0)
+    total = count + n_b
+    delta = mean_b - mean
+    return (total, mean + delta * (n_b / total), m2 + m2_b + delta**2 * (count * n_b / total))
+
+
+def ridge_basis(source: FeatureSource, scaler: FeatureScaler | None = None,
+                weights: np.ndarray | None = None, form: str = "auto"
+                ) -> RidgeBasis | PrimalRidgeBasis:
+    """The ridge basis in the form the shape asks for (``form="auto"``): the dual (n×n Gram
+    matrix) when images are fewer than features, the primal (d×d) otherwise; both give the same
+    fits to float noise. ``form`` forces one ("dual", "primal")."""
+    if form == "auto":
+        form = "dual" if source.n_rows <= source.n_features else "primal"
+    if form == "primal":
+        return PrimalRidgeBasis.fit(source, scaler, weights)
+    if form != "dual":
+        raise ValueError(f"ridge form: expected auto, dual or primal, got '{form}'")
+    return RidgeBasis.fit(source.read(0, source.n_rows), scaler, weights)
+
+
+def _fit_ridge_loo_primal(basis: PrimalRidgeBasis, y: np.ndarray, alphas: np.ndarray,
+                          allow_none: bool) -> RidgeFit:
+    """Two passes: Xᵀy, then each row in the eigenbasis for its fitted values and leverages
+    at every α (the leverages are kept for the next fit on the same grid)."""
+    w = basis.weights
+    y_mean = float((w * y).sum() / w.sum())
+    root_w = np.sqrt(w)
+    centred = root_w * (y - y_mean)
+    xty = np.zeros(basis.source.n_features)
+    for start, rows in basis.row_chunks():
+        xty += centred[start:start + rows.shape[0]] @ rows
+    shrunk = (basis.eigenvectors.T @ xty)[:, None] / (
+        basis.eigenvalues[:, None] + alphas[None, :])  # every α's coefficients, eigenbasis
+    key = alphas.tobytes()
+    leverages = basis._leverages.get(key)
+    fitted = np.empty((y.size, alphas.size))
+    if leverages is None:
+        inverse = 1.0 / (basis.eigenvalues[:, None] + alphas[None, :])
+        leverages = np.empty((y.size, alphas.size))
+        for start, rows in basis.row_chunks():
+            z = basis.project(rows)
+            fitted[start:start + z.shape[0]] = z @ shrunk
+            leverages[start:start + z.shape[0]] = (z * z) @ inverse
+        basis._leverages = {key: leverages}  # one grid kept: memory stays O(n · grid)
+    else:
+        betas = basis.eigenvectors @ shrunk
+        for start, rows in basis.row_chunks():
+            fitted[start:start + rows.shape[0]] = rows @ betas
+    intercept_leverage = w / w.sum()
+    errors = np.empty(alphas.size)
+    for column in range(alphas.size):  # column by column: no third n × grid array
+        fitted[:, column] = (centred - fitted[:, column]) / np.clip(
+            1.0 - leverages[:, column] - intercept_leverage, 1e-6, None)
+        errors[column] = np.mean(fitted[:, column] ** 2)
+    residuals = fitted
+    best_residual = centred / np.clip(1.0 - intercept_leverage, 1e-6, None)
+    best_error = float(np.mean(best_residual**2)) if allow_none else np.inf
+    best_column = -1
+    for column, error in enumerate(errors):  # the first α reaching the lowest error (as dual)
+        if error < best_error:
+            best_column, best_error = column, float(error)
+    if best_column >= 0:
+        best_residual = residuals[:, best_column]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo_predictions = np.where(w > 0, y - best_residual / root_w, np.nan)
+    best_alpha = np.inf if best_column < 0 else float(alphas[best_column])
+    coef = (np.zeros(basis.source.n_features) if best_column < 0
+            else basis.eigenvectors @ shrunk[:, best_column] / basis.scaler.std)
+    intercept = y_mean - basis.centre_value(coef)
+    return RidgeFit(coef, intercept, best_alpha, best_error, loo_predictions)
+
+
 def fit_ridge_loo(
-    basis: RidgeBasis,
+    basis: RidgeBasis | PrimalRidgeBasis,
     targets: np.ndarray,
     alphas: np.ndarray | None = None,
     *,
@@ -124,11 +339,13 @@ def fit_ridge_loo(
     """Ridge on ``basis``'s images with the penalty picked by exact (weighted) leave-one-out
     error; ``allow_none`` adds α = ∞ (predict the targets' mean) to the grid."""
     y = np.asarray(targets, dtype=np.float64)
+    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
+    if isinstance(basis, PrimalRidgeBasis):
+        return _fit_ridge_loo_primal(basis, y, alphas, allow_none)
     u, s2, w = basis.eigenvectors, basis.eigenvalues, basis.weights
     y_mean = float((w * y).sum() / w.sum())
     root_w = np.sqrt(w)
     centred = root_w * (y - y_mean)
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
     uty = u.T @ centred
     intercept_leverage = w / w.sum()
     # leave-one-out residuals of the √w-scaled problem; their mean square is the weighted error
