@@ -96,3 +96,33 @@ def test_an_interval_for_a_finite_test_set_is_wider() -> None:
     assert low < 0.6 and high > 0.8 and np.isclose((low + high) / 2, 0.7)
     far = estimate.srcc_interval_for(10**7)
     assert np.allclose(far, (0.6, 0.8), atol=1e-3)
+
+
+def test_out_of_sample_student_scores_keep_a_distilled_student_from_flattering() -> None:
+    """A student distilled on the images it is then labelled on fits the teacher there,
+    including what the teacher sees of MOS beyond the features, so in-sample scores rank MOS
+    better on those images than on new ones. Estimated from the ridge's leave-one-out scores the
+    estimate is right; from the in-sample scores it flatters."""
+    in_sample, unseen = [], []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        n, dim = 600, 400
+        features = rng.normal(size=(n, dim))
+        seen_by_features = features @ rng.normal(size=dim) / np.sqrt(dim)
+        beyond = rng.normal(size=n)  # quality the teacher sees and the features do not show
+        teacher = seen_by_features + beyond + 0.5 * rng.normal(size=n)
+        mos = seen_by_features + beyond + 0.5 * rng.normal(size=n)
+        train, test = np.arange(400), np.arange(400, n)
+        scaler = FeatureScaler.fit(features[train])
+        fit = fit_ridge_loo(RidgeBasis.fit(features[train], scaler), teacher[train])
+        student = fit(features)
+        truth = spearmanr(student[test], mos[test]).statistic
+        labels = rng.choice(train, 60, replace=False)
+        for scores, errors in ((student[labels], in_sample),
+                               (fit.loo_predictions[labels], unseen)):
+            estimate = estimate_accuracy(scores, features[labels], [scaler], mos[labels],
+                                         correct=False, seed=seed)
+            assert estimate is not None
+            errors.append(estimate.srcc - truth)
+    assert np.mean(in_sample) > np.mean(unseen) + 0.05
+    assert abs(np.mean(unseen)) < 0.05

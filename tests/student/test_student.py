@@ -93,3 +93,39 @@ def test_feature_blocks_describe_the_backbones_features() -> None:
     parts = np.split(features, np.cumsum(blocks[: len(blocks) // 2])[:-1], axis=1)
     assert all((part >= 0).all() for part in parts[1::2])  # standard deviations
     assert any((part < 0).any() for part in parts[0::2])  # means
+
+
+def test_ridge_head_scores_its_training_images_as_if_unseen() -> None:
+    """The ridge head's out-of-sample score of a judged image is the ridge refitted without
+    that image (same penalty, same feature scaling); unjudged images keep the head's score."""
+    from leafiqa.student.ridge import FeatureScaler, RidgeBasis, fit_ridge_loo
+
+    features, quality = synthetic(n=90, dim=40, seed=3)
+    keys = [f"k{i}" for i in range(90)]
+    judged = teacher_points(keys[:70], quality[:70], noise=1.0)
+    targets = build_targets(keys, judged)
+    scaler = FeatureScaler.fit(features)
+    head = distill_head(features, targets, DistillConfig(head="ridge", use_reliability=False),
+                        scaler)
+    unseen, seen = head.out_of_sample, head.predict(features)
+    assert unseen is not None and unseen.shape == (90,)
+    np.testing.assert_allclose(unseen[70:], seen[70:], atol=1e-4)
+    rows, y = targets.point_index, targets.point_target.astype(np.float64)
+    alpha = fit_ridge_loo(RidgeBasis.fit(features[rows], scaler), y).alpha
+    assert np.isfinite(alpha)
+    for i in (0, 17, 69):
+        keep = rows != i
+        refit = fit_ridge_loo(RidgeBasis.fit(features[rows[keep]], scaler), y[keep],
+                              np.array([alpha]))
+        assert unseen[i] == pytest.approx(float(refit(features[i:i + 1])[0]), abs=1e-6)
+    # in sample the head fits its own judgments closer than it predicts them unseen
+    in_error = np.mean((seen[rows] - y) ** 2)
+    assert np.mean((unseen[rows] - y) ** 2) > in_error
+
+
+def test_the_mlp_head_has_no_out_of_sample_scores() -> None:
+    features, quality = synthetic(n=60, dim=16)
+    keys = [f"k{i}" for i in range(60)]
+    targets = build_targets(keys, teacher_points(keys, quality))
+    head = distill_head(features, targets, DistillConfig(head="mlp", steps=5))
+    assert head.out_of_sample is None

@@ -11,9 +11,14 @@ plain leave-one-out + bootstrap was −.16 SRCC off at 22 labels). So the estima
     line only)]
 
 The first term is what the model is with no correction: its ranking is the distilled student's,
-which never saw a label, so on a random sample of images it is unbiased. The bracket is the
-correction's gain, measured on the same folds for both, so the pooling loss cancels. The 90 %
-interval is a bootstrap over the labelled images of that statistic.
+which never saw a label, so on a random sample of images it is unbiased — provided the student
+scores are the ones a *new* image gets. The labelled images were distillation images too, and
+in sample the student agrees with the teacher (and through it with MOS) more than on images it
+never saw, so callers pass out-of-sample student scores (the ridge head's exact leave-one-out,
+``methods.unseen_scores``); every term, and every fold's calibration, then sees the student as
+new images will. The bracket is the correction's gain, measured on the same folds for both, so
+the pooling loss cancels. The 90 % interval is a bootstrap over the labelled images of that
+statistic.
 
 Labels chosen on purpose are not a random sample (k-center picks spread-out images, which
 inflates a rank correlation): ``weights`` — how many pool images each labelled image stands for
@@ -196,7 +201,9 @@ def estimate_accuracy(
 ) -> AccuracyEstimate | None:
     """The accuracy ``calibrate_prior`` (with these arguments) reaches on new images, estimated
     from its labelled images alone (see the module docstring); None below
-    ``MIN_LABELS_FOR_ESTIMATE`` labels."""
+    ``MIN_LABELS_FOR_ESTIMATE`` labels. ``student_scores``: the labelled images' student scores
+    as new images would get them (out of sample), not the in-sample scores the calibration
+    itself was fitted on."""
     mos = np.asarray(mos, dtype=np.float64)
     if mos.size < MIN_LABELS_FOR_ESTIMATE or np.ptp(mos) == 0:
         return None

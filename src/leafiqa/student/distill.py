@@ -22,7 +22,13 @@ import torch
 from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
-from leafiqa.student.ridge import FeatureScaler, FeatureSource, fit_ridge_loo, ridge_basis
+from leafiqa.student.ridge import (
+    FeatureScaler,
+    FeatureSource,
+    RidgeFit,
+    fit_ridge_loo,
+    ridge_basis,
+)
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment, log_odds
 
 TARGETS = ("logit", "score", "blend")
@@ -270,7 +276,23 @@ def ridge_head(features: np.ndarray | FeatureSource, targets: TeacherTargets,
         linear: Any = head.net[-1]  # an nn.Linear
         linear.weight.fill_(1.0)
         linear.bias.fill_(fit.intercept)
+    head.out_of_sample = out_of_sample_scores(fit, features, rows)
     return head.eval()
+
+
+def out_of_sample_scores(fit: RidgeFit, features: np.ndarray | FeatureSource,
+                         rows: np.ndarray) -> np.ndarray:
+    """The ridge's score of every row of ``features``, each row it was fitted on predicted
+    without its own judgment(s) — the exact leave-one-out; rows without a judgment (or of
+    weight 0) keep the fit's score, which never saw them."""
+    scores = (np.concatenate([fit(chunk) for _, chunk in features.chunks()])
+              if isinstance(features, FeatureSource) else fit(features))
+    loo = np.asarray(fit.loo_predictions, dtype=np.float64)
+    known = np.isfinite(loo)
+    # an image judged more than once: the mean of its judgments' leave-one-out scores
+    total = np.bincount(rows[known], loo[known], minlength=scores.size)
+    count = np.bincount(rows[known], minlength=scores.size)
+    return np.where(count > 0, total / np.maximum(count, 1), scores)
 
 
 def distill_head(

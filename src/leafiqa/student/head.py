@@ -63,6 +63,10 @@ class QualityHead(nn.Module):
     ) -> None:
         super().__init__()
         self.dim, self.hidden, self.dropout, self.components = dim, hidden, dropout, components
+        # the head's score of each image it was distilled on, predicted without that image (the
+        # ridge head's exact leave-one-out; None for the MLP head): how the student scores an
+        # image it never saw. Not part of the model file: it only means something in the run.
+        self.out_of_sample: np.ndarray | None = None
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("projection", torch.eye(dim, components))
         if hidden > 0:
