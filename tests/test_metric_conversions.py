@@ -80,7 +80,8 @@ def test_nan_inputs_are_one_clear_error(metric, rgb) -> None:
 
 
 def test_list_models_takes_pyiqas_filter_forms() -> None:
-    assert list_models(filter=["leaf-agiqa*", "leaf-cl*"]) == ["leaf-agiqa3k", "leaf-clive"]
+    assert list_models(filter=["leaf-agiqa3k", "leaf-cl*"]) == ["leaf-agiqa3k", "leaf-clive"]
+    assert list_models(filter=["leaf-agiqa*"]) == ["leaf-agiqa3k", "leaf-agiqa3k-10pct"]
     assert list_models(filter=("*clive",)) == ["leaf-clive"]
     assert list_models(filter="leaf-*", exclude_filters=["*agiqa*"]) == ["leaf-clive"]
     assert list_models(metric_mode="NR", filter=["nothing*"]) == []

@@ -1,6 +1,7 @@
-"""End to end on real data: the 596 AGIQA-3K split_1 test images scored with ``leaf-agiqa3k``
-by ``leaf score``, ``leaf evaluate``, ``create_metric``, ``Scorer`` and ``POST /score`` give the
-same scores (to float noise), and ``leaf evaluate`` measures what the scores say."""
+"""End to end on real data: the AGIQA-3K split_1 test images (596 rows, 594 distinct images once
+byte-identical copies are merged) scored with ``leaf-agiqa3k`` by ``leaf score``,
+``leaf evaluate``, ``create_metric``, ``Scorer`` and ``POST /score`` give the same scores (to float
+noise); ``leaf evaluate`` measures what the scores say, and so does the model's card."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_set() -> tuple[list[Path], np.ndarray]:
     return [Path(item.path) for item in manifest], np.array(manifest.mos_array())
 
 
-def test_596_agiqa_images_score_the_same_through_every_entry_point(
+def test_agiqa_test_images_score_the_same_through_every_entry_point(
         test_set: tuple[list[Path], np.ndarray], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
@@ -37,7 +38,7 @@ def test_596_agiqa_images_score_the_same_through_every_entry_point(
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     paths, mos = test_set
-    assert len(paths) == 596
+    assert len(paths) == 594  # split_1's 596 test rows hold two pairs of identical files
     reference = leafiqa.create_metric("leaf-agiqa3k", device="cpu", batch_size=64,
                                       progress=False)(paths).numpy()
     out = tmp_path / "scores.csv"
@@ -65,5 +66,8 @@ def test_596_agiqa_images_score_the_same_through_every_entry_point(
                                  str(metrics), "--quiet"])
     assert result.exit_code == 0, result.output
     measured, expected = json.loads(metrics.read_text()), evaluate(reference, mos)
+    card = Scorer("leaf-agiqa3k").info.card["test"]  # measured by the build, on the same images
+    assert card["n"] == len(paths)
     for key in ("srcc", "krcc", "plcc", "rmse"):
         assert measured[key] == pytest.approx(expected[key], abs=1e-4), key
+        assert card[key] == pytest.approx(expected[key], abs=1e-3), key
