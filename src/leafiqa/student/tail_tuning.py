@@ -109,6 +109,88 @@ def cache_front(backbone: MultiLevelBackbone, paths: Sequence[Path], sizes: int 
     return FrozenFront([torch.cat(b) for b in befores], [torch.cat(a) for a in activations])
 
 
+@dataclass
+class JointObjective:
+    """The teacher's judgments of ``n`` images as tensors on the training device: point targets
+    and weights of every image, the pairs among the training rows; the loss of a batch of rows
+    (point-wise, plus the pairs that touch the batch against every image's last scores)."""
+
+    point_target: torch.Tensor
+    point_weight: torch.Tensor
+    pair_a: torch.Tensor
+    pair_b: torch.Tensor
+    pair_p: torch.Tensor
+    pair_w: torch.Tensor
+    distill: DistillConfig
+
+    @classmethod
+    def of(cls, targets: TeacherTargets, n: int, train_rows: np.ndarray,
+           distill: DistillConfig, device: torch.device) -> JointObjective:
+        train_targets = targets.restricted(train_rows)
+        point_target, point_weight = torch.zeros(n), torch.zeros(n)
+        index = torch.as_tensor(targets.point_index)
+        point_target[index] = torch.as_tensor(targets.point_target)
+        point_weight[index] = judgment_weights(targets.point_reliability, distill)
+        return cls(point_target.to(device), point_weight.to(device),
+                   torch.as_tensor(train_targets.pair_a).to(device),
+                   torch.as_tensor(train_targets.pair_b).to(device),
+                   torch.as_tensor(train_targets.pair_prob).to(device),
+                   judgment_weights(train_targets.pair_reliability, distill).to(device),
+                   distill)
+
+    def batch_loss(self, batch_scores: torch.Tensor, rows: torch.Tensor,
+                   scores: torch.Tensor) -> torch.Tensor:
+        table = scores.clone()
+        table[rows] = batch_scores
+        loss = self.distill.point_weight * point_loss(batch_scores, self.point_target[rows],
+                                                      self.point_weight[rows])
+        in_batch = torch.isin(self.pair_a, rows) | torch.isin(self.pair_b, rows)
+        if self.distill.pair_weight > 0 and bool(in_batch.any()):
+            loss = loss + self.distill.pair_weight * pair_loss(
+                table[self.pair_a[in_batch]], table[self.pair_b[in_batch]],
+                self.pair_p[in_batch], self.pair_w[in_batch], self.distill.temperature,
+                self.distill.pair_loss)
+        return loss
+
+    def validation_loss(self, scores: torch.Tensor, val_rows: np.ndarray) -> float:
+        rows = torch.as_tensor(val_rows, device=scores.device)
+        return float(point_loss(scores[rows], self.point_target[rows], self.point_weight[rows]))
+
+
+def fit_backbone_and_head(backbone: Any, head: QualityHead, parameters: list,
+                          step_loss: Any, all_scores: Any, objective: JointObjective,
+                          val_rows: np.ndarray, steps_per_epoch: int, config: TailConfig,
+                          bar: Any) -> None:
+    """``train_loop`` over ``parameters`` of both networks, scoring every image after each
+    epoch (``all_scores``, which ``step_loss`` reads from ``state["scores"]``); with a
+    validation slice the best state is kept (it may be the state before tuning), without one
+    the last. Every parameter is trainable again afterwards."""
+    state = {"scores": all_scores()}
+
+    def end_of_epoch() -> float | None:
+        bar.update()
+        state["scores"] = all_scores()
+        return objective.validation_loss(state["scores"], val_rows) if val_rows.size else None
+
+    def snapshot() -> tuple[dict, dict]:
+        return copy.deepcopy((backbone.state_dict(), head.state_dict()))
+
+    def restore(saved: tuple[dict, dict]) -> None:
+        backbone.load_state_dict(saved[0])
+        head.load_state_dict(saved[1])
+
+    best = ((objective.validation_loss(state["scores"], val_rows), snapshot())
+            if val_rows.size else None)
+    with bar:
+        train_loop(parameters, lambda step: step_loss(step, state["scores"]),
+                   steps=config.epochs * steps_per_epoch, lr=config.lr,
+                   weight_decay=objective.distill.weight_decay, snapshot=snapshot,
+                   restore=restore, validation=end_of_epoch, eval_every=steps_per_epoch,
+                   patience=config.patience, min_lr=config.lr * 0.05, best=best)
+    for parameter in [*backbone.parameters(), *head.parameters()]:
+        parameter.requires_grad_(True)
+
+
 def tune_tail(
     backbone: MultiLevelBackbone,
     head: QualityHead,
@@ -133,17 +215,7 @@ def tune_tail(
         parameter.requires_grad_(True)
     train_rows, val_rows = split_validation(len(front), distill.val_fraction, distill.seed)
     steps_per_epoch = -(-train_rows.size // config.batch_size)
-    train_targets = targets.restricted(train_rows)
-    point_target = torch.zeros(len(front))
-    point_weight = torch.zeros(len(front))
-    point_target[torch.as_tensor(targets.point_index)] = torch.as_tensor(targets.point_target)
-    point_weight[torch.as_tensor(targets.point_index)] = judgment_weights(targets.point_reliability,
-                                                                  distill)
-    pair_w = judgment_weights(train_targets.pair_reliability, distill)
-    pair_a, pair_b = torch.as_tensor(train_targets.pair_a), torch.as_tensor(train_targets.pair_b)
-    pair_p = torch.as_tensor(train_targets.pair_prob)
-    point_target, point_weight, pair_w, pair_a, pair_b, pair_p = (
-        t.to(device) for t in (point_target, point_weight, pair_w, pair_a, pair_b, pair_p))
+    objective = JointObjective.of(targets, len(front), train_rows, distill, device)
 
     def all_scores() -> torch.Tensor:
         backbone.eval()
@@ -151,18 +223,12 @@ def tune_tail(
         with torch.no_grad():
             return head(tail_features_batched(backbone, front, cut).to(device))
 
-    def validation_loss(scores: torch.Tensor) -> float:
-        rows = torch.as_tensor(val_rows, device=device)
-        return float(point_loss(scores[rows], point_target[rows], point_weight[rows]))
-
-    # every image's score as of the last epoch: the other side of a pair outside the batch
-    scores = all_scores()
     generator = np.random.default_rng(config.seed)
     order = np.zeros(0, dtype=np.int64)
     bar = tqdm(total=config.epochs, desc=f"tuning last {config.blocks} block(s)",
                disable=not progress)
 
-    def step_loss(step: int) -> torch.Tensor:
+    def step_loss(step: int, scores: torch.Tensor) -> torch.Tensor:
         nonlocal order
         if step % steps_per_epoch == 0:
             order = generator.permutation(train_rows)
@@ -171,41 +237,10 @@ def tune_tail(
         start = (step % steps_per_epoch) * config.batch_size
         rows = torch.as_tensor(order[start:start + config.batch_size])
         batch_scores = head(pyramid_tail_features(backbone, front.rows(rows).to(device), cut))
-        rows = rows.to(device)
-        table = scores.clone()
-        table[rows] = batch_scores
-        loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
-                                                 point_weight[rows])
-        in_batch = torch.isin(pair_a, rows) | torch.isin(pair_b, rows)
-        if distill.pair_weight > 0 and bool(in_batch.any()):
-            loss = loss + distill.pair_weight * pair_loss(
-                table[pair_a[in_batch]], table[pair_b[in_batch]], pair_p[in_batch],
-                pair_w[in_batch], distill.temperature, distill.pair_loss)
-        return loss
+        return objective.batch_loss(batch_scores, rows.to(device), scores)
 
-    def end_of_epoch() -> float | None:
-        nonlocal scores
-        bar.update()
-        scores = all_scores()
-        return validation_loss(scores) if val_rows.size else None
-
-    def snapshot() -> tuple[dict, dict]:
-        return copy.deepcopy((backbone.state_dict(), head.state_dict()))
-
-    def restore(state: tuple[dict, dict]) -> None:
-        backbone.load_state_dict(state[0])
-        head.load_state_dict(state[1])
-
-    # without a validation slice the last state is kept; with one, the best (which may be the
-    # state before tuning)
-    with bar:
-        train_loop(parameters, step_loss, steps=config.epochs * steps_per_epoch, lr=config.lr,
-                   weight_decay=distill.weight_decay, snapshot=snapshot, restore=restore,
-                   validation=end_of_epoch, eval_every=steps_per_epoch,
-                   patience=config.patience, min_lr=config.lr * 0.05,
-                   best=(validation_loss(scores), snapshot()) if val_rows.size else None)
-    for parameter in [*backbone.parameters(), *head.parameters()]:
-        parameter.requires_grad_(True)
+    fit_backbone_and_head(backbone, head, parameters, step_loss, all_scores, objective,
+                          val_rows, steps_per_epoch, config, bar)
     return backbone.cpu().eval(), head.cpu().eval()
 
 
@@ -324,17 +359,7 @@ def tune_on_images(
     n = len(paths)
     train_rows, val_rows = split_validation(n, distill.val_fraction, distill.seed)
     steps_per_epoch = -(-train_rows.size // config.batch_size)
-    train_targets = targets.restricted(train_rows)
-    point_target = torch.zeros(n)
-    point_weight = torch.zeros(n)
-    point_target[torch.as_tensor(targets.point_index)] = torch.as_tensor(targets.point_target)
-    point_weight[torch.as_tensor(targets.point_index)] = judgment_weights(
-        targets.point_reliability, distill)
-    pair_w = judgment_weights(train_targets.pair_reliability, distill)
-    pair_a, pair_b = torch.as_tensor(train_targets.pair_a), torch.as_tensor(train_targets.pair_b)
-    pair_p = torch.as_tensor(train_targets.pair_prob)
-    point_target, point_weight, pair_w, pair_a, pair_b, pair_p = (
-        t.to(device) for t in (point_target, point_weight, pair_w, pair_a, pair_b, pair_p))
+    objective = JointObjective.of(targets, n, train_rows, distill, device)
     train_paths = [paths[i] for i in train_rows]
     loader = image_loader(train_paths, sizes, config.batch_size, True, config.seed, device,
                           workers)
@@ -347,15 +372,10 @@ def tune_on_images(
         with torch.no_grad():
             return head(features.to(device))
 
-    def validation_loss(scores: torch.Tensor) -> float:
-        rows = torch.as_tensor(val_rows, device=device)
-        return float(point_loss(scores[rows], point_target[rows], point_weight[rows]))
-
-    scores = all_scores()
     bar = tqdm(total=config.epochs, desc=f"fine-tuning {min(config.blocks, backbone.block_count)}"
                f" of {backbone.block_count} blocks on {device.type}", disable=not progress)
 
-    def step_loss(step: int) -> torch.Tensor:
+    def step_loss(step: int, scores: torch.Tensor) -> torch.Tensor:
         nonlocal batches
         if step % steps_per_epoch == 0:
             batches = iter(loader)
@@ -364,36 +384,8 @@ def tune_on_images(
         backbone.eval()
         rows = train_index[positions].to(device)
         batch_scores = head(_pyramid_features(backbone, levels, device))
-        table = scores.clone()
-        table[rows] = batch_scores
-        loss = distill.point_weight * point_loss(batch_scores, point_target[rows],
-                                                 point_weight[rows])
-        in_batch = torch.isin(pair_a, rows) | torch.isin(pair_b, rows)
-        if distill.pair_weight > 0 and bool(in_batch.any()):
-            loss = loss + distill.pair_weight * pair_loss(
-                table[pair_a[in_batch]], table[pair_b[in_batch]], pair_p[in_batch],
-                pair_w[in_batch], distill.temperature, distill.pair_loss)
-        return loss
+        return objective.batch_loss(batch_scores, rows, scores)
 
-    def end_of_epoch() -> float | None:
-        nonlocal scores
-        bar.update()
-        scores = all_scores()
-        return validation_loss(scores) if val_rows.size else None
-
-    def snapshot() -> tuple[dict, dict]:
-        return copy.deepcopy((backbone.state_dict(), head.state_dict()))
-
-    def restore(state: tuple[dict, dict]) -> None:
-        backbone.load_state_dict(state[0])
-        head.load_state_dict(state[1])
-
-    with bar:
-        train_loop(parameters, step_loss, steps=config.epochs * steps_per_epoch, lr=config.lr,
-                   weight_decay=distill.weight_decay, snapshot=snapshot, restore=restore,
-                   validation=end_of_epoch, eval_every=steps_per_epoch,
-                   patience=config.patience, min_lr=config.lr * 0.05,
-                   best=(validation_loss(scores), snapshot()) if val_rows.size else None)
-    for parameter in [*backbone.parameters(), *head.parameters()]:
-        parameter.requires_grad_(True)
+    fit_backbone_and_head(backbone, head, parameters, step_loss, all_scores, objective,
+                          val_rows, steps_per_epoch, config, bar)
     return backbone.eval(), head.eval()
