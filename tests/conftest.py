@@ -98,8 +98,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def headless_chromium() -> Iterator[object]:
+    """A headless Chromium driven by selenium, quit afterwards; skips (with how to get it)
+    where selenium, chromium or chromedriver is missing."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
                                     "(pip install 'leaf-iqa[dev]')")
     if not (CHROMIUM and CHROMEDRIVER):
@@ -118,5 +119,10 @@ def browser() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    yield from headless_chromium()
 
 

@@ -24,7 +24,7 @@ from leafiqa.deploy.rating_service import create_rating_app  # noqa: E402
 from leafiqa.ratings.screening import estimate, votes_from_study, write_labels  # noqa: E402
 from leafiqa.ratings.study import Study  # noqa: E402
 from leafiqa.teachers.mock_server import ServerThread, free_port  # noqa: E402
-from tests.conftest import CHROMEDRIVER, CHROMIUM  # noqa: E402
+from tests.conftest import headless_chromium  # noqa: E402
 from tests.ratings.conftest import make_study  # noqa: E402
 
 IMAGES = 12
@@ -40,20 +40,7 @@ def honest_level(name: str) -> int:
 
 @pytest.fixture
 def second_browser(browser) -> Iterator[object]:  # noqa: ANN001 - a second, independent rater
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,800"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from headless_chromium()
 
 
 def done_count(driver) -> int:  # noqa: ANN001
