@@ -9,12 +9,10 @@ highest MOS, uploaded in headless Chromium.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import pandas as pd
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from headless import chromium_driver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -32,12 +30,8 @@ def main() -> None:
     frame = pd.read_csv(args.data / "data.csv").sort_values("mos_quality")
     picks = frame.iloc[[20 + (len(frame) - 40) * k // 5 for k in range(6)]]
     images = [str(args.data / "images" / name) for name in picks["name"]]
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=960,900"):
-        options.add_argument(flag)
     with ServerThread(create_app("leaf-agiqa3k", runtime="torch")) as server:
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver = chromium_driver("960,900")
         try:
             driver.get(server.url + "/")
             WebDriverWait(driver, 30).until(

@@ -9,9 +9,10 @@ opened in headless Chromium.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
+
+from headless import chromium_driver
 
 from leafiqa.deploy.rating_service import create_rating_app
 from leafiqa.ratings.study import Study, StudySettings, read_image_list
@@ -26,8 +27,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/rate.png"))
     args = parser.parse_args()
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
@@ -37,12 +36,7 @@ def main() -> None:
         study = Study.create(Path(folder) / "study", listed,
                              StudySettings(title="Photo quality — round 1", repeats=1))
         (_, token), = study.add_raters(1)
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1000,900"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver = chromium_driver("1000,900")
         try:
             with ServerThread(create_rating_app(study.folder)) as server:
                 wait = WebDriverWait(driver, 30)

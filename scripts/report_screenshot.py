@@ -8,12 +8,10 @@ folder, rendered in headless Chromium once every embedded plot has decoded.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from headless import chromium_driver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -29,16 +27,7 @@ def main() -> None:
     page = args.bench / "report.html"
     if not page.is_file():
         sys.exit(f"error: {page}: no report.html (run `leaf bench CONFIG` first)")
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        sys.exit("error: needs chromium and chromedriver on PATH "
-                 "(scripts/install-system-deps.sh)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                 f"--window-size={args.size}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = chromium_driver(args.size, "--hide-scrollbars")
     try:
         driver.get(page.resolve().as_uri())
         WebDriverWait(driver, 30).until(lambda d: all(
