@@ -119,7 +119,7 @@ def parse_selection(selection: str) -> tuple[str, bool]:
 def train_embedding(ws: Workspace) -> np.ndarray:
     """The training images' feature PCA the selection designs work in (once per workspace)."""
     if "_embedding" not in ws.__dict__:
-        ws.__dict__["_embedding"] = embed(ws.features[ws.train_rows])
+        ws.__dict__["_embedding"] = embed(ws.train_source)
     return ws.__dict__["_embedding"]
 
 
