@@ -37,7 +37,8 @@ def main() -> None:
         reads: list[int] = []
         base = ws.feature_source
 
-        def read(a: int, b: int, base: FeatureSource = base) -> np.ndarray:
+        def read(a: int, b: int, base: FeatureSource = base,
+                 reads: list[int] = reads) -> np.ndarray:
             reads.append(b - a)
             return base.read(a, b)
 
