@@ -12,7 +12,7 @@ import pytest
 from leafiqa.config import RunConfig, load_config
 from leafiqa.data.selection import embed, representation_weights
 from leafiqa.data.splits import labelled_rows, select_among_labelled
-from leafiqa.methods import run_leaf, run_linear_probe, run_teacher_alone
+from leafiqa.methods import run_labels_only, run_leaf, run_linear_probe, run_teacher_alone
 from leafiqa.student.ridge import FeatureSource
 from leafiqa.workspace import Workspace, label_count, prepare
 from tests.conftest import REPO, write_recorded_dataset
@@ -75,7 +75,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
 
 def leaf_path(ws: Workspace) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """What ``leaf run`` does with a workspace (``variance`` selection, LEAF with its
-    estimate, the teacher and linear-probe baselines): each method's test predictions."""
+    estimate, the three baselines): each method's test predictions."""
     config: RunConfig = ws.config
     train_mos = ws.mos[ws.train_rows]
     n_labels = label_count(config.labels.budget, labelled_rows(train_mos).size)
@@ -88,20 +88,27 @@ def leaf_path(ws: Workspace) -> tuple[dict[str, np.ndarray], np.ndarray]:
     assert leaf.estimate is not None
     out = {"LEAF": leaf.predictions, "estimate": np.array([leaf.estimate.srcc]),
            "teacher": run_teacher_alone(ws, label_rows).predictions,
-           "probe": run_linear_probe(ws, label_rows).predictions}
+           "probe": run_linear_probe(ws, label_rows).predictions,
+           "labels only": run_labels_only(ws, label_rows).predictions}
     return out, label_rows
 
 
 def test_the_workspace_path_reads_the_pool_in_chunks_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy.stats import spearmanr
+
+    # a pool "too big" for the labels-only baseline's PCA: it is fitted on a sample
+    monkeypatch.setattr("leafiqa.calibration.finetune.PCA_ROWS", 40)
     ws = workspace(tmp_path, monkeypatch)
     assert ws.train_rows.size > sum(BLOCKS)  # more images than features: the primal ridge
-    _, label_rows = leaf_path(ws)
+    predictions, label_rows = leaf_path(ws)
     assert CountingExtractor.reads and max(CountingExtractor.reads) <= CHUNK
-    # gathered in memory: only the labelled rows, the test rows, or one chunk at a time
-    bound = max(CHUNK, label_rows.size, ws.test_rows.size)
+    # gathered in memory: only the labelled rows, the test rows, the PCA's sample, or one
+    # chunk at a time
+    bound = max(CHUNK, label_rows.size, ws.test_rows.size, 40)
     assert max(CountingExtractor.takes) <= bound < ws.train_rows.size
     assert "features" not in ws.__dict__  # the whole matrix was never built
+    assert spearmanr(predictions["labels only"], ws.mos[ws.test_rows]).statistic > 0.5
 
 
 def test_streamed_workspace_gives_what_the_in_memory_matrix_gives(
@@ -137,3 +144,4 @@ def test_run_pipeline_on_a_streamed_workspace(tmp_path: Path,
     summary = pipeline.run_pipeline(ws.config, progress=False)
     assert summary["metrics"]["LEAF"]["srcc"] > 0.5
     assert max(CountingExtractor.reads) <= CHUNK
+

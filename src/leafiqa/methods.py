@@ -153,15 +153,16 @@ def unseen_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.nd
 
 
 def run_labels_only(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> MethodResult:
-    """Baseline: the same student head trained from scratch on the labels alone. Its PCA
-    projection is fitted on every training image, so it holds their features in memory."""
+    """Baseline: the same student head trained from scratch on the labels alone (its PCA
+    from the training images, read chunk by chunk)."""
     start = time.time()
-    x_train = ws.rows_features(ws.train_rows)
-    mos = ws.mos[ws.train_rows[label_rows]]
+    labelled = ws.train_rows[label_rows]
+    mos = ws.mos[labelled]
     calibration_config = dataclasses.replace(ws.config.calibration, seed=seed)
-    head = train_on_labels(x_train, label_rows, mos, calibration_config,
-                           ws.config.distill.hidden, ws.config.distill.dropout)
-    calibration = PriorCalibration(fit_score_map(head.predict(x_train[label_rows]), mos))
+    head = train_on_labels(ws.feature_source.subset(ws.train_rows), label_rows, mos,
+                           calibration_config, ws.config.distill.hidden,
+                           ws.config.distill.dropout)
+    calibration = PriorCalibration(fit_score_map(head.predict(ws.rows_features(labelled)), mos))
     predictions = calibration.score_map(head.predict(ws.test_features))
     return MethodResult("student on labels alone", predictions, calibration, head,
                         time.time() - start)

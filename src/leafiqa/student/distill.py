@@ -216,12 +216,15 @@ def train_head(
     patience: int = 6,
     seed: int = 0,
     extra_parameters: Sequence[torch.nn.Parameter] = (),
+    embedded: bool = False,
 ) -> list[float]:
     """Full-batch ``train_loop`` of the head's MLP (and ``extra_parameters``) on cached
-    features; keeps the best validation state."""
+    features (``embedded``: already standardised and projected by the head, e.g. chunk by
+    chunk for a pool too big to hold); keeps the best validation state."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        x = head.embed(torch.as_tensor(features, dtype=torch.float32))
+        x = torch.as_tensor(features, dtype=torch.float32)
+        x = x if embedded else head.embed(x)
 
     def step_loss(step: int) -> torch.Tensor:
         head.train()
