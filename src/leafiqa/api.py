@@ -80,8 +80,10 @@ def distill_from_store(
     config = DistillConfig(point_weight=point_weight, pair_weight=pair_weight,
                            use_reliability=use_reliability)
     extractor = FeatureExtractor(backbone, input_size, cache_dir)
-    features = extractor.transform(images, keys)
-    head = distill_head(features, targets, config, FeatureScaler.fit(features, extractor.blocks))
+    extractor.fill(images, keys)
+    features = extractor.source(keys)  # read chunk by chunk: a pool of any size
+    head = distill_head(features, targets, config,
+                        FeatureScaler.fit_source(features, extractor.blocks))
     network = LeafNetwork.calibrated(build_backbone(backbone), head)
     info = model_info(backbone=backbone, input_sizes=input_size, head=head,
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
@@ -129,7 +131,8 @@ def calibrate_model(
     extractor = FeatureExtractor(
         info.backbone, info.input_sizes, None if tuned else cache_dir,
         network=network.backbone if tuned or info.backbone_spec else None)
-    features = extractor.transform(pool, keys)
+    extractor.fill(pool, keys)
+    features = extractor.source(keys)  # read chunk by chunk: a pool of any size
     targets = stored_targets(Path(store), teacher_id, keys) if store else None
     teacher_scores = None
     if selection != "random":
@@ -144,12 +147,13 @@ def calibrate_model(
                                  teacher_scores=teacher_scores, seed=seed, embedding=embedding)
     mos = pool_mos[rows]
     head = network.head
-    scores = head.predict(features)
+    scores = np.concatenate([head.predict(chunk) for _, chunk in features.chunks()])
     scalers = feature_priors(features, extractor.blocks)
-    bases = [RidgeBasis.fit(features[rows], scaler) for scaler in scalers]
+    labelled = features.take(rows)
+    bases = [RidgeBasis.fit(labelled, scaler) for scaler in scalers]
     calibration = calibrate_prior(scores[rows], bases, mos)
     weights = representation_weights(embedding, rows) if embedding is not None else None
-    expected = estimate_accuracy(scores[rows], features[rows], scalers, mos, weights=weights,
+    expected = estimate_accuracy(scores[rows], labelled, scalers, mos, weights=weights,
                                  seed=seed)
     calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,

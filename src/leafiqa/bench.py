@@ -119,7 +119,7 @@ def parse_selection(selection: str) -> tuple[str, bool]:
 def train_embedding(ws: Workspace) -> np.ndarray:
     """The training images' feature PCA the selection designs work in (once per workspace)."""
     if "_embedding" not in ws.__dict__:
-        ws.__dict__["_embedding"] = embed(ws.features[ws.train_rows])
+        ws.__dict__["_embedding"] = embed(ws.train_source)
     return ws.__dict__["_embedding"]
 
 
@@ -362,8 +362,9 @@ def labelling_tables(rows: pd.DataFrame, selections: list[str]) -> str:
                   "(interval widened for the test set's size; in brackets: unwidened)", "",
                   head, rule]
         for selection in selections:
-            cells = [f"{error.get((selection, b), np.nan):+.3f} / "
-                     f"{covered.get((selection, b), np.nan):.0%} "
-                     f"({covered_pop.get((selection, b), np.nan):.0%})" for b in budgets]
+            # no labels, no estimate: such a budget's cell says so instead of "nan"
+            cells = [f"{error[(selection, b)]:+.3f} / {covered[(selection, b)]:.0%} "
+                     f"({covered_pop[(selection, b)]:.0%})" if (selection, b) in error
+                     else "—" for b in budgets]
             lines.append(f"| {selection} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

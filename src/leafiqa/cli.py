@@ -222,7 +222,7 @@ def features(
         typer.echo(report.summary())
         return
     set_cpu_threads()
-    extractor.transform(manifest, keys, progress=not quiet)
+    extractor.fill(manifest, keys, progress=not quiet)
     typer.echo(f"features of {len(manifest)} images ({extractor.tag}) in "
                f"{settings.cache_dir} after {time.perf_counter() - started:.1f} s")
 

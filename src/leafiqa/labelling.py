@@ -13,7 +13,7 @@ import numpy as np
 
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.data.selection import select_order
+from leafiqa.data.selection import embed, select_order
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
 
@@ -119,10 +119,12 @@ def select_next(
         if unjudged:
             raise DataError(f"{store}: the teacher has no judgment for {len(unjudged)} "
                             f"candidate(s), e.g. {', '.join(unjudged[:5])} (run `leaf teach`)")
-    features = None
-    if strategy in NEEDS_FEATURES:
-        features = FeatureExtractor(backbone, input_size, cache_dir).transform(pool, keys)
+    embedding = None
+    if strategy in NEEDS_FEATURES:  # the pool's features stay on disk: the PCA streams them
+        extractor = FeatureExtractor(backbone, input_size, cache_dir)
+        extractor.fill(pool, keys)
+        embedding = embed(extractor.source(keys))
     order = select_order(len(pool), n, strategy=strategy, teacher_scores=scores,
-                         features=features, labelled=done, seed=seed)
+                         embedding=embedding, labelled=done, seed=seed)
     return NextImages([names[i] for i in order], [str(pool.items[i].path) for i in order],
                       strategy, len(done), len(pool))

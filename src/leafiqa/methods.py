@@ -100,7 +100,7 @@ def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray 
                                  ws.config.teacher.pairs_per_image, labelled,
                                  equal=ensemble_weights == "equal")
         targets = ws.targets(ws.train_rows, view, config.target)
-        cache[key] = distill_head(ws.features[ws.train_rows], targets, config, ws.scaler)
+        cache[key] = distill_head(ws.train_source, targets, config, ws.scaler)
     return cache[key]
 
 
@@ -115,7 +115,7 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
     start = time.time()
     config = dataclasses.replace(ws.config.distill, seed=seed, **variant.distill)
     head = distilled or distilled_head(ws, config, label_rows, variant.ensemble_weights)
-    scores = head.predict(ws.features)
+    scores = ws.predict(head)
     calibration = PriorCalibration(ScoreMap())
     if label_rows.size:
         labelled = ws.train_rows[label_rows]
@@ -124,13 +124,13 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
                                       correct=variant.correct,
                                       forms=ws.config.calibration.forms,
                                       min_gain_se=ws.config.calibration.min_gain_se)
-    predictions = calibration(scores[ws.test_rows], ws.features[ws.test_rows])
+    predictions = calibration(scores[ws.test_rows], ws.test_features)
     seconds = time.time() - start
     expected = None
     if estimate and label_rows.size:
         labelled = ws.train_rows[label_rows]
         expected = estimate_accuracy(unseen_scores(head, scores, ws)[labelled],
-                                     ws.features[labelled], ws.scalers,
+                                     ws.rows_features(labelled), ws.scalers,
                                      ws.mos[labelled], correct=variant.correct,
                                      forms=ws.config.calibration.forms, weights=weights,
                                      min_gain_se=ws.config.calibration.min_gain_se, seed=seed)
@@ -153,15 +153,17 @@ def unseen_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.nd
 
 
 def run_labels_only(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> MethodResult:
-    """Baseline: the same student head trained from scratch on the labels alone."""
+    """Baseline: the same student head trained from scratch on the labels alone (its PCA
+    from the training images, read chunk by chunk)."""
     start = time.time()
-    x_train = ws.features[ws.train_rows]
-    mos = ws.mos[ws.train_rows[label_rows]]
+    labelled = ws.train_rows[label_rows]
+    mos = ws.mos[labelled]
     calibration_config = dataclasses.replace(ws.config.calibration, seed=seed)
-    head = train_on_labels(x_train, label_rows, mos, calibration_config,
-                           ws.config.distill.hidden, ws.config.distill.dropout)
-    calibration = PriorCalibration(fit_score_map(head.predict(x_train[label_rows]), mos))
-    predictions = calibration.score_map(head.predict(ws.features[ws.test_rows]))
+    head = train_on_labels(ws.feature_source.subset(ws.train_rows), label_rows, mos,
+                           calibration_config, ws.config.distill.hidden,
+                           ws.config.distill.dropout)
+    calibration = PriorCalibration(fit_score_map(head.predict(ws.rows_features(labelled)), mos))
+    predictions = calibration.score_map(head.predict(ws.test_features))
     return MethodResult("student on labels alone", predictions, calibration, head,
                         time.time() - start)
 
@@ -193,7 +195,7 @@ def run_linear_probe(ws: Workspace, label_rows: np.ndarray, seed: int = 0) -> Me
     start = time.time()
     labelled = ws.train_rows[label_rows]
     model = fit_ridge_loo(ws.basis(label_rows), ws.mos[labelled])
-    return MethodResult("linear probe (ridge)", model(ws.features[ws.test_rows]),
+    return MethodResult("linear probe (ridge)", model(ws.test_features),
                         PriorCalibration(ScoreMap()), seconds=time.time() - start)
 
 

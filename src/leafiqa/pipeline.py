@@ -25,6 +25,7 @@ from leafiqa.methods import (
     run_teacher_alone,
 )
 from leafiqa.student.backbone import build_backbone
+from leafiqa.student.ridge import FeatureSource
 from leafiqa.workspace import Workspace, label_count, prepare, stage
 
 
@@ -60,7 +61,7 @@ def tune_backbone(ws: Workspace, progress: bool = True
     # a head with gradients all through: the backbone learns through it
     joint = dataclasses.replace(ws.config.distill, head="mlp")
     targets = ws.targets(ws.train_rows)
-    head = distill_head(ws.features[ws.train_rows], targets, joint)
+    head = distill_head(ws.rows_features(ws.train_rows), targets, joint)  # the MLP: in memory
     backbone = build_backbone(student.backbone, pretrained=True).eval()
     blocks = backbone.block_count + 1 if student.finetune == "full" else student.unfreeze_blocks
     tail = TailConfig(blocks=blocks, epochs=student.tail_epochs, lr=student.tail_lr,
@@ -70,7 +71,7 @@ def tune_backbone(ws: Workspace, progress: bool = True
         backbone, _ = tune_on_images(backbone, head, [paths[i] for i in ws.train_rows],
                                      student.input_size, targets, tail, joint, progress)
         features = image_features(backbone, paths, student.input_size, progress=progress)
-        return dataclasses.replace(ws, features=features.numpy()), backbone.cpu().eval()
+        return _with_features(ws, features.numpy()), backbone.cpu().eval()
     cut = backbone.block_count - blocks
     # the frozen front (nothing for "full") runs once for every image; tuning uses train rows
     front = cache_front(backbone, [i.path for i in ws.manifest], student.input_size, cut,
@@ -78,7 +79,14 @@ def tune_backbone(ws: Workspace, progress: bool = True
     backbone, _ = tune_tail(backbone, head, front.rows(torch.as_tensor(ws.train_rows)), targets,
                             tail, joint, progress=progress)
     tuned = tail_features_batched(backbone, front, cut).numpy()
-    return dataclasses.replace(ws, features=tuned), backbone
+    return _with_features(ws, tuned), backbone
+
+
+def _with_features(ws: Workspace, features: np.ndarray) -> Workspace:
+    """``ws`` with the tuned backbone's features, computed in memory (``student.finetune``)."""
+    tuned = dataclasses.replace(ws, feature_source=FeatureSource.of(features))
+    tuned.__dict__["features"] = features
+    return tuned
 
 
 def save_student(ws: Workspace, result: MethodResult, path: Path,
@@ -117,7 +125,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict:
     # images without a MOS are the unlabeled pool: judged and distilled from, never labels
     n_labels = label_count(config.labels.budget, labelled_rows(train_mos).size)
     selection = config.labels.selection
-    embedding = embed(ws.features[ws.train_rows]) if selection in ("kcenter", "variance") else None
+    embedding = embed(ws.train_source) if selection in ("kcenter", "variance") else None
     label_rows = select_among_labelled(train_mos, n_labels, strategy=selection,
                                        teacher_scores=ws.teacher_scores[ws.train_rows],
                                        seed=config.labels.seed, embedding=embedding)

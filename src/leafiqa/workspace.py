@@ -34,7 +34,8 @@ from leafiqa.judgments.runner import TeachReport, hash_manifest, teach
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.distill import TeacherTargets, build_targets
 from leafiqa.student.features import FeatureExtractor, set_cpu_threads
-from leafiqa.student.ridge import FeatureScaler, RidgeBasis, feature_priors
+from leafiqa.student.head import QualityHead
+from leafiqa.student.ridge import FeatureScaler, FeatureSource, RidgeBasis, feature_priors
 from leafiqa.teachers.protocol import PairJudgment, PointJudgment
 from leafiqa.teachers.registry import make_teacher
 
@@ -172,27 +173,61 @@ def ensemble_view(
 
 @dataclass
 class Workspace:
-    """Everything a run computes once: images, keys, features, teacher judgments."""
+    """Everything a run computes once: images, keys, features, teacher judgments.
+
+    The pool's features stay on disk (``feature_source``: rows in manifest order, read chunk
+    by chunk), so a pool of any size fits in bounded memory: the scalers, the distillation,
+    the student's scores and the selection's embedding stream them; only the labelled and
+    test rows are gathered (``rows_features``, ``test_features``: bounded by the MOS labels,
+    not the pool). ``features`` gathers every row, for the paths that need the whole matrix
+    (the MLP head, ``student.finetune``, the labels-alone baseline's training rows)."""
 
     config: RunConfig
     manifest: Manifest
     keys: list[str]
     train_rows: np.ndarray
     test_rows: np.ndarray
-    features: np.ndarray
+    feature_source: FeatureSource
     mos: np.ndarray
     teacher: TeacherView
     feature_blocks: tuple[int, ...] | None = None  # the features' layout (FeatureScaler)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # what preparing took
 
     @cached_property
+    def features(self) -> np.ndarray:
+        """Every image's features in memory (n_images × D), gathered on first use: only for
+        the paths that need the whole matrix; the default path never asks for it."""
+        return self.feature_source.array()
+
+    @cached_property
+    def train_source(self) -> FeatureSource:
+        """The training images' features, chunk by chunk (in ``train_rows`` order)."""
+        return self.feature_source.subset(self.train_rows)
+
+    def rows_features(self, rows: np.ndarray) -> np.ndarray:
+        """The features of ``rows`` (manifest rows: a few labelled or test images) in memory."""
+        if "features" in self.__dict__:
+            return self.features[rows]
+        return self.feature_source.take(rows)
+
+    @cached_property
+    def test_features(self) -> np.ndarray:
+        return self.rows_features(self.test_rows)
+
+    def predict(self, head: QualityHead) -> np.ndarray:
+        """``head``'s score of every image, chunk by chunk."""
+        if self.feature_source.n_rows == 0:
+            return np.zeros(0)
+        return np.concatenate([head.predict(chunk) for _, chunk in self.feature_source.chunks()])
+
+    @cached_property
     def scalers(self) -> list[FeatureScaler]:
         """Feature standardisations fitted on every training image (no labels needed): every
         block of features an equal share of the ridge prior (``student.balance_levels``), then
         every feature an equal share. The first is the default (the student's head, the
-        linear probe); calibration lets the labels choose."""
+        linear probe); calibration lets the labels choose. One streamed pass."""
         blocks = self.feature_blocks if self.config.student.balance_levels else None
-        return feature_priors(self.features[self.train_rows], blocks)
+        return feature_priors(self.train_source, blocks)
 
     @property
     def scaler(self) -> FeatureScaler:
@@ -204,7 +239,7 @@ class Workspace:
         key = np.asarray(label_rows).tobytes()
         cached = self.__dict__.get("_bases")
         if cached is None or cached[0] != key:
-            features = self.features[self.train_rows[label_rows]]
+            features = self.rows_features(self.train_rows[label_rows])
             cached = (key, [RidgeBasis.fit(features, scaler) for scaler in self.scalers])
             self.__dict__["_bases"] = cached
         return cached[1]
@@ -262,10 +297,10 @@ def prepare(config: RunConfig, progress: bool = True) -> Workspace:
     with stage(times, "features", progress):
         extractor = FeatureExtractor(config.student.backbone, config.student.input_size,
                                      config.cache_dir)
-        features = extractor.transform(manifest, keys, progress=progress)
+        extractor.fill(manifest, keys, progress=progress)
     mos = np.array([np.nan if i.mos is None else i.mos for i in manifest], dtype=np.float64)
-    return Workspace(config, manifest, keys, train_rows, test_rows, features, mos, view,
-                     extractor.blocks, times)
+    return Workspace(config, manifest, keys, train_rows, test_rows, extractor.source(keys),
+                     mos, view, extractor.blocks, times)
 
 
 def label_count(budget: float, n_train: int) -> int:

@@ -165,6 +165,31 @@ def test_leave_one_out_picks_the_two_stage_or_the_joint_form() -> None:
     assert set(chosen) == {"joint", "two-stage"}
 
 
+def test_below_thirty_labels_the_joint_form_is_not_weighed() -> None:
+    """The same half-right student: with 150 labels some draws pick the joint form (above);
+    with 29 labels or fewer the calibration keeps the student's line and corrects only its
+    residuals, whatever leave-one-out would say of the joint form — and from 30 labels the
+    joint form is back among the candidates."""
+    from leafiqa.calibration.prior import MIN_LABELS_FOR_JOINT
+
+    picked_joint_at_threshold = False
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(300, 100))
+        mos = x[:, :3] @ np.array([1.0, 0.7, -0.5]) + 0.3 * rng.normal(size=300)
+        student = x[:, 0] + x[:, 5] + 0.1 * rng.normal(size=300)
+        for n in (MIN_LABELS_FOR_JOINT - 1, MIN_LABELS_FOR_JOINT):
+            labelled = np.arange(n)
+            basis = RidgeBasis.fit(x[labelled], FeatureScaler.fit(x))
+            calibration = calibrate_prior(student[labelled], basis, mos[labelled],
+                                          min_gain_se=0)
+            if n < MIN_LABELS_FOR_JOINT:
+                assert calibration.form != "joint"
+            else:
+                picked_joint_at_threshold |= calibration.form == "joint"
+    assert picked_joint_at_threshold
+
+
 @pytest.mark.parametrize("quality_in_small_block", [True, False])
 def test_the_labels_choose_the_feature_prior(quality_in_small_block: bool) -> None:
     """Two priors: blocks [3, 57] balanced, or every feature alike. Quality carried by the

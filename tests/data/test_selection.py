@@ -111,3 +111,36 @@ def test_representation_weights_count_the_pool_each_label_stands_for() -> None:
     z += np.random.default_rng(0).normal(scale=0.1, size=z.shape)
     weights = representation_weights(z, [0, 30, 40])
     assert np.allclose(weights * 41 / 3, [30, 10, 1])
+
+
+class Chunks:
+    """Rows read in chunks (``selection.RowChunks``), recording each read's size."""
+
+    def __init__(self, features: np.ndarray, chunk_rows: int) -> None:
+        self.features, self.chunk_rows = features, chunk_rows
+        self.n_rows, self.n_features = features.shape
+        self.reads: list[int] = []
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self.reads.append(stop - start)
+        return self.features[start:stop]
+
+
+@pytest.mark.parametrize("n", [30, 90])  # fewer images than features (Gram), more (scatter)
+def test_streamed_embedding_is_the_in_memory_one_and_picks_the_same_images(n: int) -> None:
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(n, 8)) @ rng.normal(size=(8, 60)) + 0.1 * rng.normal(
+        size=(n, 60))
+    teacher = features[:, 0] + 0.3 * rng.normal(size=n)
+    source = Chunks(features, chunk_rows=16)
+    streamed, whole = embed(source, dims=6), embed(features, dims=6)
+    assert max(source.reads) <= 16
+    signs = np.sign((streamed * whole).sum(axis=0))  # an axis's sign is arbitrary
+    np.testing.assert_allclose(streamed * signs, whole, rtol=1e-7,
+                               atol=1e-9 * np.abs(whole).max())
+    for strategy in ("kcenter", "variance"):
+        picks = [select_order(n, 10, strategy=strategy, teacher_scores=teacher, embedding=z,
+                              labelled=[2], seed=4) for z in (streamed, whole)]
+        np.testing.assert_array_equal(picks[0], picks[1])
+    np.testing.assert_allclose(representation_weights(streamed, [1, 5, 9]),
+                               representation_weights(whole, [1, 5, 9]))

@@ -10,6 +10,7 @@ from leafiqa.student.ridge import (
     FeatureSource,
     PrimalRidgeBasis,
     RidgeBasis,
+    feature_priors,
     fit_ridge_loo,
     ridge_basis,
 )
@@ -131,3 +132,35 @@ def test_ridge_head_streams_a_pool_with_more_images_than_features() -> None:
     np.testing.assert_allclose(streamed.predict(x), in_memory.predict(x), rtol=1e-5, atol=1e-5)
     fit = fit_ridge_loo(ridge_basis(FeatureSource.of(features), form="dual"), targets)
     np.testing.assert_allclose(in_memory.predict(x), fit(x), rtol=1e-4, atol=1e-4)
+
+
+def test_take_gathers_scattered_rows_one_window_at_a_time() -> None:
+    features = np.arange(300, dtype=np.float32).reshape(100, 3)
+    reads: list[tuple[int, int]] = []
+
+    def read(start: int, stop: int) -> np.ndarray:
+        reads.append((start, stop))
+        return features[start:stop]
+
+    source = FeatureSource(100, 3, read, chunk_rows=8)
+    rows = np.array([97, 3, 50, 4, 97, 0])
+    got = source.take(rows)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, features[rows])
+    assert max(b - a for a, b in reads) <= 8 and len(reads) == 3  # windows 12, 0, 6
+    reads.clear()
+    np.testing.assert_array_equal(source.subset(rows[::-1]).array(), features[rows[::-1]])
+    assert max(b - a for a, b in reads) <= 8
+    np.testing.assert_array_equal(source.array(), features)
+    assert source.take(np.zeros(0, dtype=int)).shape == (0, 3)
+
+
+def test_streamed_feature_priors_match_the_in_memory_ones() -> None:
+    features, _ = _pool(203, 30)
+    for blocks in (None, (10, 20)):
+        streamed = feature_priors(FeatureSource.of(features, chunk_rows=32), blocks)
+        whole = feature_priors(features, blocks)
+        assert [s.prior for s in streamed] == [s.prior for s in whole]
+        for mine, theirs in zip(streamed, whole, strict=True):
+            np.testing.assert_allclose(mine.mean, theirs.mean, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(mine.std, theirs.std, rtol=1e-10)

@@ -17,6 +17,10 @@ from leafiqa.config import CalibrationConfig
 from leafiqa.student.distill import train_head
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss
+from leafiqa.student.ridge import FeatureSource
+
+#: the labels-only baseline's PCA is fitted on at most this many pool images (a seeded sample)
+PCA_ROWS = 20_000
 
 
 class LabelLoss:
@@ -53,35 +57,51 @@ def finetune_head(
     label_rows: np.ndarray,
     mos: np.ndarray,
     config: CalibrationConfig | None = None,
+    embedded: bool = False,
 ) -> QualityHead:
-    """A copy of ``head`` fine-tuned on the labelled rows (see module docstring)."""
+    """A copy of ``head`` fine-tuned on the labelled rows (see module docstring);
+    ``embedded``: ``features`` are already the head's projection of the features."""
     config = config or CalibrationConfig()
     head = copy.deepcopy(head)
     if len(label_rows) < 2:
         return head
     with torch.no_grad():
-        s = head.predict(features[label_rows])
+        labelled = torch.as_tensor(features[label_rows], dtype=torch.float32)
+        head.eval()
+        s = head.score_embedded(labelled if embedded else head.embed(labelled)).numpy()
         mos_z = (mos - mos.mean()) / (mos.std() or 1.0)
         slope = float(np.polyfit(s, mos_z, 1)[0]) if s.std() > 0 else 1.0
     affine = torch.nn.Parameter(torch.tensor([max(slope, 0.05), 0.0]))
     label_loss = LabelLoss(label_rows, mos, config, affine)
     train_head(head, features, label_loss, None, steps=config.steps, lr=config.lr,
-               weight_decay=config.weight_decay, seed=config.seed, extra_parameters=[affine])
+               weight_decay=config.weight_decay, seed=config.seed, extra_parameters=[affine],
+               embedded=embedded)
     return head
 
 
 def train_on_labels(
-    features: np.ndarray,
+    features: np.ndarray | FeatureSource,
     label_rows: np.ndarray,
     mos: np.ndarray,
     config: CalibrationConfig | None = None,
     hidden: int = 64,
     dropout: float = 0.2,
 ) -> QualityHead:
-    """Baseline: the same head, from scratch, on the labels alone (same loss, same steps)."""
+    """Baseline: the same head, from scratch, on the labels alone (same loss, same steps).
+    Its PCA is fitted on every row of ``features`` — on a seeded sample of ``PCA_ROWS`` of
+    them in a bigger pool — and the rows are projected chunk by chunk, so a pool of any size
+    costs the sample and n × components floats, never the n × D matrix."""
     config = config or CalibrationConfig()
+    source = features if isinstance(features, FeatureSource) else FeatureSource.of(features)
     torch.manual_seed(config.seed)
-    head = QualityHead(features.shape[1], hidden, dropout)
-    head.set_normalisation(features)
-    return finetune_head(head, features, label_rows, mos, config)
+    head = QualityHead(source.n_features, hidden, dropout)
+    fit_rows = np.arange(source.n_rows)
+    if fit_rows.size > PCA_ROWS:
+        fit_rows = np.sort(np.random.default_rng(config.seed).choice(fit_rows, PCA_ROWS,
+                                                                     replace=False))
+    head.set_normalisation(source.take(fit_rows))
+    with torch.no_grad():
+        embedded = np.concatenate([head.embed(torch.as_tensor(chunk, dtype=torch.float32))
+                                   .numpy() for _, chunk in source.chunks()])
+    return finetune_head(head, embedded, label_rows, mos, config, embedded=True)
 

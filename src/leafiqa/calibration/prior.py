@@ -11,7 +11,8 @@ picks, among
 - the line alone (no correction: α = ∞ is on every penalty grid),
 - *two-stage*: the least-squares line first, then ``r`` on its residuals,
 - *joint*: ``b`` refitted together with ``r`` (the student an unpenalised covariate of the
-  ridge, so many labels can lean on the features where the student's direction is off),
+  ridge, so many labels can lean on the features where the student's direction is off; from
+  ``MIN_LABELS_FOR_JOINT`` labels on),
 
 each under each feature prior it is given (every block of features an equal share of the prior,
 or every feature — ``RidgeBasis`` per ``FeatureScaler``), the one that predicts held-out labels
@@ -46,6 +47,12 @@ from leafiqa.student.ridge import (
 MIN_LABELS_FOR_CORRECTION = 16
 #: below this many labels the correction must beat the line by ``min_gain_se`` standard errors
 CLEAR_GAIN_BELOW = 30
+#: the joint form (the student's slope refitted beside a ridge over thousands of features) is
+#: weighed only from this many labels on: with 22–24 labels, on both AGIQA-3K and clive-dev, a
+#: joint correction that passed the one-standard-error rule lowered the test SRCC in 4 of 5
+#: runs (by up to .11: the features took over the student's ranking), while every two-stage
+#: one that passed raised it (``scripts/few_label_forms.py``)
+MIN_LABELS_FOR_JOINT = 30
 #: the default ``min_gain_se`` (``calibration.min_gain_se``)
 MIN_GAIN_SE = 1.0
 #: the outer logistic is only weighed against the identity from this many labels on
@@ -146,7 +153,8 @@ def calibrate_prior(
                         PriorCalibration(line, two_stage, form="two-stage",
                                          prior=basis.scaler.prior),
                         two_stage.loo_predictions)
-        joint = fit_ridge_loo_covariate(basis, mos, scores) if "joint" in forms else None
+        joint = (fit_ridge_loo_covariate(basis, mos, scores)
+                 if "joint" in forms and mos.size >= MIN_LABELS_FOR_JOINT else None)
         if (joint is not None and not np.isinf(joint.ridge.alpha) and joint.covariate_coef > 0
                 and joint.ridge.loo_error < best[0]):
             refitted = ScoreMap("linear", [joint.covariate_coef, joint.ridge.intercept],

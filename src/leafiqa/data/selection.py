@@ -19,6 +19,7 @@ new picks in the order to ask. Strategies:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -34,15 +35,70 @@ LINE_PRIOR = 4.0
 OUTLIER_QUANTILE = 0.9
 
 
-def embed(features: np.ndarray, dims: int = EMBED_DIMS) -> np.ndarray:
+class RowChunks(Protocol):
+    """Rows of a feature matrix read in chunks (``student.ridge.FeatureSource`` is one; it is
+    named here by shape only, the student being a later stage)."""
+
+    n_rows: int
+    n_features: int
+    chunk_rows: int
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+
+def embed(features: np.ndarray | RowChunks, dims: int = EMBED_DIMS) -> np.ndarray:
     """The pool's standardised features projected on their first ``dims`` principal axes
-    (scores, not whitened: distances keep the features' own geometry)."""
+    (scores, not whitened: distances keep the features' own geometry). Rows read in chunks
+    (``RowChunks``) are never held whole: see ``_embed_chunks``."""
+    if not isinstance(features, np.ndarray):
+        return _embed_chunks(features, dims)
     x = np.asarray(features, dtype=np.float64)
     x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
     # the n×n Gram matrix is cheaper than an SVD when features outnumber images
     eigenvalues, eigenvectors = np.linalg.eigh(x @ x.T)
     order = np.argsort(eigenvalues)[::-1][: min(dims, x.shape[0])]
     return eigenvectors[:, order] * np.sqrt(np.clip(eigenvalues[order], 0.0, None))
+
+
+def _embed_chunks(source: RowChunks, dims: int) -> np.ndarray:
+    """``embed`` over chunked rows in O(min(n, d)² + chunk·d + n·dims) memory: the same
+    principal scores (to float noise and each axis's sign, which no design depends on) from
+    the n×n Gram matrix built block by block while images are fewer than features (as the
+    in-memory path), else from the d×d scatter matrix, with the rows projected chunk by chunk."""
+    n, step = source.n_rows, source.chunk_rows
+    starts = range(0, n, step)
+
+    def rows(start: int) -> np.ndarray:
+        return np.asarray(source.read(start, min(start + step, n)), dtype=np.float64)
+
+    mean = sum((rows(a).sum(axis=0) for a in starts), np.zeros(source.n_features)) / n
+    # the spread about the exact mean (two passes, as numpy's std)
+    spread = sum((((rows(a) - mean) ** 2).sum(axis=0) for a in starts),
+                 np.zeros(source.n_features))
+    std = np.sqrt(spread / n) + 1e-6
+
+    def standardised(start: int) -> np.ndarray:
+        return (rows(start) - mean) / std
+
+    if n <= source.n_features:
+        gram = np.empty((n, n))
+        for a in starts:
+            block = standardised(a)
+            for b in starts:
+                if b >= a:
+                    product = block @ standardised(b).T if b > a else block @ block.T
+                    gram[a:a + block.shape[0], b:b + product.shape[1]] = product
+                    gram[b:b + product.shape[1], a:a + block.shape[0]] = product.T
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        order = np.argsort(eigenvalues)[::-1][: min(dims, n)]
+        return eigenvectors[:, order] * np.sqrt(np.clip(eigenvalues[order], 0.0, None))
+    scatter = np.zeros((source.n_features, source.n_features))
+    for a in starts:
+        block = standardised(a)
+        scatter += block.T @ block
+    eigenvalues, eigenvectors = np.linalg.eigh(scatter)
+    axes = eigenvectors[:, np.argsort(eigenvalues)[::-1][:dims]]
+    return np.concatenate([standardised(a) @ axes for a in starts])
 
 
 def select_order(

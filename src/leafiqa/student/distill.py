@@ -216,12 +216,15 @@ def train_head(
     patience: int = 6,
     seed: int = 0,
     extra_parameters: Sequence[torch.nn.Parameter] = (),
+    embedded: bool = False,
 ) -> list[float]:
     """Full-batch ``train_loop`` of the head's MLP (and ``extra_parameters``) on cached
-    features; keeps the best validation state."""
+    features (``embedded``: already standardised and projected by the head, e.g. chunk by
+    chunk for a pool too big to hold); keeps the best validation state."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        x = head.embed(torch.as_tensor(features, dtype=torch.float32))
+        x = torch.as_tensor(features, dtype=torch.float32)
+        x = x if embedded else head.embed(x)
 
     def step_loss(step: int) -> torch.Tensor:
         head.train()
@@ -296,17 +299,20 @@ def out_of_sample_scores(fit: RidgeFit, features: np.ndarray | FeatureSource,
 
 
 def distill_head(
-    features: np.ndarray, targets: TeacherTargets, config: DistillConfig | None = None,
-    scaler: FeatureScaler | None = None,
+    features: np.ndarray | FeatureSource, targets: TeacherTargets,
+    config: DistillConfig | None = None, scaler: FeatureScaler | None = None,
 ) -> QualityHead:
     """A head trained on the teacher's judgments of the rows of ``features``: the closed-form
     ridge head (``config.head == "ridge"``, point-wise judgments; features standardised by
-    ``scaler``) or the MLP head trained on the joint point-wise + pair-wise loss."""
+    ``scaler``; a ``FeatureSource`` is streamed) or the MLP head trained on the joint
+    point-wise + pair-wise loss (which gathers a source's rows in memory)."""
     config = config or DistillConfig()
     if targets.n_points == 0 and targets.n_pairs == 0:
         raise ValueError("no teacher judgments to distil from")
     if config.head == "ridge" and config.point_weight > 0:
         return ridge_head(features, targets, config, scaler)
+    if isinstance(features, FeatureSource):
+        features = features.array()
     torch.manual_seed(config.seed)
     head = QualityHead(features.shape[1], config.hidden, config.dropout)
     head.set_normalisation(features)

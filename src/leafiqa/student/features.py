@@ -84,6 +84,12 @@ class FeatureExtractor:
         return np.concatenate([level.transform(manifest, keys, progress)
                                for level in self.levels], axis=1)
 
+    def fill(self, manifest: Manifest, keys: Sequence[str], progress: bool = True) -> None:
+        """Compute what the stores lack, returning nothing (``source`` then reads the features
+        chunk by chunk): a pool of any size without its matrix in memory."""
+        for level in self.levels:
+            level.fill(manifest, keys, progress)
+
     def source(self, keys: Sequence[str], chunk_rows: int = CHUNK_ROWS) -> FeatureSource:
         """The stored features of ``keys`` (computed by ``transform`` or ``features --engine
         ray``) as a chunked source: a pool of any size in bounded memory."""
@@ -164,8 +170,14 @@ class SingleSizeFeatures:
     def transform(
         self, manifest: Manifest, keys: Sequence[str], progress: bool = True
     ) -> np.ndarray:
-        """(len(manifest), D) features in manifest order; computes only what the store lacks,
-        appending a shard every ``shard_rows`` images (a kill loses at most one shard)."""
+        """(len(manifest), D) features in manifest order; computes only what the store lacks
+        (``fill``)."""
+        self.fill(manifest, keys, progress)
+        return self.store.get(keys)
+
+    def fill(self, manifest: Manifest, keys: Sequence[str], progress: bool = True) -> None:
+        """Compute the features the store lacks, appending a shard every ``shard_rows``
+        images (a kill loses at most one shard)."""
         store = self.store
         todo = [i for i, key in enumerate(keys) if key not in store]
         todo = list({keys[i]: i for i in todo}.values())
@@ -192,4 +204,3 @@ class SingleSizeFeatures:
                 raise DataError(
                     f"{len(failures)} image(s) could not be decoded: " + "; ".join(failures[:5])
                 )
-        return store.get(keys)

@@ -41,20 +41,37 @@ class FeatureSource:
         return cls(index.size, features.shape[1], lambda a, b: features[index[a:b]], chunk_rows)
 
     def subset(self, rows: np.ndarray) -> FeatureSource:
-        """The source of ``rows`` only (in that order): each chunk reads the span of rows it
-        needs (a memory map or a store reads only the pages it touches)."""
+        """The source of ``rows`` only (in that order), read through ``take``."""
         index = np.asarray(rows, dtype=np.int64)
         if index.size == self.n_rows and np.array_equal(index, np.arange(self.n_rows)):
             return self
+        return FeatureSource(index.size, self.n_features, lambda a, b: self.take(index[a:b]),
+                             self.chunk_rows)
 
-        def read(start: int, stop: int) -> np.ndarray:
-            wanted = index[start:stop]
-            if wanted.size == 0:
-                return np.zeros((0, self.n_features))
-            low = int(wanted.min())
-            return np.asarray(self.read(low, int(wanted.max()) + 1))[wanted - low]
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (any order) as one array in the source's own dtype, read window by
+        window: no read spans more than ``chunk_rows`` rows, however far apart the rows are."""
+        index = np.asarray(rows, dtype=np.int64)
+        windows = index // self.chunk_rows
+        order = np.argsort(windows, kind="stable")
+        cuts = np.flatnonzero(np.diff(windows[order])) + 1
+        out: np.ndarray | None = None
+        for group in np.split(order, cuts) if index.size else []:
+            start = int(windows[group[0]]) * self.chunk_rows
+            block = np.asarray(self.read(start, min(start + self.chunk_rows, self.n_rows)))
+            if out is None:
+                out = np.empty((index.size, block.shape[1]), dtype=block.dtype)
+            out[group] = block[index[group] - start]
+        return out if out is not None else np.zeros((0, self.n_features))
 
-        return FeatureSource(index.size, self.n_features, read, self.chunk_rows)
+    def array(self) -> np.ndarray:
+        """Every row in memory (in the source's dtype), read chunk by chunk: for the paths that
+        need the whole matrix (the dual ridge, the MLP head)."""
+        if self.n_rows == 0:
+            return np.zeros((0, self.n_features))
+        return np.concatenate([np.asarray(self.read(start, min(start + self.chunk_rows,
+                                                               self.n_rows)))
+                               for start in range(0, self.n_rows, self.chunk_rows)])
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, float64 rows) chunk by chunk."""
@@ -90,10 +107,7 @@ class FeatureScaler:
                    ) -> FeatureScaler:
         """``fit`` streamed over ``source``'s chunks (means and variances merged chunk by
         chunk, Chan et al.'s pairwise update, so no catastrophic cancellation)."""
-        count, mean, m2 = 0, np.zeros(source.n_features), np.zeros(source.n_features)
-        for _, chunk in source.chunks():
-            count, mean, m2 = _merge_moments(count, mean, m2, chunk)
-        std = np.sqrt(m2 / max(count, 1)) + 1e-6
+        mean, std = source_moments(source)
         if blocks is None:
             return cls(mean, std)
         return cls(mean, std / block_scales(blocks, source.n_features), "blocks")
@@ -102,9 +116,24 @@ class FeatureScaler:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.std
 
 
-def feature_priors(features: np.ndarray, blocks: Sequence[int] | None) -> list[FeatureScaler]:
+def source_moments(source: FeatureSource) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation + 1e-6) of every feature, in one pass over the chunks."""
+    count, mean, m2 = 0, np.zeros(source.n_features), np.zeros(source.n_features)
+    for _, chunk in source.chunks():
+        count, mean, m2 = _merge_moments(count, mean, m2, chunk)
+    return mean, np.sqrt(m2 / max(count, 1)) + 1e-6
+
+
+def feature_priors(features: np.ndarray | FeatureSource, blocks: Sequence[int] | None
+                   ) -> list[FeatureScaler]:
     """The feature priors a ridge may be fitted under, the default first: every block of
-    features an equal share (when the layout is known), then every feature an equal share."""
+    features an equal share (when the layout is known), then every feature an equal share.
+    A ``FeatureSource`` is read in one streamed pass (the same scalers to float noise)."""
+    if isinstance(features, FeatureSource):
+        mean, std = source_moments(features)
+        per_feature = FeatureScaler(mean, std)
+        return ([FeatureScaler(mean, std / block_scales(blocks, features.n_features), "blocks")]
+                if blocks else []) + [per_feature]
     per_feature = FeatureScaler.fit(features)
     return ([FeatureScaler.fit(features, blocks)] if blocks else []) + [per_feature]
 
@@ -274,7 +303,7 @@ def ridge_basis(source: FeatureSource, scaler: FeatureScaler | None = None,
         return PrimalRidgeBasis.fit(source, scaler, weights)
     if form != "dual":
         raise ValueError(f"ridge form: expected auto, dual or primal, got '{form}'")
-    return RidgeBasis.fit(source.read(0, source.n_rows), scaler, weights)
+    return RidgeBasis.fit(source.array(), scaler, weights)
 
 
 def _fit_ridge_loo_primal(basis: PrimalRidgeBasis, y: np.ndarray, alphas: np.ndarray,
