@@ -129,3 +129,22 @@ def test_the_mlp_head_has_no_out_of_sample_scores() -> None:
     targets = build_targets(keys, teacher_points(keys, quality))
     head = distill_head(features, targets, DistillConfig(head="mlp", steps=5))
     assert head.out_of_sample is None
+
+
+def test_the_pca_of_more_images_than_features_is_the_svd_one() -> None:
+    """With more rows than features the head's PCA comes from the d×d scatter matrix (no n×d
+    SVD in memory): the same axes up to their signs, the same global scale."""
+    from leafiqa.student.head import pca_projection, principal_axes
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(400, 30)) @ rng.normal(size=(30, 30)) + rng.normal(size=30)
+    centred = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-4)
+    singular, vt = principal_axes(centred)
+    _, want_singular, want_vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(singular, want_singular, rtol=1e-8)
+    np.testing.assert_allclose(np.abs(np.sum(vt * want_vt, axis=1)), 1.0, atol=1e-8)
+    mean, projection = pca_projection(features.astype(np.float32), 8)
+    projected = (features - mean) @ projection
+    want = centred @ want_vt[:8].T
+    np.testing.assert_allclose(np.abs(projected), np.abs(want) / np.sqrt(
+        np.mean(want_singular[:8] ** 2) / 399), rtol=1e-4, atol=1e-4)

@@ -15,16 +15,17 @@ def pca_projection(features: np.ndarray, components: int) -> tuple[np.ndarray, n
     """(mean, projection) standardising features and projecting them on their top principal
     components, with one global scale (per-component whitening would blow up noise directions).
     Memoised per matrix: every head trained on the same images shares it."""
-    digest = hashlib.sha1(np.ascontiguousarray(features, dtype=np.float32).tobytes()).hexdigest()
+    digest = hashlib.sha1(np.ascontiguousarray(features, dtype=np.float32).data).hexdigest()
     cached = _PCA_CACHE.get((digest, components))
     if cached is not None:
         return cached
-    features = np.asarray(features, dtype=np.float64)
-    mean = features.mean(axis=0)
-    std = features.std(axis=0) + 1e-4
-    centred = (features - mean) / std
+    centred = np.array(features, dtype=np.float64)  # our own copy, standardised in place
+    mean = centred.mean(axis=0)
+    std = centred.std(axis=0) + 1e-4
+    centred -= mean
+    centred /= std
     k = min(components, centred.shape[0] - 1, centred.shape[1])
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    singular, vt = principal_axes(centred)
     scale = np.sqrt(np.mean(singular[:k] ** 2) / max(centred.shape[0] - 1, 1)) + 1e-6
     projection = np.zeros((features.shape[1], components))
     projection[:, :k] = (vt[:k].T / scale) / std[:, None]
@@ -32,6 +33,19 @@ def pca_projection(features: np.ndarray, components: int) -> tuple[np.ndarray, n
         _PCA_CACHE.clear()
     _PCA_CACHE[(digest, components)] = (mean, projection)
     return mean, projection
+
+
+def principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(singular values, right singular vectors as rows), largest first. With more rows than
+    columns from the d×d scatter matrix's eigendecomposition — the SVD of a 20,000 × 7,104
+    matrix would hold several copies of it — otherwise by the thin SVD."""
+    n, d = centred.shape
+    if n <= d:
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        return singular, vt
+    eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)
+    order = np.argsort(eigenvalues)[::-1]
+    return np.sqrt(np.clip(eigenvalues[order], 0.0, None)), vectors[:, order].T
 
 
 class FastDropout(nn.Module):
