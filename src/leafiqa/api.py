@@ -147,7 +147,7 @@ def calibrate_model(
                                  teacher_scores=teacher_scores, seed=seed, embedding=embedding)
     mos = pool_mos[rows]
     head = network.head
-    scores = np.concatenate([head.predict(chunk) for _, chunk in features.chunks()])
+    scores = features.map(head.predict)
     scalers = feature_priors(features, extractor.blocks)
     labelled = features.take(rows)
     bases = [RidgeBasis.fit(labelled, scaler) for scaler in scalers]

@@ -216,9 +216,7 @@ class Workspace:
 
     def predict(self, head: QualityHead) -> np.ndarray:
         """``head``'s score of every image, chunk by chunk."""
-        if self.feature_source.n_rows == 0:
-            return np.zeros(0)
-        return np.concatenate([head.predict(chunk) for _, chunk in self.feature_source.chunks()])
+        return self.feature_source.map(head.predict)
 
     @cached_property
     def scalers(self) -> list[FeatureScaler]:

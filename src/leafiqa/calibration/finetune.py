@@ -101,7 +101,7 @@ def train_on_labels(
                                                                      replace=False))
     head.set_normalisation(source.take(fit_rows))
     with torch.no_grad():
-        embedded = np.concatenate([head.embed(torch.as_tensor(chunk, dtype=torch.float32))
-                                   .numpy() for _, chunk in source.chunks()])
+        embedded = source.map(
+            lambda chunk: head.embed(torch.as_tensor(chunk, dtype=torch.float32)).numpy())
     return finetune_head(head, embedded, label_rows, mos, config, embedded=True)
 

@@ -288,8 +288,7 @@ def out_of_sample_scores(fit: RidgeFit, features: np.ndarray | FeatureSource,
     """The ridge's score of every row of ``features``, each row it was fitted on predicted
     without its own judgment(s) — the exact leave-one-out; rows without a judgment (or of
     weight 0) keep the fit's score, which never saw them."""
-    scores = (np.concatenate([fit(chunk) for _, chunk in features.chunks()])
-              if isinstance(features, FeatureSource) else fit(features))
+    scores = features.map(fit) if isinstance(features, FeatureSource) else fit(features)
     loo = np.asarray(fit.loo_predictions, dtype=np.float64)
     known = np.isfinite(loo)
     # an image judged more than once: the mean of its judgments' leave-one-out scores

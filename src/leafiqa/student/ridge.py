@@ -79,6 +79,13 @@ class FeatureSource:
             stop = min(start + self.chunk_rows, self.n_rows)
             yield start, np.asarray(self.read(start, stop), dtype=np.float64)
 
+    def map(self, function: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``function`` of every row, applied chunk by chunk, the results' rows concatenated
+        (scores or projections of a pool too big to hold whole)."""
+        if self.n_rows == 0:
+            return np.zeros(0)
+        return np.concatenate([function(chunk) for _, chunk in self.chunks()])
+
 
 @dataclass
 class FeatureScaler:
