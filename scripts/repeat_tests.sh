@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the full test suite N times in a row on a fresh clone of this repository's HEAD.
 #   scripts/repeat_tests.sh NAME N     (start several NAMEs side by side to load the cores)
-# Needs the project's .venv (make setup) and ../shared beside the clone's parent folder for the
-# tests on real data. One summary line per run goes to $LOGS/summary.txt.
+# Needs the project's .venv (make setup); the clone is made beside the repository, so its
+# ../shared (the tests on real data) is the repository's. One line per run: $LOGS/summary.txt.
 set -u
 NAME=$1; N=$2
 REPO=$(cd "$(dirname "$0")/.." && pwd)
