@@ -2,8 +2,11 @@
 budget (random draws 0–2 and the `variance` design), the correction calibration keeps when
 every form is weighed (as before ``calibration.prior.MIN_LABELS_FOR_JOINT``), its
 leave-one-out gain over the line in standard errors, and the test SRCC of the student's line
-alone and with that correction. The last lines count, per form, the kept corrections that
-raised and that lowered the test SRCC.
+alone and with that correction, and the Spearman correlation between the student's ranking of
+the pool sample and the corrected one (``calibration.prior.MIN_POOL_AGREEMENT``; the
+calibration refuses a correction below it, which this script reports without applying). The
+last lines count, per form, the corrections the gain rule kept that raised and that lowered the
+test SRCC, and which of them the pool rule refuses.
 
 Run: PYTHONPATH=src python scripts/few_label_forms.py CONFIG BUDGET [--splits split_1,split_2]
 (e.g. configs/clive.yaml 0.05 — 22 labels — and configs/demo.yaml 0.01 — 24 labels)."""
@@ -31,7 +34,7 @@ if "--splits" in args:
     args = args[:at] + args[at + 2:]
 path, budget = args[0], float(args[1])
 prior.MIN_LABELS_FOR_JOINT = 0  # weigh every form, as before the rule
-gains: dict[str, list[float]] = {}
+refused: list[str] = []
 seen: dict[str, np.ndarray] = {}
 judged = prior.gain_is_clear
 
@@ -65,12 +68,21 @@ for split in splits:
         srcc = spearmanr(calibration(scores[ws.test_rows], ws.features[ws.test_rows]),
                          ws.mos[ws.test_rows]).statistic
         form = calibration.form if calibration.correction is not None else "line only"
+        agreement = ""
         if calibration.correction is not None:
-            outcomes[(form, "raised" if srcc > line_srcc else "lowered")] += 1
+            outcome = "raised" if srcc > line_srcc else "lowered"
+            outcomes[(form, outcome)] += 1
+            pool = ws.pool_sample(scores)
+            kept = spearmanr(pool.scores, calibration(pool.scores, pool.features)).statistic
+            agreement = f", pool agreement {kept:.3f}"
+            if kept < prior.MIN_POOL_AGREEMENT:
+                refused.append(f"{split} {selection}/{seed} ({form}, {srcc - line_srcc:+.3f})")
         candidate = f"best candidate's gain {z:+.2f} SE" if seen else "no candidate beat the line"
-        print(f"{path} {split} {selection}/{seed} {n} labels: {candidate}, kept {form}: "
-              f"test SRCC {line_srcc:.3f} → {srcc:.3f}", flush=True)
+        print(f"{path} {split} {selection}/{seed} {n} labels: {candidate}, kept {form}"
+              f"{agreement}: test SRCC {line_srcc:.3f} → {srcc:.3f}", flush=True)
 for form in ("two-stage", "joint"):
     print(f"{form}: kept {outcomes[(form, 'raised')] + outcomes[(form, 'lowered')]} times, "
           f"raised the test SRCC {outcomes[(form, 'raised')]}, lowered it "
           f"{outcomes[(form, 'lowered')]}")
+print(f"refused by the pool rule (agreement < {prior.MIN_POOL_AGREEMENT}): "
+      + ("; ".join(refused) or "none"))

@@ -99,12 +99,14 @@ def test_the_workspace_path_reads_the_pool_in_chunks_only(
 
     # a pool "too big" for the labels-only baseline's PCA: it is fitted on a sample
     monkeypatch.setattr("leafiqa.calibration.finetune.PCA_ROWS", 40)
+    # the calibration's pool sample (a few labels' correction must keep its ranking): bounded
+    monkeypatch.setattr("leafiqa.calibration.prior.POOL_SAMPLE_SIZE", 40)
     ws = workspace(tmp_path, monkeypatch)
     assert ws.train_rows.size > sum(BLOCKS)  # more images than features: the primal ridge
     predictions, label_rows = leaf_path(ws)
     assert CountingExtractor.reads and max(CountingExtractor.reads) <= CHUNK
-    # gathered in memory: only the labelled rows, the test rows, the PCA's sample, or one
-    # chunk at a time
+    # gathered in memory: only the labelled rows, the test rows, the PCA's and the pool's
+    # samples, or one chunk at a time
     bound = max(CHUNK, label_rows.size, ws.test_rows.size, 40)
     assert max(CountingExtractor.takes) <= bound < ws.train_rows.size
     assert "features" not in ws.__dict__  # the whole matrix was never built

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.calibration.estimate import estimate_accuracy
-from leafiqa.calibration.prior import calibrate_prior
+from leafiqa.calibration.prior import PoolSample, calibrate_prior, sample_pool_rows
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.selection import embed, representation_weights
@@ -151,10 +151,12 @@ def calibrate_model(
     scalers = feature_priors(features, extractor.blocks)
     labelled = features.take(rows)
     bases = [RidgeBasis.fit(labelled, scaler) for scaler in scalers]
-    calibration = calibrate_prior(scores[rows], bases, mos)
+    sample = sample_pool_rows(len(keys))
+    pool_sample = PoolSample(scores[sample], features.take(sample))
+    calibration = calibrate_prior(scores[rows], bases, mos, pool=pool_sample)
     weights = representation_weights(embedding, rows) if embedding is not None else None
     expected = estimate_accuracy(scores[rows], labelled, scalers, mos, weights=weights,
-                                 seed=seed)
+                                 seed=seed, pool=pool_sample)
     calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
                       calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,

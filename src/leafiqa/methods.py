@@ -123,17 +123,19 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
         calibration = calibrate_prior(scores[labelled], ws.bases(label_rows), ws.mos[labelled],
                                       correct=variant.correct,
                                       forms=ws.config.calibration.forms,
-                                      min_gain_se=ws.config.calibration.min_gain_se)
+                                      min_gain_se=ws.config.calibration.min_gain_se,
+                                      pool=ws.pool_sample(scores))
     predictions = calibration(scores[ws.test_rows], ws.test_features)
     seconds = time.time() - start
     expected = None
     if estimate and label_rows.size:
         labelled = ws.train_rows[label_rows]
-        expected = estimate_accuracy(unseen_scores(head, scores, ws)[labelled],
-                                     ws.rows_features(labelled), ws.scalers,
+        unseen = unseen_scores(head, scores, ws)
+        expected = estimate_accuracy(unseen[labelled], ws.rows_features(labelled), ws.scalers,
                                      ws.mos[labelled], correct=variant.correct,
                                      forms=ws.config.calibration.forms, weights=weights,
-                                     min_gain_se=ws.config.calibration.min_gain_se, seed=seed)
+                                     min_gain_se=ws.config.calibration.min_gain_se, seed=seed,
+                                     pool=ws.pool_sample(unseen))
     return MethodResult(variant.name, predictions, calibration, head, seconds, expected)
 
 

@@ -12,6 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
+from leafiqa.calibration.prior import PoolSample, sample_pool_rows
 from leafiqa.config import RunConfig, TeacherConfig
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.readers import (
@@ -245,6 +246,20 @@ class Workspace:
     def basis(self, label_rows: np.ndarray) -> RidgeBasis:
         """The default prior's basis (the linear probe's)."""
         return self.bases(label_rows)[0]
+
+    @cached_property
+    def pool_sample_rows(self) -> np.ndarray:
+        """The manifest rows of the training images a few labels' correction must keep the
+        student's ranking of (``calibration.prior.PoolSample``), their features in memory."""
+        return self.train_rows[sample_pool_rows(self.train_rows.size)]
+
+    @cached_property
+    def pool_sample_features(self) -> np.ndarray:
+        return self.rows_features(self.pool_sample_rows)
+
+    def pool_sample(self, scores: np.ndarray) -> PoolSample:
+        """The pool sample with ``scores`` (every image's student score) as its scores."""
+        return PoolSample(np.asarray(scores)[self.pool_sample_rows], self.pool_sample_features)
 
     @property
     def teacher_scores(self) -> np.ndarray:

@@ -227,3 +227,56 @@ def test_block_scales_give_every_block_the_same_prior_share() -> None:
     assert variances == pytest.approx([sum(blocks) / 4] * 4, rel=1e-4)
     with pytest.raises(ValueError, match="do not cover 1369 features"):
         block_scales(blocks, 1369)
+
+
+def test_below_thirty_labels_a_correction_must_keep_the_pools_ranking() -> None:
+    """A student that knows one factor of quality out of three: 24 labels find a correction
+    that would reorder the pool far from the student's ranking. Without a pool sample it is
+    kept; with one it is refused (the line alone) below 30 labels, and from 30 labels the rule
+    no longer applies."""
+    from leafiqa.calibration.prior import (
+        CLEAR_GAIN_BELOW,
+        MIN_POOL_AGREEMENT,
+        PoolSample,
+        keeps_pool_ranking,
+    )
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 40))
+    mos = x[:, :3] @ np.array([0.5, 1.0, 1.0]) + 0.1 * rng.normal(size=600)
+    student = x[:, 0] + 0.05 * rng.normal(size=600)
+    scaler = FeatureScaler.fit(x)
+    pool = PoolSample(student[100:], x[100:])
+    for n in (24, CLEAR_GAIN_BELOW):
+        labelled = np.arange(n)
+        basis = RidgeBasis.fit(x[labelled], scaler)
+        free = calibrate_prior(student[labelled], basis, mos[labelled], min_gain_se=0)
+        assert free.correction is not None
+        agreement = spearmanr(pool.scores, free(pool.scores, pool.features))[0]
+        assert agreement < MIN_POOL_AGREEMENT  # the correction overturns the student
+        guarded = calibrate_prior(student[labelled], basis, mos[labelled], min_gain_se=0,
+                                  pool=pool)
+        if n < CLEAR_GAIN_BELOW:
+            assert guarded.correction is None and guarded.form == "line"
+            assert not keeps_pool_ranking(free, pool, n)
+        else:
+            assert guarded.correction is not None and keeps_pool_ranking(free, pool, n)
+
+
+def test_a_correction_that_refines_the_student_passes_the_pool_rule() -> None:
+    """A student that knows quality but for a small factor: the few labels' correction keeps
+    the pool's ranking (agreement ≥ the rule's) and is kept."""
+    from leafiqa.calibration.prior import MIN_POOL_AGREEMENT, PoolSample
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 40))
+    mos = x[:, :2] @ np.array([1.0, 0.3]) + 0.05 * rng.normal(size=600)
+    student = x[:, 0] + 0.02 * rng.normal(size=600)
+    pool = PoolSample(student[100:], x[100:])
+    labelled = np.arange(24)
+    calibration = calibrate_prior(student[labelled], RidgeBasis.fit(x[labelled],
+                                                                    FeatureScaler.fit(x)),
+                                  mos[labelled], min_gain_se=0, pool=pool)
+    assert calibration.correction is not None
+    assert spearmanr(pool.scores, calibration(pool.scores, pool.features))[0] >= (
+        MIN_POOL_AGREEMENT)

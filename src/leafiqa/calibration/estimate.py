@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from leafiqa.calibration.prior import MIN_GAIN_SE, calibrate_prior
+from leafiqa.calibration.prior import MIN_GAIN_SE, PoolSample, calibrate_prior
 from leafiqa.student.ridge import FeatureScaler, RidgeBasis
 
 #: fewer labels than this give no estimate (a rank correlation of four points says nothing)
@@ -138,6 +138,7 @@ def cross_validate(
     min_gain_se: float = MIN_GAIN_SE,
     folds: int = FOLDS,
     seed: int = 0,
+    pool: PoolSample | None = None,
 ) -> FoldPredictions:
     scores = np.asarray(student_scores, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
@@ -150,7 +151,7 @@ def cross_validate(
         held, train = fold_of == k, fold_of != k
         bases = [RidgeBasis.fit(features[train], scaler) for scaler in scalers]
         fitted = calibrate_prior(scores[train], bases, mos[train], correct=correct, forms=forms,
-                                 min_gain_se=min_gain_se)
+                                 min_gain_se=min_gain_se, pool=pool)
         full[held] = fitted(scores[held], features[held])
         line_only = calibrate_prior(scores[train], bases, mos[train], correct=False)
         line_oof[held] = line_only(scores[held], features[held])
@@ -198,16 +199,18 @@ def estimate_accuracy(
     min_gain_se: float = MIN_GAIN_SE,
     folds: int = FOLDS,
     seed: int = 0,
+    pool: PoolSample | None = None,
 ) -> AccuracyEstimate | None:
     """The accuracy ``calibrate_prior`` (with these arguments) reaches on new images, estimated
     from its labelled images alone (see the module docstring); None below
     ``MIN_LABELS_FOR_ESTIMATE`` labels. ``student_scores``: the labelled images' student scores
     as new images would get them (out of sample), not the in-sample scores the calibration
-    itself was fitted on."""
+    itself was fitted on. ``pool``: the sample of the pool the calibration's few-label rule
+    reads (``calibrate_prior``), scored the same way."""
     mos = np.asarray(mos, dtype=np.float64)
     if mos.size < MIN_LABELS_FOR_ESTIMATE or np.ptp(mos) == 0:
         return None
     folds_ = cross_validate(student_scores, np.asarray(features), scalers, mos,
                             correct=correct, forms=forms, min_gain_se=min_gain_se,
-                            folds=folds, seed=seed)
+                            folds=folds, seed=seed, pool=pool)
     return estimate_from_folds(folds_, weights, seed=seed)
