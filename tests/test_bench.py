@@ -116,8 +116,12 @@ def test_bench_compares_selections_rounds_and_the_estimate(tmp_path: Path) -> No
     assert ((labelled["est_low"] <= labelled["est_srcc"])
             & (labelled["est_srcc"] <= labelled["est_high"])).all()
     assert np.allclose(labelled["est_error"], labelled["est_srcc"] - labelled["srcc"])
+    # the pool the estimate speaks for: the training images left unlabelled, scored as new
+    assert labelled["pool_srcc"].between(-1, 1).all()
+    assert np.allclose(labelled["est_error_pool"], labelled["est_srcc"] - labelled["pool_srcc"])
     tables = (tmp_path / "run" / "bench" / "labelling.md").read_text()
     assert "(Δ " in tables and "interval coverage" in tables and tables.strip() in report.markdown
+    assert "against the pool it speaks for" in tables
     assert "nan" not in tables  # 0 labels: no estimate, a dash rather than "nan"
     ws = prepare(config_for(tmp_path, csv, recorded), progress=False)
     nested = label_draws(ws, "kcenter/rounds", [0.25, 0.5], seed=0)

@@ -280,3 +280,20 @@ def test_a_correction_that_refines_the_student_passes_the_pool_rule() -> None:
     assert calibration.correction is not None
     assert spearmanr(pool.scores, calibration(pool.scores, pool.features))[0] >= (
         MIN_POOL_AGREEMENT)
+
+
+def test_a_calibration_predicts_a_streamed_pool_as_it_predicts_an_array() -> None:
+    from leafiqa.student.ridge import FeatureSource
+
+    rng, x, quality = synthetic()
+    student = x[:, 0] + 0.1 * rng.normal(size=quality.size)
+    mos = quality + 0.1 * rng.normal(size=quality.size)
+    labelled = np.arange(120)
+    calibration = calibrate_prior(student[labelled], RidgeBasis.fit(x[labelled],
+                                                                    FeatureScaler.fit(x)),
+                                  mos[labelled])
+    assert calibration.correction is not None
+    pool = np.arange(120, 400)
+    source = FeatureSource.of(x, chunk_rows=64).subset(pool)
+    np.testing.assert_allclose(calibration.predict_source(student[pool], source),
+                               calibration(student[pool], x[pool]))

@@ -40,6 +40,7 @@ from scipy.stats import spearmanr
 from leafiqa.calibration.mapping import ScoreMap, fit_linear, fit_score_map
 from leafiqa.student.ridge import (
     DEFAULT_ALPHAS,
+    FeatureSource,
     RidgeBasis,
     RidgeFit,
     fit_ridge_loo,
@@ -119,6 +120,14 @@ class PriorCalibration:
         inner = self.line(student_scores)
         if self.correction is not None:
             inner = inner + self.correction(features)
+        return self.output_map(inner)
+
+    def predict_source(self, student_scores: np.ndarray, source: FeatureSource) -> np.ndarray:
+        """``self(student_scores, features)`` with the features read from ``source`` chunk by
+        chunk (the same rows, in order): a pool of any size."""
+        inner = self.line(student_scores)
+        if self.correction is not None:
+            inner = inner + source.map(self.correction)
         return self.output_map(inner)
 
 
