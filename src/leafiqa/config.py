@@ -160,6 +160,11 @@ class CalibrationConfig:
         default=1.0, ge=0, description="below 30 labels the correction is kept only when its "
                                "leave-one-out gain over the line exceeds this many standard "
                                "errors (0: any gain)")
+    min_pool_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="below 30 labels the correction is kept only "
+                                             "when the Spearman correlation between the "
+                                             "student's ranking of a sample of the pool and "
+                                             "the corrected one is at least this (0: off)")
     steps: int = 120
     lr: float = 5e-4
     weight_decay: float = 1e-3

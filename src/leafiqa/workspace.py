@@ -259,7 +259,8 @@ class Workspace:
 
     def pool_sample(self, scores: np.ndarray) -> PoolSample:
         """The pool sample with ``scores`` (every image's student score) as its scores."""
-        return PoolSample(np.asarray(scores)[self.pool_sample_rows], self.pool_sample_features)
+        return PoolSample(np.asarray(scores)[self.pool_sample_rows], self.pool_sample_features,
+                          self.config.calibration.min_pool_agreement)
 
     @property
     def teacher_scores(self) -> np.ndarray:

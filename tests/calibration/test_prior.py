@@ -259,6 +259,10 @@ def test_below_thirty_labels_a_correction_must_keep_the_pools_ranking() -> None:
         if n < CLEAR_GAIN_BELOW:
             assert guarded.correction is None and guarded.form == "line"
             assert not keeps_pool_ranking(free, pool, n)
+            # calibration.min_pool_agreement = 0 turns the rule off
+            off = PoolSample(pool.scores, pool.features, min_agreement=0.0)
+            assert calibrate_prior(student[labelled], basis, mos[labelled], min_gain_se=0,
+                                   pool=off).correction is not None
         else:
             assert guarded.correction is not None and keeps_pool_ranking(free, pool, n)
 

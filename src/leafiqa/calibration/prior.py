@@ -79,10 +79,12 @@ LOGISTIC_MIN_WIDTH = 0.2
 @dataclass(frozen=True)
 class PoolSample:
     """A random sample of the pool's images (labelled or not): their student scores and
-    features, on which a few labels' correction must keep the student's ranking."""
+    features, on which a few labels' correction must keep the student's ranking (a Spearman
+    correlation of at least ``min_agreement``; 0 turns the rule off)."""
 
     scores: np.ndarray
     features: np.ndarray
+    min_agreement: float = MIN_POOL_AGREEMENT
 
 
 def sample_pool_rows(n_pool: int, size: int | None = None, seed: int = 0) -> np.ndarray:
@@ -179,7 +181,7 @@ def calibrate_prior(
     scaler fitted on every training image, so a few labels do not decide the features'
     scale); leave-one-out picks the form (among ``forms``) and the prior. ``pool``: a sample
     of the pool's images on which a correction from few labels must keep the student's
-    ranking (``MIN_POOL_AGREEMENT``); without it that rule is not applied."""
+    ranking (``PoolSample.min_agreement``); without it that rule is not applied."""
     scores = np.asarray(student_scores, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
     line = fit_linear(scores, mos) if scores.size else ScoreMap()
@@ -235,11 +237,12 @@ def keeps_pool_ranking(calibration: PriorCalibration, pool: PoolSample | None,
     """Whether a correction fitted on ``n_labels`` labels leaves the student's ranking of
     ``pool`` mostly as it is (always true from ``CLEAR_GAIN_BELOW`` labels or without a pool).
     Measured before the outer logistic, which is monotone and not fitted yet."""
-    if pool is None or n_labels >= CLEAR_GAIN_BELOW or pool.scores.size < 3:
+    if pool is None or n_labels >= CLEAR_GAIN_BELOW or pool.scores.size < 3 or (
+            pool.min_agreement <= 0):
         return True
     corrected = calibration(pool.scores, pool.features)
     agreement = spearmanr(pool.scores, corrected).statistic
-    return bool(np.isfinite(agreement) and agreement >= MIN_POOL_AGREEMENT)
+    return bool(np.isfinite(agreement) and agreement >= pool.min_agreement)
 
 
 def _loo_line_shift(scores: np.ndarray, mos: np.ndarray) -> np.ndarray:
