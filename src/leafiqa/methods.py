@@ -135,7 +135,7 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
                                      ws.mos[labelled], correct=variant.correct,
                                      forms=ws.config.calibration.forms, weights=weights,
                                      min_gain_se=ws.config.calibration.min_gain_se, seed=seed,
-                                     pool=ws.pool_sample(unseen))
+                                     pool=ws.pool_sample(scores), fit_scores=scores[labelled])
     return MethodResult(variant.name, predictions, calibration, head, seconds, expected)
 
 

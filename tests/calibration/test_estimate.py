@@ -126,3 +126,26 @@ def test_out_of_sample_student_scores_keep_a_distilled_student_from_flattering()
             errors.append(estimate.srcc - truth)
     assert np.mean(in_sample) > np.mean(unseen) + 0.05
     assert abs(np.mean(unseen)) < 0.05
+
+
+def test_each_fold_refits_on_the_scores_the_model_was_calibrated_on() -> None:
+    """``fit_scores``: every fold's calibration is fitted on the labelled images' scores as the
+    model's calibration saw them, and predicts its held-out labels from their scores as new
+    images. Fitted on scores shifted up by c, each fold's line (slope b > 0) predicts the same
+    held-out scores lower by b·c; fitted on the new-image scores themselves, it is the
+    default."""
+    from leafiqa.calibration.estimate import cross_validate
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(80, 20))
+    new_image = features[:, 0] + 0.3 * rng.normal(size=80)
+    mos = 3 + features[:, 0] + 0.3 * rng.normal(size=80)
+    scaler = FeatureScaler.fit(features)
+    plain = cross_validate(new_image, features, [scaler], mos, correct=False)
+    same = cross_validate(new_image, features, [scaler], mos, correct=False,
+                          fit_scores=new_image)
+    np.testing.assert_allclose(same.line_oof, plain.line_oof)
+    shifted = cross_validate(new_image, features, [scaler], mos, correct=False,
+                             fit_scores=new_image + 2.0)
+    assert (shifted.line_oof < plain.line_oof - 0.5).all()
+    np.testing.assert_allclose(shifted.line, plain.line)  # the first term: new-image scores

@@ -15,10 +15,13 @@ which never saw a label, so on a random sample of images it is unbiased — prov
 scores are the ones a *new* image gets. The labelled images were distillation images too, and
 in sample the student agrees with the teacher (and through it with MOS) more than on images it
 never saw, so callers pass out-of-sample student scores (the ridge head's exact leave-one-out,
-``methods.unseen_scores``); every term, and every fold's calibration, then sees the student as
-new images will. The bracket is the correction's gain, measured on the same folds for both, so
-the pooling loss cancels. The 90 % interval is a bootstrap over the labelled images of that
-statistic.
+``methods.unseen_scores``) as ``student_scores``. The bracket is the correction's gain,
+measured on the same folds for both, so the pooling loss cancels. Each fold refits the
+calibration exactly as the model was calibrated — on ``fit_scores``, the labelled images'
+scores as the calibration saw them (in sample: the student as distilled on them) — and
+predicts its held-out labels as new images (from ``student_scores``): the estimate is of the
+procedure that made the model, each held-out label playing a new image. The 90 % interval is a
+bootstrap over the labelled images of that statistic.
 
 Labels chosen on purpose are not a random sample (k-center picks spread-out images, which
 inflates a rank correlation): ``weights`` — how many pool images each labelled image stands for
@@ -139,8 +142,10 @@ def cross_validate(
     folds: int = FOLDS,
     seed: int = 0,
     pool: PoolSample | None = None,
+    fit_scores: np.ndarray | None = None,
 ) -> FoldPredictions:
     scores = np.asarray(student_scores, dtype=np.float64)
+    fit = scores if fit_scores is None else np.asarray(fit_scores, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
     n = mos.size
     # many labels: fewer, larger folds (the pooling loss they add cancels in the bracket)
@@ -150,10 +155,10 @@ def cross_validate(
     for k in range(int(fold_of.max()) + 1):
         held, train = fold_of == k, fold_of != k
         bases = [RidgeBasis.fit(features[train], scaler) for scaler in scalers]
-        fitted = calibrate_prior(scores[train], bases, mos[train], correct=correct, forms=forms,
+        fitted = calibrate_prior(fit[train], bases, mos[train], correct=correct, forms=forms,
                                  min_gain_se=min_gain_se, pool=pool)
         full[held] = fitted(scores[held], features[held])
-        line_only = calibrate_prior(scores[train], bases, mos[train], correct=False)
+        line_only = calibrate_prior(fit[train], bases, mos[train], correct=False)
         line_oof[held] = line_only(scores[held], features[held])
     line_all = calibrate_prior(scores, [], mos, correct=False)
     return FoldPredictions(mos, line_all(scores, features), full, line_oof)
@@ -200,17 +205,19 @@ def estimate_accuracy(
     folds: int = FOLDS,
     seed: int = 0,
     pool: PoolSample | None = None,
+    fit_scores: np.ndarray | None = None,
 ) -> AccuracyEstimate | None:
     """The accuracy ``calibrate_prior`` (with these arguments) reaches on new images, estimated
     from its labelled images alone (see the module docstring); None below
     ``MIN_LABELS_FOR_ESTIMATE`` labels. ``student_scores``: the labelled images' student scores
     as new images would get them (out of sample), not the in-sample scores the calibration
-    itself was fitted on. ``pool``: the sample of the pool the calibration's few-label rule
-    reads (``calibrate_prior``), scored the same way."""
+    itself was fitted on; those go in ``fit_scores`` (default: ``student_scores``), on which
+    every fold refits the calibration as the model's was. ``pool``: the sample of the pool the
+    calibration's few-label rule read (``calibrate_prior``), as it read it."""
     mos = np.asarray(mos, dtype=np.float64)
     if mos.size < MIN_LABELS_FOR_ESTIMATE or np.ptp(mos) == 0:
         return None
     folds_ = cross_validate(student_scores, np.asarray(features), scalers, mos,
                             correct=correct, forms=forms, min_gain_se=min_gain_se,
-                            folds=folds, seed=seed, pool=pool)
+                            folds=folds, seed=seed, pool=pool, fit_scores=fit_scores)
     return estimate_from_folds(folds_, weights, seed=seed)
