@@ -343,9 +343,15 @@ def distill(
 def calibrate(
     model_path: Path = typer.Argument(..., help="a distilled model file"),
     labels: str = typer.Option(..., help="images with MOS (dataset folder or CSV)"),
+    pool: str = typer.Option(None, help="every image the model is for (folder or CSV), the "
+                                        "labelled ones among them: the pool the selection's "
+                                        "weights and the accuracy estimate speak for "
+                                        "(default: the labelled images alone)"),
     budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
     selection: str = typer.Option("random", help="random, spread, kcenter or variance (all "
-                                                 "but random need --store)"),
+                                                 "but random need --store); with labels "
+                                                 "`leaf select` chose, name its design: the "
+                                                 "estimate is re-weighted for it over --pool"),
     seed: int = typer.Option(0, help="seed of the label draw"),
     store: Path = typer.Option(None, help="judgment store (for a --selection but random)"),
     teacher_id: str = typer.Option(None, help="teacher id in the store (default: the only one)"),
@@ -357,8 +363,11 @@ def calibrate(
     """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
     labels correct it where leave-one-out says they should."""
     from leafiqa.api import calibrate_model
+    from leafiqa.data.manifest import with_labels
 
     manifest = read_data(labels, kind, split)
+    if pool:
+        manifest = with_labels(read_data(pool, kind, split), manifest)
     path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
                            seed=seed, store=store, teacher_id=teacher_id, out=out,
                            cache_dir=cache)

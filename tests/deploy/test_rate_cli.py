@@ -102,6 +102,20 @@ def test_calibrate_takes_the_exported_labels_as_they_are(tmp_path: Path,
                     "--cache", tmp_path / "cache", "--out", out)
     assert result.exit_code == 0, result.output
     assert out.is_file()
+    # the labelled images within their pool (the photo folder, gold images and all): the
+    # estimate speaks for the pool; a label outside it is one line naming it
+    pooled = tmp_path / "pooled.safetensors"
+    result = invoke("calibrate", model_file, "--labels", labels, "--pool", folder, "--budget",
+                    "10", "--cache", tmp_path / "cache", "--out", pooled)
+    assert result.exit_code == 0, result.output
+    assert "expected on new images (from 10 labels" in result.output
+    make_image(tmp_path / "elsewhere" / "stray.jpg", seed=9)
+    with labels.open("a") as handle:
+        handle.write("stray.jpg,3.0,0.0,2\n")
+    assert_user_error(invoke("calibrate", model_file, "--labels", labels, "--pool", folder,
+                             "--cache", tmp_path / "cache", "--out", tmp_path / "x.safetensors"),
+                      "1 labelled image(s) are not in the pool", "stray.jpg")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_a_run_config_reads_the_exported_labels_as_they_are(tmp_path: Path) -> None:

@@ -302,3 +302,23 @@ def deduplicate(manifest: Manifest, *, by_content: bool = True) -> Manifest:
     result = Manifest(merged, source=manifest.source, extra=dict(manifest.extra))
     result.extra["duplicates"] = duplicates
     return result
+
+
+def with_labels(pool: Manifest, labels: Manifest) -> Manifest:
+    """``pool``'s images, each with the MOS (and std) ``labels`` gives it — matched by file, so a
+    label file written elsewhere (names relative to it) matches too — and no MOS for the rest.
+    A labelled image outside the pool is an error naming it."""
+    by_file = {item.path.resolve(): item for item in labels if item.mos is not None}
+    in_pool = {item.path.resolve() for item in pool}
+    strays = [item.name for file, item in by_file.items() if file not in in_pool]
+    if strays:
+        shown = ", ".join(strays[:5]) + (f" (and {len(strays) - 5} more)" if len(strays) > 5
+                                         else "")
+        raise DataError(f"{labels.source}: {len(strays)} labelled image(s) are not in the pool "
+                        f"{pool.source}: {shown}")
+    items = []
+    for item in pool:
+        label = by_file.get(item.path.resolve())
+        items.append(replace(item, mos=label.mos if label else None,
+                             std=label.std if label else None))
+    return Manifest(items, f"{pool.source} + labels {labels.source}", dict(pool.extra))
