@@ -5,14 +5,15 @@
 # scripts/simulate_raters.py) → export → calibrate (prints the estimate) → evaluate on the other
 # photos' lab MOS → select round 2. Everything goes to OUT (default runs/walkthrough).
 #
-#   bash scripts/walkthrough.sh [OUT]      # needs ../shared and `make setup`
+#   bash scripts/walkthrough.sh [OUT]      # needs ../shared (or LEAF_SHARED) and `make setup`
+#   (PORT: the study server's port on 127.0.0.1, default 8031; PYTHON: default .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/walkthrough}
 PORT=${PORT:-8031}
-SHARED=../shared/data/clive-dev
-LEAF=(.venv/bin/leaf)
-PY=.venv/bin/python
+SHARED=${LEAF_SHARED:-../shared}/data/clive-dev
+PY=${PYTHON:-.venv/bin/python}
+LEAF=("$PY" -m leafiqa)
 [ -d "$SHARED" ] || { echo "no $SHARED: this walk-through needs the shared data" >&2; exit 2; }
 rm -rf "$OUT"; mkdir -p "$OUT/photos"
 OUT=$(cd "$OUT" && pwd)
