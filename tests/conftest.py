@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,17 +109,22 @@ def headless_chromium() -> Iterator[object]:
                     "chromium-driver; scripts/install-system-deps.sh does it as root)")
     from selenium.webdriver.chrome.service import Service
 
+    # Chromium's profile and its temporary folders go to a folder of the test's own, removed
+    # afterwards (left to itself it leaves /tmp/org.chromium.Chromium.* behind)
+    scratch = tempfile.TemporaryDirectory(prefix="leaf-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1000,800"):
+                 "--window-size=1000,800", f"--user-data-dir={scratch.name}/profile"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": scratch.name})
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(30)
     try:
         yield driver
     finally:
         driver.quit()
+        scratch.cleanup()
 
 
 @pytest.fixture(scope="session")
