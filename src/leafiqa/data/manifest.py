@@ -25,6 +25,12 @@ def printable(path: str | Path) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
+def first_few(names: Sequence[str], separator: str = ", ", limit: int = 5) -> str:
+    """The first ``limit`` of ``names`` joined, and how many more there are (for messages)."""
+    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
+    return separator.join(names[:limit]) + more
+
+
 def csv_cell(text: str) -> str:
     """A text cell that a spreadsheet will not run as a formula: one starting with ``=``,
     ``+``, ``-``, ``@`` (or a tab or carriage return) gets a leading apostrophe (OWASP's
@@ -196,9 +202,8 @@ def build_manifest(
             split = str(record[split_column]).strip()
         items.append(ImageItem(path=path, name=name, mos=mos, std=std, split=split))
     if missing_files:
-        shown = "; ".join(missing_files[:5])
-        more = f" (and {len(missing_files) - 5} more)" if len(missing_files) > 5 else ""
-        raise DataError(f"{source}: {len(missing_files)} image file(s) not found: {shown}{more}")
+        raise DataError(f"{source}: {len(missing_files)} image file(s) not found: "
+                        f"{first_few(missing_files, '; ')}")
     if not items:
         raise DataError(f"{source}: no images listed")
     return Manifest(items, source=source)
@@ -294,11 +299,10 @@ def deduplicate(manifest: Manifest, *, by_content: bool = True) -> Manifest:
             duplicates.append([printable(items[g].name) for g in group])
         else:
             merged.append(item)
-    shown = "; ".join(" = ".join(f"'{n}'" for n in names) for names in duplicates[:5])
-    more = f" (and {len(duplicates) - 5} more)" if len(duplicates) > 5 else ""
+    shown = first_few([" = ".join(f"'{n}'" for n in names) for names in duplicates], "; ")
     count = f"{len(duplicates)} image{'s' if len(duplicates) > 1 else ''}"
     log.warning("%s: %s listed more than once (same file or same content), each counted "
-                "once: %s%s", manifest.source, count, shown, more)
+                "once: %s", manifest.source, count, shown)
     result = Manifest(merged, source=manifest.source, extra=dict(manifest.extra))
     result.extra["duplicates"] = duplicates
     return result
@@ -309,16 +313,15 @@ def with_labels(pool: Manifest, labels: Manifest) -> Manifest:
     label file written elsewhere (names relative to it) matches too — and no MOS for the rest.
     A labelled image outside the pool is an error naming it."""
     by_file = {item.path.resolve(): item for item in labels if item.mos is not None}
-    in_pool = {item.path.resolve() for item in pool}
+    pool_files = [item.path.resolve() for item in pool]
+    in_pool = set(pool_files)
     strays = [item.name for file, item in by_file.items() if file not in in_pool]
     if strays:
-        shown = ", ".join(strays[:5]) + (f" (and {len(strays) - 5} more)" if len(strays) > 5
-                                         else "")
         raise DataError(f"{labels.source}: {len(strays)} labelled image(s) are not in the pool "
-                        f"{pool.source}: {shown}")
+                        f"{pool.source}: {first_few(strays)}")
     items = []
-    for item in pool:
-        label = by_file.get(item.path.resolve())
+    for item, file in zip(pool, pool_files, strict=True):
+        label = by_file.get(file)
         items.append(replace(item, mos=label.mos if label else None,
                              std=label.std if label else None))
     return Manifest(items, f"{pool.source} + labels {labels.source}", dict(pool.extra))
