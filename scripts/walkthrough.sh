@@ -83,6 +83,12 @@ rows = [r for r in csv.DictReader(open(out / "truth.csv")) if r["name"] not in u
 with open(out / "photos/heldout.csv", "w", newline="") as f:
     w = csv.writer(f); w.writerow(["name", "mos"]); [w.writerow([r["name"], r["mos"]]) for r in rows]
 print(f"heldout.csv: {len(rows)} photos")
+from scipy.stats import spearmanr
+lab = {r["name"]: float(r["mos"]) for r in csv.DictReader(open(out / "truth.csv"))}
+exported = list(csv.DictReader(open(out / "photos/labels.csv")))
+agreement = spearmanr([float(r["mos"]) for r in exported], [lab[r["name"]] for r in exported])
+print(f"exported MOS vs lab MOS of the same {len(exported)} images: SRCC "
+      f"{agreement.statistic:.3f}")
 PYEOF
 run evaluate "$OUT/model-r1.safetensors" --data "$PHOTOS/heldout.csv" --subset ''
 run select "$PHOTOS" --n 24 --labels "$PHOTOS/labels.csv" --out "$PHOTOS/round2.csv" \

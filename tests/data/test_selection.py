@@ -109,8 +109,22 @@ def test_bad_requests_say_what_is_missing() -> None:
 def test_representation_weights_count_the_pool_each_label_stands_for() -> None:
     z = np.concatenate([np.zeros((30, 2)), np.ones((10, 2)) * 5, [[100.0, 100.0]]])
     z += np.random.default_rng(0).normal(scale=0.1, size=z.shape)
-    weights = representation_weights(z, [0, 30, 40])
+    weights = representation_weights(z, [0, 30, 40], neighbours=1)  # Voronoi cells
     assert np.allclose(weights * 41 / 3, [30, 10, 1])
+
+
+def test_shared_representation_weights_keep_each_cluster_its_share() -> None:
+    """Each pool image shared among its 5 nearest labels: a 60-image cluster's 6 labels stand
+    for its 60 images, a 20-image cluster's 6 for its 20 and 4/5 of the outlier, which keeps
+    1/5 of itself (floored: a labelled image stands at least for itself)."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(size=(60, 2)), 5 + rng.normal(size=(20, 2)),
+                        [[100.0, 100.0]]])
+    labelled = np.array([*range(6), *range(60, 66), 80])
+    weights = representation_weights(z, labelled)  # mean 1: the 81.8 images over 13 labels
+    stands_for = weights * (60 + 20.8 + 1) / labelled.size
+    assert np.allclose([stands_for[:6].sum(), stands_for[6:12].sum(), stands_for[12]],
+                       [60, 20.8, 1])
 
 
 class Chunks:

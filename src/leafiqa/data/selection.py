@@ -243,17 +243,30 @@ def _variance(z: np.ndarray, scores: np.ndarray, done: np.ndarray, n_new: int) -
 #: strategies whose labelled images are a (stratified) random sample of the pool: their
 #: estimate needs no re-weighting (``spread`` draws one image per equal-count bin)
 SELF_WEIGHTING = ("random", "spread")
+#: each pool image is shared among this many nearest labelled images: one (Voronoi cells) in a
+#: 32-d embedding lets a few images' cells decide the estimate (clive-dev split_4, 43 labels:
+#: first term .76 unweighted, .62 with cells, test .70); sharing smooths the counts
+REPRESENTATION_NEIGHBOURS = 5
+WEIGHT_CHUNK_ROWS = 8192
 
 
-def representation_weights(embedding: np.ndarray,
-                           labelled: Sequence[int] | np.ndarray) -> np.ndarray:
-    """How many pool images each labelled one stands for — the size of its cell among the
-    labelled images (nearest in ``embedding``), normalised to mean 1: deliberately chosen
-    labels re-weighted to represent the pool (an outlier k-center picked stands for few)."""
+def representation_weights(embedding: np.ndarray, labelled: Sequence[int] | np.ndarray,
+                           neighbours: int = REPRESENTATION_NEIGHBOURS) -> np.ndarray:
+    """How many pool images each labelled one stands for, normalised to mean 1: deliberately
+    chosen labels re-weighted to represent the pool (an outlier k-center picked stands for
+    few). Each pool image is shared equally among its ``neighbours`` nearest labelled images in
+    ``embedding`` (1: the labelled image's Voronoi cell); a labelled image stands at least for
+    itself."""
     rows = np.asarray(labelled, dtype=np.int64)
     z = np.asarray(embedding, dtype=np.float64)
-    squared = (z**2).sum(axis=1)
-    nearest = np.argmin(squared[:, None] - 2 * z @ z[rows].T + squared[rows][None, :], axis=1)
-    counts = np.bincount(nearest, minlength=rows.size).astype(np.float64)
-    counts = np.maximum(counts, 1.0)  # a labelled image stands at least for itself
+    k = max(1, min(neighbours, rows.size))
+    anchors = z[rows]
+    anchor_squared = (anchors**2).sum(axis=1)
+    counts = np.zeros(rows.size)
+    for start in range(0, z.shape[0], WEIGHT_CHUNK_ROWS):  # a pool of any size
+        block = z[start:start + WEIGHT_CHUNK_ROWS]
+        distance = (block**2).sum(axis=1)[:, None] - 2 * block @ anchors.T + anchor_squared
+        nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
+        counts += np.bincount(nearest.ravel(), minlength=rows.size)
+    counts = np.maximum(counts / k, 1.0)
     return counts / counts.mean()
