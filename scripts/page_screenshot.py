@@ -30,19 +30,16 @@ def main() -> None:
     frame = pd.read_csv(args.data / "data.csv").sort_values("mos_quality")
     picks = frame.iloc[[20 + (len(frame) - 40) * k // 5 for k in range(6)]]
     images = [str(args.data / "images" / name) for name in picks["name"]]
-    with ServerThread(create_app("leaf-agiqa3k", runtime="torch")) as server:
-        driver = chromium_driver("960,900")
-        try:
-            driver.get(server.url + "/")
-            WebDriverWait(driver, 30).until(
-                lambda d: "higher is better" in d.find_element(By.ID, "model").text)
-            driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys("\n".join(images))
-            WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(
-                By.CSS_SELECTOR, "tr.row[data-state=scored]")) == len(images))
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(args.out))
-        finally:
-            driver.quit()
+    with (ServerThread(create_app("leaf-agiqa3k", runtime="torch")) as server,
+          chromium_driver("960,900") as driver):
+        driver.get(server.url + "/")
+        WebDriverWait(driver, 30).until(
+            lambda d: "higher is better" in d.find_element(By.ID, "model").text)
+        driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys("\n".join(images))
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(
+            By.CSS_SELECTOR, "tr.row[data-state=scored]")) == len(images))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(args.out))
     print(f"wrote {args.out}")
 
 

@@ -36,25 +36,22 @@ def main() -> None:
         study = Study.create(Path(folder) / "study", listed,
                              StudySettings(title="Photo quality — round 1", repeats=1))
         (_, token), = study.add_raters(1)
-        driver = chromium_driver("1000,900")
-        try:
-            with ServerThread(create_rating_app(study.folder)) as server:
-                wait = WebDriverWait(driver, 30)
-                driver.get(f"{server.url}/r/{token}")
-                wait.until(ready.element_to_be_clickable((By.ID, "start"))).click()
-                wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#acr button")))
-                driver.find_element(By.CSS_SELECTOR, "#acr button[data-value='4']").click()
-                wait.until(lambda d: d.find_element(By.ID, "progress")
-                           .get_attribute("data-done") == "1")
-                wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#acr button")))
-                from selenium.webdriver.common.action_chains import ActionChains
+        with (chromium_driver("1000,900") as driver,
+              ServerThread(create_rating_app(study.folder)) as server):
+            wait = WebDriverWait(driver, 30)
+            driver.get(f"{server.url}/r/{token}")
+            wait.until(ready.element_to_be_clickable((By.ID, "start"))).click()
+            wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#acr button")))
+            driver.find_element(By.CSS_SELECTOR, "#acr button[data-value='4']").click()
+            wait.until(lambda d: d.find_element(By.ID, "progress")
+                       .get_attribute("data-done") == "1")
+            wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#acr button")))
+            from selenium.webdriver.common.action_chains import ActionChains
 
-                ActionChains(driver).move_to_element(driver.find_element(By.ID, "title")
-                                                     ).perform()  # no button under the mouse
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                driver.save_screenshot(str(args.out))
-        finally:
-            driver.quit()
+            ActionChains(driver).move_to_element(driver.find_element(By.ID, "title")
+                                                 ).perform()  # no button under the mouse
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(args.out))
     print(f"wrote {args.out}")
 
 

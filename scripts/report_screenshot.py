@@ -27,16 +27,13 @@ def main() -> None:
     page = args.bench / "report.html"
     if not page.is_file():
         sys.exit(f"error: {page}: no report.html (run `leaf bench CONFIG` first)")
-    driver = chromium_driver(args.size, "--hide-scrollbars")
-    try:
+    with chromium_driver(args.size, "--hide-scrollbars") as driver:
         driver.get(page.resolve().as_uri())
         WebDriverWait(driver, 30).until(lambda d: all(
             d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
             for i in d.find_elements(By.TAG_NAME, "img")))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.out))
-    finally:
-        driver.quit()
     print(f"wrote {args.out} from {page}")
 
 
