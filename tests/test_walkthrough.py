@@ -35,6 +35,7 @@ def test_the_readme_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
     assert output.count("→ kept") == 2
     assert "wrote" in output and "labels.csv: 24 images" in output
     assert "expected on new images (from 24 labels, weighted for the selection)" in output
+    assert output.count("note: the labels are read as a random draw") == 1  # the as-random line
     assert "heldout.csv: 92 photos" in output and '"srcc"' in output
     assert "24 images to rate next (variance; 24 already rated of 120)" in output
     assert (tmp_path / "wt" / "photos" / "round2.csv").is_file()

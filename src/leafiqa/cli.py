@@ -378,6 +378,10 @@ def calibrate(
     expected = read_info(path).notes.get("expected_accuracy")
     if expected:
         typer.echo(format_expected(expected))
+    if pool and selection == "random":
+        typer.echo("note: the labels are read as a random draw of the pool; if `leaf select` "
+                   "chose them, name its design (--selection variance --store …) or the "
+                   "estimate flatters", err=True)
 
 
 @app.command()
