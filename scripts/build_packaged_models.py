@@ -63,7 +63,7 @@ MODELS = (
                 + QBENCH_LICENCE,
         notices=("agiqa3k/mllm-judgments/LICENSE-Q-Bench",),
         valid_for=AGIQA_VALID_FOR,
-        elsewhere=(("camera photos (clive-dev, all 542)", "configs/model-clive.yaml"),),
+        elsewhere=(("camera photos (clive-dev, every image)", "configs/model-clive.yaml"),),
     ),
     PackagedModel(
         name="leaf-agiqa3k-10pct",
@@ -78,7 +78,7 @@ MODELS = (
         notices=("agiqa3k/mllm-judgments/LICENSE-Q-Bench",),
         valid_for=AGIQA_VALID_FOR + " The label-efficient regime: the same student as "
                   "leaf-agiqa3k, calibrated on 10 % of its training MOS (drawn at random).",
-        elsewhere=(("camera photos (clive-dev, all 542)", "configs/model-clive.yaml"),),
+        elsewhere=(("camera photos (clive-dev, every image)", "configs/model-clive.yaml"),),
     ),
     PackagedModel(
         name="leaf-clive",
@@ -97,7 +97,7 @@ MODELS = (
         valid_for="Photos from phones and consumer cameras with authentic distortions (blur, "
                   "noise, exposure, compression). Not for AI-generated images: it ranks them "
                   "far worse than leaf-agiqa3k does (see `elsewhere`).",
-        elsewhere=(("AI-generated images (AGIQA-3K, all 2,982)", "configs/model-agiqa3k.yaml"),),
+        elsewhere=(("AI-generated images (AGIQA-3K, every image)", "configs/model-agiqa3k.yaml"),),
     ),
 )
 

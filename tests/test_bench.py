@@ -105,7 +105,7 @@ def test_bench_compares_selections_rounds_and_the_estimate(tmp_path: Path) -> No
     from leafiqa.workspace import prepare
 
     csv, recorded, _ = dataset(tmp_path, n=64)
-    grid = {"splits": ["split_1"], "seeds": [0], "budgets": [0.0, 0.25, 0.5],
+    grid = {"splits": ["split_1"], "seeds": [0], "budgets": [0.0, 0.25, 0.5, 1.0],
             "selections": ["random", "variance", "kcenter/rounds"], "methods": ["LEAF"]}
     config = config_for(tmp_path, csv, recorded, **{"bench": grid})
     report = run_bench(config, progress=False, workers=1)
@@ -122,7 +122,8 @@ def test_bench_compares_selections_rounds_and_the_estimate(tmp_path: Path) -> No
     tables = (tmp_path / "run" / "bench" / "labelling.md").read_text()
     assert "(Δ " in tables and "interval coverage" in tables and tables.strip() in report.markdown
     assert "against the pool it speaks for" in tables
-    assert "nan" not in tables  # 0 labels: no estimate, a dash rather than "nan"
+    # 0 labels: no estimate; every label: no image left unlabelled — a dash, not "nan"
+    assert "nan" not in tables
     ws = prepare(config_for(tmp_path, csv, recorded), progress=False)
     nested = label_draws(ws, "kcenter/rounds", [0.25, 0.5], seed=0)
     assert set(nested[0.25]) < set(nested[0.5])  # a round keeps what earlier ones labelled

@@ -389,7 +389,8 @@ def labelling_tables(rows: pd.DataFrame, selections: list[str]) -> str:
                      else "—" for b in budgets]
             lines.append(f"| {selection} | " + " | ".join(cells) + " |")
     if "est_error_pool" in leaf:
-        est = leaf.dropna(subset=["est_srcc"]).groupby(["selection", "budget"])
+        # every label taken: no image left unlabelled to check against
+        est = leaf.dropna(subset=["est_error_pool"]).groupby(["selection", "budget"])
         error, covered = est["est_error_pool"].mean(), est["est_covered_pool"].mean()
         lines += ["", "### The same estimate against the pool it speaks for: mean error "
                   "(estimate − SRCC on the training images left unlabelled, scored as new "
