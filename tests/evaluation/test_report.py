@@ -73,3 +73,18 @@ def test_a_quick_grid_says_once_that_it_has_no_intervals(tmp_path: Path) -> None
     assert "(n=" not in report.markdown and "[" not in report.markdown.split("\n\n", 1)[1]
     assert report.markdown.startswith("One run per cell")
     assert report.provenance is None and not (tmp_path / "provenance.json").exists()
+
+
+def test_a_budget_is_one_cell_whatever_each_split_makes_of_it() -> None:
+    """clive-dev's splits train on 433 or 434 images, so 100 % is 433 labels on some and 434 on
+    others: still one cell over every run (it once showed the 433-label splits alone)."""
+    from leafiqa.evaluation.report import summarise
+
+    rows = bench_rows()
+    rows.loc[(rows["split"] == "split_2") & (rows["budget"] == 1.0), "n_labels"] = 241
+    summary = summarise(rows)
+    full = summary[(summary["method"] == "LEAF") & (summary["budget"] == 1.0)]
+    assert len(full) == 1 and int(full["runs"].iloc[0]) == 2
+    expected = rows[(rows["method"] == "LEAF") & (rows["budget"] == 1.0)]["srcc"].mean()
+    assert np.isclose(full["srcc_mean"].iloc[0], expected)
+    assert int(full["n_labels"].iloc[0]) in (240, 241)
