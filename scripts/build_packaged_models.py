@@ -28,6 +28,7 @@ from leafiqa.deploy.modelfile import load_network, save_model
 from leafiqa.deploy.scorer import Scorer
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.registry import PACKAGED_DIR
+from leafiqa.version import git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 AGIQA_VALID_FOR = ("Images from text-to-image generators. Not for camera photos: there it "
@@ -139,7 +140,9 @@ def elsewhere_metrics(model: Path, spec: PackagedModel) -> dict:
             for what, config in spec.elsewhere}
 
 
-def package(spec: PackagedModel, output: Path, shared: Path) -> dict:
+def package(spec: PackagedModel, output: Path, shared: Path, commit: str | None) -> dict:
+    """``commit``: the source tree's, read before the build wrote any model (a later read would
+    count the models this build already replaced as local edits)."""
     results = json.loads((output / "results.json").read_text())
     network, info = load_network(output / "leaf-model.safetensors")
     config = load_config(ROOT / spec.config)
@@ -159,7 +162,8 @@ def package(spec: PackagedModel, output: Path, shared: Path) -> dict:
     }
     packaged = PACKAGED_DIR / f"{spec.name}.safetensors"
     # the metadata `leaf run` built (``modelfile.model_info``), with the card added
-    shipped = replace(info, card=card, provenance=run_provenance(config), created="")
+    shipped = replace(info, card=card, created="",
+                      provenance={**run_provenance(config), "git_commit": commit})
     save_model(packaged, network, shipped, half_backbone=True)
     card["test"] = test_metrics(packaged, spec)  # of the shipped (float16) file itself
     card["elsewhere"] = elsewhere_metrics(packaged, spec)
@@ -224,6 +228,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="build only this model (repeatable)")
     args = parser.parse_args()
     started = time.time()
+    commit = git_commit()
     cards = []
     for spec in MODELS:
         if args.only and spec.name not in args.only:
@@ -234,7 +239,7 @@ def main() -> None:
                 cards.append(read_info(existing).card)
             continue
         cards.append(package(spec, train(spec, args.work.resolve(), args.cache.resolve()),
-                             args.shared))
+                             args.shared, commit))
     print(f"wrote {write_readme(cards)} in {time.time() - started:.0f} s")
 
 
