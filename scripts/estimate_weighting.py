@@ -1,0 +1,99 @@
+"""How the accuracy estimate's re-weighting for chosen labels matters. For labels the
+``variance`` design picks (the default), on every split and distillation seed, the whole
+calibration is cross-validated once (``calibration.estimate.cross_validate``, exactly as
+``leaf bench`` does) and the same folds are then re-weighted each way: no weights, each label's
+Voronoi cell in the feature PCA (1 neighbour), and every pool image shared among its 3, 5
+(``data.selection.REPRESENTATION_NEIGHBOURS``) or 10 nearest labels. Prints, per budget and
+weighting, the estimate's mean error against the test SRCC and how often its 90 % interval,
+widened for the test set's size, covers it — the columns of ``leaf bench``'s labelling.md.
+
+Run: PYTHONPATH=src python scripts/estimate_weighting.py CONFIG [--budgets 0.05,0.1,0.3]
+     [--splits split_1,...] [--seeds 0,1,2]
+(configs/clive.yaml: about a minute; configs/demo.yaml, AGIQA-3K: a few minutes)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+from scipy.stats import spearmanr
+from tqdm import tqdm
+
+from leafiqa.bench import label_draws, split_config, train_embedding
+from leafiqa.calibration.estimate import (
+    MIN_LABELS_FOR_ESTIMATE,
+    cross_validate,
+    estimate_from_folds,
+)
+from leafiqa.config import load_config
+from leafiqa.data.selection import representation_weights
+from leafiqa.methods import run_leaf, unseen_scores
+from leafiqa.workspace import Workspace, prepare
+
+WEIGHTINGS = {"none": 0, "cells (1)": 1, "shared 3": 3, "shared 5": 5, "shared 10": 10}
+
+
+def one_run(ws: Workspace, label_rows: np.ndarray, seed: int) -> dict[str, tuple[float, bool]]:
+    """(estimate − test SRCC, interval covers the test SRCC) per weighting, for one label set."""
+    result = run_leaf(ws, label_rows, seed)
+    test = float(spearmanr(result.predictions, ws.mos[ws.test_rows]).statistic)
+    scores = ws.predict(result.head)
+    unseen = unseen_scores(result.head, scores, ws)
+    labelled = ws.train_rows[label_rows]
+    calibration = ws.config.calibration
+    folds = cross_validate(unseen[labelled], ws.rows_features(labelled), ws.scalers,
+                           ws.mos[labelled], forms=calibration.forms,
+                           min_gain_se=calibration.min_gain_se, seed=seed,
+                           pool=ws.pool_sample(scores), fit_scores=scores[labelled])
+    out = {}
+    for name, neighbours in WEIGHTINGS.items():
+        weights = (None if neighbours == 0 else
+                   representation_weights(train_embedding(ws), label_rows, neighbours))
+        estimate = estimate_from_folds(folds, weights, seed=seed)
+        low, high = estimate.srcc_interval_for(int(ws.test_rows.size))
+        out[name] = (estimate.srcc - test, low <= test <= high)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--budgets", default="0.05,0.1,0.3")
+    parser.add_argument("--splits", default="split_1,split_2,split_3,split_4,split_5")
+    parser.add_argument("--seeds", default="0,1,2")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    budgets = [float(b) for b in args.budgets.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    cells: dict[tuple[float, str], list[tuple[float, bool]]] = defaultdict(list)
+    counts: dict[float, set[int]] = defaultdict(set)
+    splits = args.splits.split(",")
+    with tqdm(total=len(splits) * len(seeds) * len(budgets), unit="run") as bar:
+        for split in splits:
+            ws = prepare(split_config(config, split, None), progress=False)
+            for seed in seeds:
+                draws = label_draws(ws, "variance", budgets, seed)
+                for budget in budgets:
+                    bar.update()
+                    if draws[budget].size < MIN_LABELS_FOR_ESTIMATE:
+                        continue
+                    counts[budget].add(int(draws[budget].size))
+                    for name, cell in one_run(ws, draws[budget], seed).items():
+                        cells[(budget, name)].append(cell)
+    print("`variance` labels: estimate − test SRCC (mean) / 90 % interval coverage, "
+          f"{len(splits)} splits × {len(seeds)} seeds")
+    print("| weighting | " + " | ".join(
+        f"{b:.0%} ({'/'.join(map(str, sorted(counts[b])))})" for b in budgets) + " |")
+    print("|---" * (len(budgets) + 1) + "|")
+    for name in WEIGHTINGS:
+        row = []
+        for b in budgets:
+            runs = np.array(cells.get((b, name), []), dtype=float).reshape(-1, 2)
+            row.append(f"{runs[:, 0].mean():+.3f} / {runs[:, 1].mean():.0%}" if runs.size
+                       else "—")
+        print(f"| {name} | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
