@@ -1,7 +1,7 @@
 """How the accuracy estimate's re-weighting for chosen labels matters. For labels the
 ``variance`` design picks (the default), on every split and distillation seed, the whole
-calibration is cross-validated once (``calibration.estimate.cross_validate``, exactly as
-``leaf bench`` does) and the same folds are then re-weighted each way: no weights, each label's
+calibration is cross-validated once (``methods.estimate_folds``, exactly as ``leaf bench``
+does) and the same folds are then re-weighted each way: no weights, each label's
 Voronoi cell in the feature PCA (1 neighbour), and every pool image shared among its 3, 5
 (``data.selection.REPRESENTATION_NEIGHBOURS``) or 10 nearest labels. Prints, per budget and
 weighting, the estimate's mean error against the test SRCC and how often its 90 % interval,
@@ -21,14 +21,10 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from leafiqa.bench import label_draws, split_config, train_embedding
-from leafiqa.calibration.estimate import (
-    MIN_LABELS_FOR_ESTIMATE,
-    cross_validate,
-    estimate_from_folds,
-)
+from leafiqa.calibration.estimate import MIN_LABELS_FOR_ESTIMATE, estimate_from_folds
 from leafiqa.config import load_config
 from leafiqa.data.selection import representation_weights
-from leafiqa.methods import run_leaf, unseen_scores
+from leafiqa.methods import estimate_folds, run_leaf
 from leafiqa.workspace import Workspace, prepare
 
 WEIGHTINGS = {"none": 0, "cells (1)": 1, "shared 3": 3, "shared 5": 5, "shared 10": 10}
@@ -38,15 +34,10 @@ def one_run(ws: Workspace, label_rows: np.ndarray, seed: int) -> dict[str, tuple
     """(estimate − test SRCC, interval covers the test SRCC) per weighting, for one label set."""
     result = run_leaf(ws, label_rows, seed)
     test = float(spearmanr(result.predictions, ws.mos[ws.test_rows]).statistic)
-    scores = ws.predict(result.head)
-    unseen = unseen_scores(result.head, scores, ws)
-    labelled = ws.train_rows[label_rows]
-    calibration = ws.config.calibration
-    folds = cross_validate(unseen[labelled], ws.rows_features(labelled), ws.scalers,
-                           ws.mos[labelled], forms=calibration.forms,
-                           min_gain_se=calibration.min_gain_se, seed=seed,
-                           pool=ws.pool_sample(scores), fit_scores=scores[labelled])
-    out = {}
+    folds = estimate_folds(ws, result.head, ws.predict(result.head), label_rows, seed)
+    out: dict[str, tuple[float, bool]] = {}
+    if folds is None:
+        return out
     for name, neighbours in WEIGHTINGS.items():
         weights = (None if neighbours == 0 else
                    representation_weights(train_embedding(ws), label_rows, neighbours))

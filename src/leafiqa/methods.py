@@ -17,7 +17,13 @@ from functools import partial
 
 import numpy as np
 
-from leafiqa.calibration.estimate import AccuracyEstimate, estimate_accuracy
+from leafiqa.calibration.estimate import (
+    AccuracyEstimate,
+    FoldPredictions,
+    cross_validate,
+    estimable,
+    estimate_from_folds,
+)
 from leafiqa.calibration.finetune import train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map
 from leafiqa.calibration.prior import PriorCalibration, calibrate_prior
@@ -127,16 +133,27 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
                                       pool=ws.pool_sample(scores))
     predictions = calibration(scores[ws.test_rows], ws.test_features)
     seconds = time.time() - start
-    expected = None
-    if estimate and label_rows.size:
-        labelled = ws.train_rows[label_rows]
-        unseen = unseen_scores(head, scores, ws)
-        expected = estimate_accuracy(unseen[labelled], ws.rows_features(labelled), ws.scalers,
-                                     ws.mos[labelled], correct=variant.correct,
-                                     forms=ws.config.calibration.forms, weights=weights,
-                                     min_gain_se=ws.config.calibration.min_gain_se, seed=seed,
-                                     pool=ws.pool_sample(scores), fit_scores=scores[labelled])
+    folds = estimate_folds(ws, head, scores, label_rows, seed, variant.correct) if (
+        estimate) else None
+    expected = None if folds is None else estimate_from_folds(folds, weights, seed=seed)
     return MethodResult(variant.name, predictions, calibration, head, seconds, expected)
+
+
+def estimate_folds(ws: Workspace, head: QualityHead, scores: np.ndarray, label_rows: np.ndarray,
+                   seed: int = 0, correct: bool = True) -> FoldPredictions | None:
+    """The folds of LEAF's accuracy estimate (``calibration.estimate``) for the calibration
+    ``run_leaf`` fits on ``label_rows``: refitted on the labelled images' in-sample ``scores``,
+    each held-out label predicted as a new image (``unseen_scores``); re-weight them with
+    ``estimate_from_folds``. None where the labels give no estimate."""
+    labelled = ws.train_rows[label_rows]
+    if not estimable(ws.mos[labelled]):
+        return None
+    unseen = unseen_scores(head, scores, ws)
+    calibration = ws.config.calibration
+    return cross_validate(unseen[labelled], ws.rows_features(labelled), ws.scalers,
+                          ws.mos[labelled], correct=correct, forms=calibration.forms,
+                          min_gain_se=calibration.min_gain_se, seed=seed,
+                          pool=ws.pool_sample(scores), fit_scores=scores[labelled])
 
 
 def unseen_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.ndarray:

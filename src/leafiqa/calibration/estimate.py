@@ -192,6 +192,11 @@ def estimate_from_folds(p: FoldPredictions, weights: np.ndarray | None = None, *
                             weighted=weights is not None)
 
 
+def estimable(mos: np.ndarray) -> bool:
+    """Whether labels with this MOS give an estimate at all (enough of them, not all equal)."""
+    return bool(np.size(mos) >= MIN_LABELS_FOR_ESTIMATE and np.ptp(mos) > 0)
+
+
 def estimate_accuracy(
     student_scores: np.ndarray,
     features: np.ndarray,
@@ -215,7 +220,7 @@ def estimate_accuracy(
     every fold refits the calibration as the model's was. ``pool``: the sample of the pool the
     calibration's few-label rule read (``calibrate_prior``), as it read it."""
     mos = np.asarray(mos, dtype=np.float64)
-    if mos.size < MIN_LABELS_FOR_ESTIMATE or np.ptp(mos) == 0:
+    if not estimable(mos):
         return None
     folds_ = cross_validate(student_scores, np.asarray(features), scalers, mos,
                             correct=correct, forms=forms, min_gain_se=min_gain_se,
