@@ -120,8 +120,9 @@ def test_bench_compares_selections_rounds_and_the_estimate(tmp_path: Path) -> No
     assert labelled["pool_srcc"].between(-1, 1).all()
     assert np.allclose(labelled["est_error_pool"], labelled["est_srcc"] - labelled["pool_srcc"])
     tables = (tmp_path / "run" / "bench" / "labelling.md").read_text()
-    assert "(Δ " in tables and "interval coverage" in tables and tables.strip() in report.markdown
-    assert "against the pool it speaks for" in tables
+    assert "(Δ " in tables and "coverage of the test SRCC" in tables
+    assert tables.strip() in report.markdown
+    assert "training images left unlabelled" in tables
     # 0 labels: no estimate; every label: no image left unlabelled — a dash, not "nan"
     assert "nan" not in tables
     ws = prepare(config_for(tmp_path, csv, recorded), progress=False)
@@ -129,3 +130,55 @@ def test_bench_compares_selections_rounds_and_the_estimate(tmp_path: Path) -> No
     assert set(nested[0.25]) < set(nested[0.5])  # a round keeps what earlier ones labelled
     with pytest.raises(ValueError, match="unknown selection 'best/rounds'"):
         BenchGrid.from_config({"selections": ["best/rounds"]}, quick=False)
+
+
+def test_the_pool_protocol_distils_on_the_test_images_and_reports_both(tmp_path: Path) -> None:
+    """``bench.protocol: pool`` (a user's folder): the student distils on the test images too
+    — never labelled — and LEAF's figures on images outside the pool (the "new" protocol) are
+    reported beside them from the same labels; ``new`` alone has no such columns."""
+    from leafiqa.methods import distilled_head
+    from leafiqa.workspace import prepare
+
+    csv, recorded, _ = dataset(tmp_path, n=64)
+    grid = {"splits": ["split_1"], "seeds": [0], "budgets": [0.5], "selections": ["random"],
+            "methods": ["LEAF"]}
+    pool = run_bench(config_for(tmp_path, csv, recorded, **{"bench": grid}), progress=False,
+                     workers=1).rows
+    new = run_bench(config_for(tmp_path, csv, recorded,
+                               **{"bench": {**grid, "protocol": "new"}}), progress=False,
+                    workers=1).rows
+    assert (pool["protocol"] == "pool").all() and (new["protocol"] == "new").all()
+    assert "new_srcc" in pool and "new_srcc" not in new
+    # the "new" figures beside the pool's are the new protocol's own, on the same labels
+    assert np.isclose(pool["new_srcc"].iloc[0], new["srcc"].iloc[0])
+    assert np.isclose(pool["new_est_srcc"].iloc[0], new["est_srcc"].iloc[0])
+    assert not np.isclose(pool["srcc"].iloc[0], new["srcc"].iloc[0])
+    ws = prepare(config_for(tmp_path, csv, recorded), progress=False)
+    on_pool = ws.with_protocol("pool")
+    assert set(on_pool.distill_rows) == set(ws.train_rows) | set(ws.test_rows)
+    assert on_pool.with_protocol("pool") is on_pool and ws.with_protocol("new") is ws
+    head = distilled_head(on_pool, on_pool.config.distill)
+    assert head.out_of_sample is not None and len(head.out_of_sample) == len(ws.keys)
+
+
+def test_simulated_raters_label_through_the_export_screening(tmp_path: Path) -> None:
+    """``bench.raters``: the labels come from a simulated study of a few raters (one careless),
+    screened and exported as ``leaf ratings export`` does; the estimate reads their noise, and
+    the labels are not the data set's MOS."""
+    csv, recorded, _ = dataset(tmp_path, n=64)
+    grid = {"splits": ["split_1"], "seeds": [0, 1], "budgets": [0.5], "selections": ["random"],
+            "methods": ["LEAF"], "raters": 3, "careless": 1}
+    report = run_bench(config_for(tmp_path, csv, recorded, **{"bench": grid}), progress=False,
+                       workers=1)
+    rows = report.rows
+    assert rows["labels_srcc"].between(-1, 1).all() and (rows["labels_srcc"] < 1).any()
+    assert rows["reliability"].between(0, 1).all()
+    assert rows["careless_kept"].between(0, 1).all()
+    assert "simulated rating studies" in report.markdown
+    lab = run_bench(config_for(tmp_path, csv, recorded, **{"bench": {**grid, "raters": 0}}),
+                    progress=False, workers=1).rows
+    assert "labels_srcc" not in lab and lab["est_srcc"].notna().all()
+    with pytest.raises(ValueError, match="bench.careless"):
+        BenchGrid.from_config({"raters": 2, "careless": 3}, quick=False)
+    with pytest.raises(ValueError, match="bench.protocol"):
+        BenchGrid.from_config({"protocol": "folder"}, quick=False)

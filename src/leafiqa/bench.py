@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from leafiqa.data.selection import (
 from leafiqa.data.splits import labelled_rows
 from leafiqa.evaluation import provenance
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.evaluation.report import BenchReport, format_cell, write_report
+from leafiqa.evaluation.report import BenchReport, budget_label, format_cell, write_report
 from leafiqa.evaluation.stats import mean_interval
 from leafiqa.methods import (
     BASELINES,
@@ -42,10 +43,11 @@ from leafiqa.methods import (
     get_method,
     run_leaf,
     run_teacher_alone,
-    unseen_scores,
+    target_scores,
 )
+from leafiqa.simulated_labels import study_labels
 from leafiqa.teachers.protocol import log_odds
-from leafiqa.workspace import Workspace, label_count, prepare
+from leafiqa.workspace import PROTOCOLS, Workspace, label_count, prepare
 
 BASELINE_NAMES = tuple(m.name for m in BASELINES)
 #: ablations that only mean something for a teacher ensemble
@@ -66,6 +68,16 @@ class BenchGrid:
     teachers_alone: list[str] = field(default_factory=list)
     # LEAF's accuracy estimate from its labels alone, against the test SRCC
     estimate: bool = True
+    # "pool": the student distils on every image of the split (a user's folder: training and
+    # test images; labels from training images only) and LEAF is also run as "new" (distilled
+    # on the training images, the test images new to it) for its figures on images outside the
+    # pool; "new": the paper's protocol alone
+    protocol: str = "pool"
+    # labels from a simulated rating study of this many raters per labelled image, screened and
+    # exported as `leaf ratings export` does (0: the data set's own MOS are the labels)
+    raters: int = 0
+    # of those raters, how many answer carelessly (at random, one button, or inverted)
+    careless: int = 1
 
     @classmethod
     def from_config(cls, values: dict, quick: bool) -> BenchGrid:
@@ -74,6 +86,11 @@ class BenchGrid:
         if unknown:
             raise ValueError(f"bench: unknown key(s) {unknown}; allowed: {sorted(known)}")
         grid = cls(**values)
+        if grid.protocol not in PROTOCOLS:
+            raise ValueError(f"bench.protocol: '{grid.protocol}' is not one of {PROTOCOLS}")
+        if grid.raters < 0 or grid.careless < 0 or grid.careless > max(grid.raters, 1):
+            raise ValueError("bench.raters must be ≥ 0 and bench.careless between 0 and "
+                             "bench.raters")
         for name in grid.methods:
             get_method(name)
         for selection in grid.selections:
@@ -159,21 +176,36 @@ def estimate_columns(ws: Workspace, result: MethodResult, test_srcc: float,
     return {"est_srcc": e.srcc, "est_low": low, "est_high": high, "est_plcc": e.plcc,
             "est_error": e.srcc - test_srcc, "est_covered": float(low <= test_srcc <= high),
             "est_covered_population": float(e.srcc_low <= test_srcc <= e.srcc_high),
+            "est_width": high - low, "reliability": e.reliability,
             "pool_srcc": pool_srcc, "est_error_pool": e.srcc - pool_srcc,
             "est_covered_pool": float(pool_low <= pool_srcc <= pool_high)}
 
 
+def outside_columns(ws: Workspace, result: MethodResult, n_labels: int) -> dict:
+    """LEAF's figures on images outside the pool (the "new" protocol: distilled on the training
+    images, the test images new to it), as ``new_*`` columns beside the pool's."""
+    metrics = _evaluate_cell(ws, result.predictions, n_labels)
+    columns = {"new_srcc": metrics["srcc"], "new_plcc": metrics["plcc"]}
+    e = result.estimate
+    if e is not None:
+        low, high = e.srcc_interval_for(int(ws.test_rows.size))
+        columns.update(new_est_srcc=e.srcc, new_est_error=e.srcc - metrics["srcc"],
+                       new_est_covered=float(low <= metrics["srcc"] <= high),
+                       new_est_width=high - low)
+    return columns
+
+
 def unlabelled_pool_srcc(ws: Workspace, result: MethodResult, label_rows: np.ndarray
                          ) -> tuple[float, int]:
-    """The calibrated model's SRCC on the training images left unlabelled, each scored as a
-    new image (the student's out-of-sample score), and their number: the pool the estimate
-    speaks for, which need not be as hard as the test split."""
+    """The calibrated model's SRCC on the training images left unlabelled, each scored as the
+    estimate's images are (``methods.target_scores``), and their number: part of the pool the
+    estimate speaks for, which need not be as hard as the test split."""
     if result.head is None:
         return float("nan"), 0
-    unseen = unseen_scores(result.head, ws.predict(result.head), ws)
+    scores = target_scores(result.head, ws.predict(result.head), ws)
     rest = np.setdiff1d(labelled_rows(ws.mos[ws.train_rows]), label_rows)
     rows = ws.train_rows[rest]
-    predictions = result.calibration.predict_source(unseen[rows], ws.feature_source.subset(rows))
+    predictions = result.calibration.predict_source(scores[rows], ws.feature_source.subset(rows))
     return float(spearmanr(predictions, ws.mos[rows]).statistic), int(rows.size)
 
 
@@ -185,22 +217,42 @@ class SplitTask:
     scatter: tuple[np.ndarray, np.ndarray, int] | None = None
 
 
+def labelled_views(ws: Workspace, grid: BenchGrid, label_rows: np.ndarray, rng_key: list[int]
+                   ) -> tuple[np.ndarray, list[Workspace], dict]:
+    """The label rows, the protocol's workspace (and the "new" one beside a pool run) with the
+    labels they get — the data set's MOS, or a simulated study's (``bench.raters``) — and the
+    study's columns."""
+    views = [ws.with_protocol(grid.protocol)]
+    if grid.protocol == "pool":
+        views.append(ws.with_protocol("new"))
+    if not grid.raters or not label_rows.size:
+        return label_rows, views, {}
+    study = study_labels(ws, label_rows, grid.raters, grid.careless,
+                         np.random.default_rng(rng_key))
+    rows = ws.train_rows[study.rows]
+    return study.rows, [v.with_label_values(rows, study.values, study.noise) for v in views], (
+        study.columns())
+
+
 def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int,
                    alone: dict[str, np.ndarray], scatter_budget: float) -> SplitTask:
     task = SplitTask([])
     ensemble = bool(ws.teacher.members)
+    split_number = grid.splits.index(split)
     for selection in grid.selections:
         name, _ = parse_selection(selection)
         draws = label_draws(ws, selection, grid.budgets, seed)
-        for budget in grid.budgets:
-            label_rows = draws[budget]
+        for k, budget in enumerate(grid.budgets):
+            label_rows, views, study = labelled_views(ws, grid, draws[budget],
+                                                      [seed, split_number, k])
+            main = views[0]
             n_labels = int(label_rows.size)
             cell = {"split": split, "seed": seed, "selection": selection, "budget": budget,
-                    "n_labels": n_labels}
+                    "n_labels": n_labels, "protocol": grid.protocol, **study}
             for teacher_id, scores in alone.items():
-                result = run_teacher_alone(ws, label_rows, seed, scores, f"alone: {teacher_id}")
+                result = run_teacher_alone(main, label_rows, seed, scores, f"alone: {teacher_id}")
                 task.rows.append({**cell, "method": result.method,
-                                  **_evaluate_cell(ws, result.predictions, n_labels),
+                                  **_evaluate_cell(main, result.predictions, n_labels),
                                   "seconds": round(result.seconds, 3)})
             for method_name in grid.methods_for(selection, ensemble):
                 method = METHODS[method_name]
@@ -210,19 +262,23 @@ def run_split_seed(ws: Workspace, grid: BenchGrid, split: str, seed: int,
                 if method_name == "LEAF":
                     weights = None if name in SELF_WEIGHTING or not n_labels else (
                         representation_weights(train_embedding(ws), label_rows))
-                    result = run_leaf(ws, label_rows, seed, estimate=grid.estimate,
+                    result = run_leaf(main, label_rows, seed, estimate=grid.estimate,
                                       weights=weights)
+                    for outside in views[1:]:
+                        extra.update(outside_columns(outside, run_leaf(
+                            outside, label_rows, seed, estimate=grid.estimate, weights=weights),
+                            n_labels))
                 else:
-                    result = method.run(ws, label_rows, seed)
-                metrics = _evaluate_cell(ws, result.predictions, n_labels)
+                    result = method.run(main, label_rows, seed)
+                metrics = _evaluate_cell(main, result.predictions, n_labels)
                 if method_name == "LEAF":
-                    extra = estimate_columns(ws, result, metrics["srcc"], label_rows)
+                    extra.update(estimate_columns(main, result, metrics["srcc"], label_rows))
                 task.rows.append({**cell, "method": method_name, **metrics,
                                   "seconds": round(result.seconds, 3), **extra})
                 if method_name == "LEAF" and selection == grid.selections[0] and (
                         split == grid.splits[0] and seed == grid.seeds[0]
                         and budget == scatter_budget):
-                    task.scatter = (result.predictions, ws.mos[ws.test_rows], n_labels)
+                    task.scatter = (result.predictions, main.mos[main.test_rows], n_labels)
     return task
 
 
@@ -351,52 +407,84 @@ def run_bench(config: RunConfig, quick: bool = False, out: Path | None = None,
 
 
 def labelling_tables(rows: pd.DataFrame, selections: list[str]) -> str:
-    """LEAF's test SRCC per selection and budget beside random's on the same splits and
-    seeds, and the accuracy estimate's mean error (estimate − test SRCC) and how often its
-    interval (widened for the test set's own size) covers the test SRCC."""
+    """LEAF's test SRCC per selection and budget beside random's on the same splits and seeds
+    (on the pool's unlabelled images, and beside it on images outside the pool when the bench
+    ran the pool protocol), and the accuracy estimate's mean error (estimate − test SRCC), how
+    often its interval (widened for the test set's own size) covers the test SRCC, and its mean
+    width; with simulated raters, how their study went."""
     leaf = rows[rows["method"] == "LEAF"]
     if leaf.empty:
         return ""
     budgets = sorted(leaf["budget"].unique())
-    head = "| selection | " + " | ".join(f"{b:.0%}" for b in budgets) + " |"
+    head = "| selection | " + " | ".join(budget_label(b) for b in budgets) + " |"
     rule = "|---" * (len(budgets) + 1) + "|"
-    runs = {key: group.to_numpy() for key, group in leaf.groupby(["selection", "budget"])["srcc"]}
-    mean = {key: float(np.mean(values)) for key, values in runs.items()}
-    lines = ["### LEAF test SRCC by label selection (mean [95 % bootstrap interval] over splits "
-             "× draws; Δ: against random on the same splits and draws)", "", head, rule]
-    for selection in selections:
-        cells = []
-        for b in budgets:
-            values = runs.get((selection, b), np.array([np.nan]))
-            cell = format_cell(float(np.mean(values)), *mean_interval(values))
+    pool = "protocol" in leaf and (leaf["protocol"] == "pool").all()
+
+    def table(title: str, cell: Callable[[pd.DataFrame], str]) -> list[str]:
+        groups = dict(iter(leaf.groupby(["selection", "budget"])))
+        lines = ["", title, "", head, rule]
+        for selection in selections:
+            cells = [cell(groups[(selection, b)]) if (selection, b) in groups else "—"
+                     for b in budgets]
+            lines.append(f"| {selection} | " + " | ".join(cells) + " |")
+        return lines
+
+    def srcc_table(column: str, title: str) -> list[str]:
+        mean = leaf.groupby(["selection", "budget"])[column].mean()
+
+        def cell(group: pd.DataFrame) -> str:
+            values = group[column].to_numpy()
+            text = format_cell(float(np.mean(values)), *mean_interval(values))
+            selection, budget = group["selection"].iloc[0], group["budget"].iloc[0]
             if "random" in selections and selection != "random":
-                delta = mean.get((selection, b), np.nan) - mean.get(("random", b), np.nan)
-                cell += f" (Δ {delta:+.3f})"
-            cells.append(cell)
-        lines.append(f"| {selection} | " + " | ".join(cells) + " |")
+                text += f" (Δ {mean[(selection, budget)] - mean.get(('random', budget)):+.3f})"
+            return text
+        return table(title, cell)
+
+    def estimate_table(prefix: str, title: str) -> list[str]:
+        def cell(group: pd.DataFrame) -> str:
+            group = group.dropna(subset=[f"{prefix}est_srcc"])
+            if group.empty:  # no labels, no estimate
+                return "—"
+            text = (f"{group[f'{prefix}est_error'].mean():+.3f} / "
+                    f"{group[f'{prefix}est_covered'].mean():.0%}")
+            if f"{prefix}est_covered_population" in group:
+                text += f" ({group[f'{prefix}est_covered_population'].mean():.0%})"
+            if f"{prefix}est_width" in group:
+                text += f" / {group[f'{prefix}est_width'].mean():.2f}"
+            return text
+        return table(title, cell)
+
+    where = ("on the pool's unlabelled images (the test images; the student distilled on every "
+             "image of the split, labels from training images only)" if pool
+             else "on new images (the test images; the student distilled on the training images)")
+    lines = srcc_table("srcc", f"### LEAF test SRCC by label selection, {where} (mean [95 % "
+                       "bootstrap interval] over splits × draws; Δ: against random on the same "
+                       "splits and draws)")
+    if "new_srcc" in leaf:
+        lines += srcc_table("new_srcc", "### The same labels, on images outside the pool (the "
+                            "paper's protocol: the student distilled on the training images "
+                            "alone, the test images new to it)")
     if "est_srcc" in leaf:
-        est = leaf.dropna(subset=["est_srcc"]).groupby(["selection", "budget"])
-        error, covered = est["est_error"].mean(), est["est_covered"].mean()
-        covered_pop = est["est_covered_population"].mean()
-        lines += ["", "### LEAF accuracy estimate from the labels alone: mean error "
-                  "(estimate − test SRCC) / 90 % interval coverage of the test SRCC "
-                  "(interval widened for the test set's size; in brackets: unwidened)", "",
-                  head, rule]
-        for selection in selections:
-            # no labels, no estimate: such a budget's cell says so instead of "nan"
-            cells = [f"{error[(selection, b)]:+.3f} / {covered[(selection, b)]:.0%} "
-                     f"({covered_pop[(selection, b)]:.0%})" if (selection, b) in error
-                     else "—" for b in budgets]
-            lines.append(f"| {selection} | " + " | ".join(cells) + " |")
+        lines += estimate_table("", "### LEAF accuracy estimate from the labels alone, "
+                                f"{'for the pool' if pool else 'for new images'}: mean error "
+                                "(estimate − test SRCC) / coverage of the test SRCC by the 90 % "
+                                "interval widened for the test set's size (in brackets: "
+                                "unwidened) / mean widened width")
+    if "new_est_srcc" in leaf:
+        lines += estimate_table("new_", "### The estimate for new images (from the student "
+                                "distilled on the training images) against its test SRCC: mean "
+                                "error / coverage (widened) / mean width")
     if "est_error_pool" in leaf:
-        # every label taken: no image left unlabelled to check against
-        est = leaf.dropna(subset=["est_error_pool"]).groupby(["selection", "budget"])
-        error, covered = est["est_error_pool"].mean(), est["est_covered_pool"].mean()
-        lines += ["", "### The same estimate against the pool it speaks for: mean error "
-                  "(estimate − SRCC on the training images left unlabelled, scored as new "
-                  "images) / coverage (interval widened for that pool's size)", "", head, rule]
-        for selection in selections:
-            cells = [f"{error[(selection, b)]:+.3f} / {covered[(selection, b)]:.0%}"
-                     if (selection, b) in error else "—" for b in budgets]
-            lines.append(f"| {selection} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines += table("### The estimate against the training images left unlabelled: mean "
+                       "error / coverage (interval widened for their number)",
+                       lambda g: "—" if g["est_error_pool"].isna().all() else
+                       f"{g['est_error_pool'].mean():+.3f} / {g['est_covered_pool'].mean():.0%}")
+    if "labels_srcc" in leaf:
+        lines += table("### The simulated rating studies: SRCC of the exported MOS with the lab "
+                       "MOS / reliability the estimate read from the ratings / honest raters "
+                       "kept / careless raters kept",
+                       lambda g: "—" if g["labels_srcc"].isna().all() else
+                       f"{g['labels_srcc'].mean():.2f} / {g['reliability'].mean():.2f} / "
+                       f"{g['honest_kept'].mean():.0%} / {g['careless_kept'].mean():.0%}")
+    return "\n".join(lines[1:])

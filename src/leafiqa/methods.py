@@ -97,16 +97,16 @@ def distilled_head(ws: Workspace, config: DistillConfig, label_rows: np.ndarray 
             label_rows.size >= MIN_LABELS_FOR_ENSEMBLE_WEIGHTS) and ensemble_weights != "equal":
         rows = ws.train_rows[label_rows]
         labelled = {ws.keys[i]: float(ws.mos[i]) for i in rows}
-        key += (np.asarray(label_rows).tobytes(),)
+        key += (np.asarray(label_rows).tobytes(), ws.mos[rows].tobytes())
     cache = ws.__dict__.setdefault("_heads", {})
     if key not in cache:
         if ws.teacher.members and (labelled or ensemble_weights == "equal"):
             view = ensemble_view(ws.teacher.members, ws.keys,
-                                 [ws.keys[i] for i in ws.train_rows],
+                                 [ws.keys[i] for i in ws.distill_rows],
                                  ws.config.teacher.pairs_per_image, labelled,
                                  equal=ensemble_weights == "equal")
-        targets = ws.targets(ws.train_rows, view, config.target)
-        cache[key] = distill_head(ws.train_source, targets, config, ws.scaler)
+        targets = ws.targets(ws.distill_rows, view, config.target)
+        cache[key] = distill_head(ws.distill_source, targets, config, ws.scaler)
     return cache[key]
 
 
@@ -135,7 +135,8 @@ def run_leaf(ws: Workspace, label_rows: np.ndarray, seed: int = 0,
     seconds = time.time() - start
     folds = estimate_folds(ws, head, scores, label_rows, seed, variant.correct) if (
         estimate) else None
-    expected = None if folds is None else estimate_from_folds(folds, weights, seed=seed)
+    expected = None if folds is None else estimate_from_folds(folds, weights, seed=seed,
+                                                              target=ws.protocol)
     return MethodResult(variant.name, predictions, calibration, head, seconds, expected)
 
 
@@ -143,17 +144,27 @@ def estimate_folds(ws: Workspace, head: QualityHead, scores: np.ndarray, label_r
                    seed: int = 0, correct: bool = True) -> FoldPredictions | None:
     """The folds of LEAF's accuracy estimate (``calibration.estimate``) for the calibration
     ``run_leaf`` fits on ``label_rows``: refitted on the labelled images' in-sample ``scores``,
-    each held-out label predicted as a new image (``unseen_scores``); re-weight them with
-    ``estimate_from_folds``. None where the labels give no estimate."""
+    each held-out label predicted as an image of what the estimate speaks for
+    (``target_scores``); re-weight them with ``estimate_from_folds``. None where the labels give
+    no estimate."""
     labelled = ws.train_rows[label_rows]
     if not estimable(ws.mos[labelled]):
         return None
-    unseen = unseen_scores(head, scores, ws)
+    target = target_scores(head, scores, ws)
     calibration = ws.config.calibration
-    return cross_validate(unseen[labelled], ws.rows_features(labelled), ws.scalers,
+    noise = None if ws.label_noise is None else ws.label_noise[labelled]
+    return cross_validate(target[labelled], ws.rows_features(labelled), ws.scalers,
                           ws.mos[labelled], correct=correct, forms=calibration.forms,
                           min_gain_se=calibration.min_gain_se, seed=seed,
-                          pool=ws.pool_sample(scores), fit_scores=scores[labelled])
+                          pool=ws.pool_sample(scores), fit_scores=scores[labelled],
+                          label_noise=noise)
+
+
+def target_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.ndarray:
+    """Every image's student score as the images the estimate speaks for get it: under the
+    "pool" protocol those are the pool's own images, distilled on like the labelled ones (their
+    in-sample scores); under "new", images the student never saw (``unseen_scores``)."""
+    return scores if ws.protocol == "pool" else unseen_scores(head, scores, ws)
 
 
 def unseen_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.ndarray:
@@ -164,10 +175,10 @@ def unseen_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.nd
     exact leave-one-out scores of the training images do not. The MLP head has none: its
     in-sample scores are used."""
     unseen = getattr(head, "out_of_sample", None)
-    if unseen is None or len(unseen) != ws.train_rows.size:
+    if unseen is None or len(unseen) != ws.distill_rows.size:
         return scores
     scores = np.array(scores, dtype=np.float64)
-    scores[ws.train_rows] = unseen
+    scores[ws.distill_rows] = unseen
     return scores
 
 

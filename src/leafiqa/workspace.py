@@ -3,6 +3,8 @@ features — everything computed once and shared by the methods (``leafiqa.metho
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -172,6 +174,9 @@ def ensemble_view(
                        weights=weights)
 
 
+PROTOCOLS = ("new", "pool")
+
+
 @dataclass
 class Workspace:
     """Everything a run computes once: images, keys, features, teacher judgments.
@@ -193,6 +198,63 @@ class Workspace:
     teacher: TeacherView
     feature_blocks: tuple[int, ...] | None = None  # the features' layout (FeatureScaler)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # what preparing took
+    #: which images the student distils on: "new" the training split (the test images are new
+    #: to it: the paper's protocol), "pool" every image of the split (a user's folder, which the
+    #: student distils on and then scores; labels still come from training images only)
+    protocol: str = "new"
+    #: each label's error variance against a large panel's MOS (per manifest row; labels from a
+    #: few raters, ``with_label_values``); None: the MOS are exact
+    label_noise: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol '{self.protocol}' is not one of {PROTOCOLS}")
+
+    def with_protocol(self, protocol: str) -> Workspace:
+        """The same data, judgments and features with the student distilled per ``protocol``
+        (what does not depend on it is shared, not recomputed)."""
+        if protocol == self.protocol:
+            return self
+        views = self.__dict__.setdefault("_protocol_views", {})
+        if protocol not in views:
+            other = dataclasses.replace(self, protocol=protocol)
+            for name in ("features", "test_features", "_embedding"):
+                if name in self.__dict__:
+                    other.__dict__[name] = self.__dict__[name]
+            views[protocol] = other
+        return views[protocol]
+
+    def with_label_values(self, rows: np.ndarray, values: np.ndarray,
+                          noise: np.ndarray | None = None) -> Workspace:
+        """The same workspace with ``values`` as the MOS of manifest ``rows`` — labels as a
+        rating study gave them rather than the data set's own — and ``noise`` as their error
+        variance; every other image keeps its MOS, and every cache is shared."""
+        # computed here first, so that the copy shares them (the distilled heads included)
+        self.__dict__.setdefault("_heads", {})
+        for name in ("scalers", "test_features", "pool_sample_features"):
+            getattr(self, name)
+        other = copy.copy(self)
+        other.mos = self.mos.copy()
+        other.mos[rows] = values
+        if noise is not None:
+            other.label_noise = np.zeros_like(self.mos)
+            other.label_noise[rows] = noise
+        return other
+
+    @cached_property
+    def distill_rows(self) -> np.ndarray:
+        """The manifest rows the student distils on (and whose ranking the few-label rule
+        keeps): the training split, or with the "pool" protocol every image of the split."""
+        if self.protocol == "pool":
+            return np.concatenate([self.train_rows, self.test_rows])
+        return self.train_rows
+
+    @cached_property
+    def distill_source(self) -> FeatureSource:
+        """The features of ``distill_rows``, chunk by chunk (in that order)."""
+        if self.protocol == "new":
+            return self.train_source
+        return self.feature_source.subset(self.distill_rows)
 
     @cached_property
     def features(self) -> np.ndarray:
@@ -221,12 +283,13 @@ class Workspace:
 
     @cached_property
     def scalers(self) -> list[FeatureScaler]:
-        """Feature standardisations fitted on every training image (no labels needed): every
+        """Feature standardisations fitted on every image the student distils on (no labels
+        needed: the training split, or the whole pool): every
         block of features an equal share of the ridge prior (``student.balance_levels``), then
         every feature an equal share. The first is the default (the student's head, the
         linear probe); calibration lets the labels choose. One streamed pass."""
         blocks = self.feature_blocks if self.config.student.balance_levels else None
-        return feature_priors(self.train_source, blocks)
+        return feature_priors(self.distill_source, blocks)
 
     @property
     def scaler(self) -> FeatureScaler:
@@ -249,9 +312,10 @@ class Workspace:
 
     @cached_property
     def pool_sample_rows(self) -> np.ndarray:
-        """The manifest rows of the training images a few labels' correction must keep the
-        student's ranking of (``calibration.prior.PoolSample``), their features in memory."""
-        return self.train_rows[sample_pool_rows(self.train_rows.size)]
+        """The manifest rows of the pool images (those the student distils on) a few labels'
+        correction must keep the student's ranking of (``calibration.prior.PoolSample``), their
+        features in memory."""
+        return self.distill_rows[sample_pool_rows(self.distill_rows.size)]
 
     @cached_property
     def pool_sample_features(self) -> np.ndarray:

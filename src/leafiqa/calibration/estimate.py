@@ -27,6 +27,14 @@ Labels chosen on purpose are not a random sample (k-center picks spread-out imag
 inflates a rank correlation): ``weights`` — how many pool images each labelled image stands for
 (``data.selection.representation_weights``) — make every term a weighted correlation over the
 pool those images represent.
+
+What it estimates is agreement with what a large panel would say. Labels from a lab (dozens of
+raters an image) are that panel; labels from two or three people are not: their own noise
+attenuates every correlation against them. ``label_noise`` — each label's error variance
+against a large panel's MOS, from the ratings themselves (``ratings.reliability``) — gives the
+labels' reliability over the pool, ``1 − mean(noise) / variance(MOS)``, and every correlation is
+divided by its square root (Spearman's correction for attenuation); the bootstrap recomputes it
+on each resample, so its own uncertainty is in the interval.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ from leafiqa.student.ridge import FeatureScaler, RidgeBasis
 
 #: fewer labels than this give no estimate (a rank correlation of four points says nothing)
 MIN_LABELS_FOR_ESTIMATE = 5
+#: below this the labels are mostly noise: the correction for attenuation stops here (and the
+#: estimate says so) rather than inflating a correlation of noise
+MIN_RELIABILITY = 0.3
 FOLDS = 10
 MANY_LABELS = 200
 BOOTSTRAP = 1000
@@ -60,6 +71,11 @@ class AccuracyEstimate:
     n_labels: int
     level: float = LEVEL
     weighted: bool = False  # labels re-weighted for how they were chosen
+    #: the labels' reliability against a large panel, corrected for (None: taken as exact)
+    reliability: float | None = None
+    #: what the estimate speaks for: "pool" (the pool's images the model was distilled on and
+    #: never labelled) or "new" (images the student never saw)
+    target: str = "new"
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -78,7 +94,11 @@ class AccuracyEstimate:
 
     def summary(self) -> str:
         note = ", weighted for the selection" if self.weighted else ""
-        return (f"expected on new images (from {self.n_labels} labels{note}): "
+        if self.reliability is not None:
+            note += f", corrected for their noise (reliability {self.reliability:.2f})"
+        where = ("on the pool's unlabelled images" if self.target == "pool"
+                 else "on new images")
+        return (f"expected {where} (from {self.n_labels} labels{note}): "
                 f"SRCC {self.srcc:.3f} [{self.srcc_low:.3f}, {self.srcc_high:.3f}], "
                 f"PLCC {self.plcc:.3f} [{self.plcc_low:.3f}, {self.plcc_high:.3f}] "
                 f"({self.level:.0%} interval)")
@@ -118,16 +138,31 @@ def weighted_spearman(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     return weighted_pearson(weighted_ranks(x, w), weighted_ranks(y, w), w)
 
 
+def reliability(mos: np.ndarray, noise: np.ndarray, w: np.ndarray) -> float:
+    """The share of the labels' (weighted) variance that is not their own noise, floored at
+    ``MIN_RELIABILITY``; the mean noise is over the labels whose noise is known (NaN: a label
+    of one rater), and with none known the labels are taken as exact (1)."""
+    w = w / w.sum()
+    variance = float(w @ (mos - w @ mos) ** 2)
+    known = ~np.isnan(noise)
+    if variance <= 0 or not known.any() or w[known].sum() <= 0:
+        return 1.0
+    mean_noise = float(w[known] @ noise[known]) / float(w[known].sum())
+    return float(np.clip(1.0 - mean_noise / variance, MIN_RELIABILITY, 1.0))
+
+
 @dataclass
 class FoldPredictions:
     """What the estimate needs per labelled image: its student score, its MOS, the line-only
     calibration on every label (in sample), and out-of-fold predictions of the whole procedure
-    and of the line-only procedure."""
+    and of the line-only procedure; ``noise``: each label's error variance against a large
+    panel (None: exact labels)."""
 
     mos: np.ndarray
     line: np.ndarray
     full: np.ndarray
     line_oof: np.ndarray
+    noise: np.ndarray | None = None
 
 
 def cross_validate(
@@ -143,6 +178,7 @@ def cross_validate(
     seed: int = 0,
     pool: PoolSample | None = None,
     fit_scores: np.ndarray | None = None,
+    label_noise: np.ndarray | None = None,
 ) -> FoldPredictions:
     scores = np.asarray(student_scores, dtype=np.float64)
     fit = scores if fit_scores is None else np.asarray(fit_scores, dtype=np.float64)
@@ -161,7 +197,8 @@ def cross_validate(
         line_only = calibrate_prior(fit[train], bases, mos[train], correct=False)
         line_oof[held] = line_only(scores[held], features[held])
     line_all = calibrate_prior(scores, [], mos, correct=False)
-    return FoldPredictions(mos, line_all(scores, features), full, line_oof)
+    noise = None if label_noise is None else np.asarray(label_noise, dtype=np.float64)
+    return FoldPredictions(mos, line_all(scores, features), full, line_oof, noise)
 
 
 def _statistic(p: FoldPredictions, idx: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -170,14 +207,18 @@ def _statistic(p: FoldPredictions, idx: np.ndarray, w: np.ndarray) -> tuple[floa
             - weighted_spearman(p.line_oof[idx], mos, wi))
     plcc = (weighted_pearson(p.line[idx], mos, wi) + weighted_pearson(p.full[idx], mos, wi)
             - weighted_pearson(p.line_oof[idx], mos, wi))
+    if p.noise is not None:
+        attenuation = np.sqrt(reliability(mos, p.noise[idx], wi))
+        srcc, plcc = srcc / attenuation, plcc / attenuation
     return float(np.clip(srcc, -1, 1)), float(np.clip(plcc, -1, 1))
 
 
 def estimate_from_folds(p: FoldPredictions, weights: np.ndarray | None = None, *,
                         level: float = LEVEL, bootstrap: int = BOOTSTRAP,
-                        seed: int = 0) -> AccuracyEstimate:
+                        seed: int = 0, target: str = "new") -> AccuracyEstimate:
     n = p.mos.size
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    rel = None if p.noise is None else reliability(p.mos, p.noise, w)
     srcc, plcc = _statistic(p, np.arange(n), w)
     rng = np.random.default_rng(seed)
     draws = np.array([_statistic(p, rng.integers(0, n, n), w) for _ in range(bootstrap)])
@@ -189,7 +230,7 @@ def estimate_from_folds(p: FoldPredictions, weights: np.ndarray | None = None, *
     low, high = low + shift, high + shift
     return AccuracyEstimate(srcc, float(max(low[0], -1)), float(min(high[0], 1)), plcc,
                             float(max(low[1], -1)), float(min(high[1], 1)), n, level,
-                            weighted=weights is not None)
+                            weighted=weights is not None, reliability=rel, target=target)
 
 
 def estimable(mos: np.ndarray) -> bool:
@@ -211,6 +252,8 @@ def estimate_accuracy(
     seed: int = 0,
     pool: PoolSample | None = None,
     fit_scores: np.ndarray | None = None,
+    label_noise: np.ndarray | None = None,
+    target: str = "new",
 ) -> AccuracyEstimate | None:
     """The accuracy ``calibrate_prior`` (with these arguments) reaches on new images, estimated
     from its labelled images alone (see the module docstring); None below
@@ -218,11 +261,15 @@ def estimate_accuracy(
     as new images would get them (out of sample), not the in-sample scores the calibration
     itself was fitted on; those go in ``fit_scores`` (default: ``student_scores``), on which
     every fold refits the calibration as the model's was. ``pool``: the sample of the pool the
-    calibration's few-label rule read (``calibrate_prior``), as it read it."""
+    calibration's few-label rule read (``calibrate_prior``), as it read it. ``label_noise``:
+    each label's error variance against a large panel's MOS (None: exact labels). ``target``:
+    what the student scores speak for ("pool": the pool's images, distilled on like the
+    labelled ones; "new": images the student never saw)."""
     mos = np.asarray(mos, dtype=np.float64)
     if not estimable(mos):
         return None
     folds_ = cross_validate(student_scores, np.asarray(features), scalers, mos,
                             correct=correct, forms=forms, min_gain_se=min_gain_se,
-                            folds=folds, seed=seed, pool=pool, fit_scores=fit_scores)
-    return estimate_from_folds(folds_, weights, seed=seed)
+                            folds=folds, seed=seed, pool=pool, fit_scores=fit_scores,
+                            label_noise=label_noise)
+    return estimate_from_folds(folds_, weights, seed=seed, target=target)

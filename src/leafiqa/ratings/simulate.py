@@ -110,3 +110,42 @@ def compare(truth: np.ndarray, ambiguity: np.ndarray, sim: Simulation, seeds: in
             for key, value in figures.items():
                 sums[name][key] = sums[name].get(key, 0.0) + value / seeds
     return sums
+
+
+@dataclass
+class RaterSpec:
+    kind: str  # "honest" | "random" | "one-button" | "inverse"
+    offset: float = 0.0   # levels
+    noise: float = 0.5    # levels (sd)
+
+
+def simulate_panel(truth: np.ndarray, ambiguity: np.ndarray, raters, *,  # noqa: ANN001
+                   scale: str = "acr", gold: int = 2, repeats: int = 3,
+                   rng: np.random.Generator, gold_truth: np.ndarray | None = None
+                   ) -> tuple[Votes, np.ndarray]:
+    """(TEMPORARY lead stand-in until the screening helper's version lands.)"""
+    gold_truth = np.array([1.2, 4.8])[:gold] if gold_truth is None else gold_truth
+    n = len(truth)
+    true_q = np.concatenate([truth, gold_truth])
+    spread = np.concatenate([ambiguity, np.zeros(len(gold_truth))])
+    rows = len(true_q)
+    gold_col = np.full(rows, np.nan)
+    gold_col[n:] = np.clip(np.round(gold_truth), 1, 5)
+    scores = np.full((rows, len(raters), 2), np.nan)
+    for s, rater in enumerate(raters):
+        repeat = rng.choice(n, size=min(repeats, n), replace=False)
+        for r in (0, 1):
+            rows_r = np.arange(rows) if r == 0 else repeat
+            if rater.kind == "random":
+                vote = rng.integers(1, 6, len(rows_r)).astype(float)
+            elif rater.kind == "one-button":
+                vote = np.full(len(rows_r), 4.0)
+            else:
+                q = true_q[rows_r] if rater.kind == "honest" else 6.0 - true_q[rows_r]
+                sd = np.sqrt(rater.noise**2 + spread[rows_r] ** 2)
+                vote = np.clip(np.round(q + rater.offset + rng.normal(0, 1, len(rows_r)) * sd),
+                               1, 5)
+            scores[rows_r, s, r] = vote
+    votes = Votes([f"img{k}" for k in range(rows)], [f"r{s}" for s in range(len(raters))],
+                  scores, gold_col)
+    return votes, truth
