@@ -51,3 +51,17 @@ def test_run_and_calibrate_report_the_expected_accuracy(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "LEAF expected on new images (from 16 labels)" in result.output
     assert read_info(tmp_path / "c.safetensors").notes["expected_accuracy"]["n_labels"] == 16
+
+    # over the folder the labels came from, the estimate speaks for its unlabelled images, and
+    # the learning curve says what as many labels again would add
+    result = runner.invoke(app, ["calibrate", str(tmp_path / "run" / "leaf-model.safetensors"),
+                                 "--labels", str(csv), "--pool", str(csv), "--budget", "36",
+                                 "--cache", str(tmp_path / "cache"),
+                                 "--out", str(tmp_path / "p.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert "LEAF expected on the pool's unlabelled images (from 36 labels)" in result.output
+    assert "worth more labels? the next 36 labels: SRCC " in result.output
+    curve = read_info(tmp_path / "p.safetensors").notes["learning_curve"]
+    assert curve["sizes"] == [18, 27, 36] and curve["next_labels"] == 36
+    assert curve["gain_low"] <= curve["expected_gain"] <= curve["gain_high"]
+    assert curve["next_width"] < curve["width"]

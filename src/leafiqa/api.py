@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.estimate import estimate_accuracy
+from leafiqa.calibration.estimate import estimate_accuracy, learning_curve
 from leafiqa.calibration.prior import PoolSample, calibrate_prior, sample_pool_rows
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
@@ -112,9 +112,14 @@ def calibrate_model(
     teacher_id: str | None = None,
     out: str | Path | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE,
+    target: str = "new",
+    next_labels: int | None = None,
 ) -> Path:
     """Calibrate a model file on MOS labels: its student score mapped onto the MOS scale plus
-    the labels' correction on the features (``calibration.prior``)."""
+    the labels' correction on the features (``calibration.prior``). The accuracy estimate
+    speaks for ``target``: "pool" (the images of ``manifest`` left unlabelled) or "new"; with
+    ``next_labels``, the model file also records what that many more labels are expected to add
+    (``calibration.estimate.learning_curve``)."""
     from leafiqa.workspace import label_count
 
     network, info = load_network(model_path)
@@ -156,7 +161,11 @@ def calibrate_model(
     calibration = calibrate_prior(scores[rows], bases, mos, pool=pool_sample)
     weights = representation_weights(embedding, rows) if embedding is not None else None
     expected = estimate_accuracy(scores[rows], labelled, scalers, mos, weights=weights,
-                                 seed=seed, pool=pool_sample)
+                                 seed=seed, pool=pool_sample, target=target)
+    curve = None
+    if expected is not None and next_labels:
+        curve = learning_curve(scores[rows], labelled, scalers, mos, expected, next_labels,
+                               weights=weights, seed=seed, pool=pool_sample)
     calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
                       calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,
@@ -166,7 +175,8 @@ def calibrate_model(
                              "correction_alpha": calibration.correction_alpha,
                              "correction_form": calibration.form,
                              "correction_prior": calibration.prior,
-                             **({"expected_accuracy": expected.to_dict()} if expected else {})},
+                             **({"expected_accuracy": expected.to_dict()} if expected else {}),
+                             **({"learning_curve": curve.to_dict()} if curve else {})},
                       provenance={"labels_file": manifest.source, "seeds": {"labels": seed}},
                       trained_on=trained_with(info, keys))
     out = Path(out) if out else Path(model_path).with_name(

@@ -359,25 +359,35 @@ def calibrate(
     kind: str = typer.Option("auto", help=KIND_HELP),
     split: str = typer.Option("split_1", help=SPLIT_HELP),
     cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
+    next_labels: int = typer.Option(None, "--next", min=1,
+                                    help="say what this many more labels are expected to add "
+                                         "(default: as many as there are)"),
 ) -> None:
     """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
     labels correct it where leave-one-out says they should."""
     from leafiqa.api import calibrate_model
     from leafiqa.data.manifest import with_labels
+    from leafiqa.workspace import label_count
 
     manifest = read_data(labels, kind, split)
     if pool:
         manifest = with_labels(read_data(pool, kind, split), manifest)
+    labelled = sum(item.mos is not None for item in manifest)
     path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
                            seed=seed, store=store, teacher_id=teacher_id, out=out,
-                           cache_dir=cache)
+                           cache_dir=cache, target="pool" if pool else "new",
+                           next_labels=next_labels or min(labelled, label_count(budget,
+                                                                                labelled)))
     typer.echo(f"wrote {path}")
+    from leafiqa.calibration.estimate import LearningCurve
     from leafiqa.deploy.modelfile import read_info
     from leafiqa.pipeline import format_expected
 
-    expected = read_info(path).notes.get("expected_accuracy")
-    if expected:
-        typer.echo(format_expected(expected))
+    notes = read_info(path).notes
+    if notes.get("expected_accuracy"):
+        typer.echo(format_expected(notes["expected_accuracy"]))
+    if notes.get("learning_curve"):
+        typer.echo("worth more labels? " + LearningCurve(**notes["learning_curve"]).summary())
     if pool and selection == "random":
         typer.echo("note: the labels are read as a random draw of the pool; if `leaf select` "
                    "chose them, name its design (--selection variance --store …) or the "

@@ -218,3 +218,35 @@ def test_reliability_is_the_share_of_variance_that_is_not_noise() -> None:
     summary = AccuracyEstimate(0.7, 0.6, 0.8, 0.7, 0.6, 0.8, 50, reliability=0.75,
                                target="pool").summary()
     assert "pool's unlabelled images" in summary and "reliability 0.75" in summary
+
+
+def test_the_learning_curve_sees_a_correction_still_growing_and_none() -> None:
+    """Where the features carry what the student misses, a correction's gain grows with the
+    labels, and the curve expects the next labels to add more than where they carry nothing;
+    below twice the labels a correction needs, it says it cannot tell."""
+    from leafiqa.calibration.estimate import learning_curve
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    features = rng.normal(size=(n, 40))
+    student = features[:, 0] + 0.5 * rng.normal(size=n)
+    scalers = [FeatureScaler.fit(features)]
+    labels = rng.choice(n, 90, replace=False)
+    gains = {}
+    for name, mos in (("features help", student + features[:, 1:6].sum(axis=1) * 0.6),
+                      ("nothing to add", student + 0.3 * rng.normal(size=n))):
+        estimate = estimate_accuracy(student[labels], features[labels], scalers, mos[labels])
+        assert estimate is not None
+        curve = learning_curve(student[labels], features[labels], scalers, mos[labels],
+                               estimate, 90)
+        assert curve.measurable and curve.sizes == [45, 68, 90]
+        assert curve.gain_low <= curve.expected_gain <= curve.gain_high
+        assert np.isclose(curve.next_width, curve.width / np.sqrt(2))
+        gains[name] = curve.expected_gain
+    assert gains["features help"] > gains["nothing to add"] + 0.01, gains
+    few = estimate_accuracy(student[labels[:24]], features[labels[:24]], scalers,
+                            student[labels[:24]] + rng.normal(size=24))
+    assert few is not None
+    curve = learning_curve(student[labels[:24]], features[labels[:24]], scalers,
+                           student[labels[:24]] + rng.normal(size=24), few, 24)
+    assert not curve.measurable and "cannot be read off 24 labels" in curve.summary()

@@ -273,3 +273,122 @@ def estimate_accuracy(
                             folds=folds, seed=seed, pool=pool, fit_scores=fit_scores,
                             label_noise=label_noise)
     return estimate_from_folds(folds_, weights, seed=seed, target=target)
+
+
+#: the learning curve: subsets of these shares of the labels, each drawn this many times
+CURVE_SHARES = (0.5, 0.75)
+CURVE_REPEATS = 4
+#: more labels "stop paying" where N more are expected to add less than this SRCC
+WORTHWHILE_GAIN = 0.005
+
+
+@dataclass
+class LearningCurve:
+    """What the next ``next_labels`` labels are expected to add, read off the estimate's
+    learning curve over the labels so far: the correction's gain over the line at subsets of
+    the labels, fitted as ``gain(m) = g∞ − b / √m`` (the inverse power law of learning curves,
+    its exponent fixed at ½ so that three points fit it), and how much the estimate's interval
+    narrows (its width goes as 1 / √labels)."""
+
+    n_labels: int
+    next_labels: int
+    sizes: list[int]
+    gains: list[float]          # the correction's mean gain at each size (SRCC)
+    expected_gain: float        # SRCC the next labels add, and its 90 % interval
+    gain_low: float
+    gain_high: float
+    width: float                # the estimate's interval width now, and after the next labels
+    next_width: float
+    enough_at: int | None       # labels past which N more add under WORTHWHILE_GAIN
+    measurable: bool = True     # False where half the labels could not earn a correction
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def summary(self) -> str:
+        narrows = (f"the interval narrows from ±{self.width / 2:.2f} to about "
+                   f"±{self.next_width / 2:.2f}")
+        if not self.measurable:
+            return (f"the next {self.next_labels} labels: {narrows}; what they add to the model "
+                    f"cannot be read off {self.n_labels} labels yet (the curve needs half of them "
+                    "to earn a correction of the student on their own)")
+        stop = ("" if self.enough_at is None else
+                f"; past about {self.enough_at} labels, {self.next_labels} more add less than "
+                f"{WORTHWHILE_GAIN:+.3f}")
+        return (f"the next {self.next_labels} labels: SRCC {self.expected_gain:+.3f} "
+                f"[{self.gain_low:+.3f}, {self.gain_high:+.3f}] expected (learning curve over "
+                f"{', '.join(map(str, self.sizes))} labels), {narrows}{stop}")
+
+
+def _gain(p: FoldPredictions, w: np.ndarray) -> float:
+    """The correction's gain over the line on these folds (the estimate's bracket), corrected
+    for the labels' noise like the estimate."""
+    gain = weighted_spearman(p.full, p.mos, w) - weighted_spearman(p.line_oof, p.mos, w)
+    if p.noise is not None:
+        gain /= np.sqrt(reliability(p.mos, p.noise, w))
+    return float(gain)
+
+
+def _fit_curve(sizes: np.ndarray, gains: np.ndarray) -> tuple[float, float]:
+    """``(g∞, b)`` of ``gain = g∞ − b / √m`` by least squares."""
+    design = np.column_stack([np.ones(sizes.size), -1 / np.sqrt(sizes)])
+    coef, *_ = np.linalg.lstsq(design, gains, rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+def learning_curve(
+    student_scores: np.ndarray,
+    features: np.ndarray,
+    scalers: Sequence[FeatureScaler],
+    mos: np.ndarray,
+    estimate: AccuracyEstimate,
+    next_labels: int,
+    *,
+    weights: np.ndarray | None = None,
+    label_noise: np.ndarray | None = None,
+    seed: int = 0,
+    **calibration: object,
+) -> LearningCurve:
+    """The estimate's learning curve over random subsets of the labels (``CURVE_SHARES`` of
+    them, ``CURVE_REPEATS`` draws each, every one cross-validated like the estimate itself, with
+    the same ``calibration`` arguments as ``cross_validate``) and what ``next_labels`` more are
+    expected to add. Read on labels chosen on purpose, the subsets keep their weights."""
+    mos = np.asarray(mos, dtype=np.float64)
+    n = mos.size
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    noise = None if label_noise is None else np.asarray(label_noise, dtype=np.float64)
+    width = estimate.srcc_high - estimate.srcc_low
+    next_width = width * float(np.sqrt(n / (n + next_labels)))
+    sizes = [int(round(n * share)) for share in CURVE_SHARES] + [n]
+    from leafiqa.calibration.prior import MIN_LABELS_FOR_CORRECTION
+
+    if sizes[0] < MIN_LABELS_FOR_CORRECTION:
+        return LearningCurve(n, next_labels, sizes, [], 0.0, 0.0, 0.0, width, next_width, None,
+                             measurable=False)
+    rng = np.random.default_rng(seed)
+    draws: list[tuple[int, float]] = []
+    for size in sizes:
+        for _ in range(1 if size == n else CURVE_REPEATS):
+            pick = np.sort(rng.choice(n, size, replace=False))
+            folds = cross_validate(student_scores[pick], features[pick], scalers, mos[pick],
+                                   seed=seed, label_noise=None if noise is None else noise[pick],
+                                   **calibration)  # type: ignore[arg-type]
+            draws.append((size, _gain(folds, w[pick])))
+    m = np.array([d[0] for d in draws], dtype=np.float64)
+    g = np.array([d[1] for d in draws])
+
+    def added(ms: np.ndarray, gs: np.ndarray) -> float:
+        _, b = _fit_curve(ms, gs)
+        return max(b, 0.0) * (1 / np.sqrt(n) - 1 / np.sqrt(n + next_labels))
+
+    resampled = [added(m[pick], g[pick]) for pick in
+                 (rng.integers(0, m.size, m.size) for _ in range(BOOTSTRAP // 5))]
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    _, b = _fit_curve(m, g)
+    enough_at = None
+    if b > 0:  # marginal gain b/2 · m^(-3/2) per label, times next_labels
+        enough_at = int(np.ceil((b * next_labels / (2 * WORTHWHILE_GAIN)) ** (2 / 3)))
+    return LearningCurve(n, next_labels, sizes,
+                         [float(np.mean(g[m == s])) for s in sizes], added(m, g), float(low),
+                         float(high), width, next_width, enough_at)
