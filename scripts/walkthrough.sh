@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The README's labelling loop ("The labelling loop"), end to end on 120 clive-dev photos standing
-# in for "your photos": teach (offline cue teacher) → distil → select 24 → a rating study served
-# on 127.0.0.1 → three simulated raters (two honest, one answering at random;
-# scripts/simulate_raters.py) → export → calibrate (prints the estimate) → evaluate on the other
-# photos' lab MOS → select round 2. Everything goes to OUT (default runs/walkthrough).
+# in for "your photos": gold images once (the 2 best and 2 worst by lab MOS) → teach (offline
+# cue teacher) → distil → three rounds of: select 24 (given every label so far, never a gold
+# image) → a rating study served on 127.0.0.1 → three simulated raters (two honest, one
+# answering at random; scripts/simulate_raters.py) → export, merged into the one label file →
+# calibrate (prints what it kept and the estimate). Then each round's model on the lab MOS of
+# the photos no round labelled. No file is written by hand between rounds. Everything goes to
+# OUT (default runs/walkthrough).
 #
 #   bash scripts/walkthrough.sh [OUT]      # needs ../shared (or LEAF_SHARED) and `make setup`
 #   (PORT: the study server's port on 127.0.0.1, default 8031; PYTHON: default .venv/bin/python)
@@ -34,62 +37,75 @@ with open(photos.parent / "truth.csv", "w", newline="") as f:
     for r in rows: w.writerow([Path(r["name"]).name, r["mos"]])
 PYEOF
 
+# gold: the 2 best and the 2 worst photos by lab MOS (at 5 and at 1), chosen once, before
+# round 1 (the one file a person writes: photos whose answer is obvious)
+"$PY" - "$OUT" <<'PYEOF'
+import csv, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+rows = sorted(csv.DictReader(open(out / "truth.csv")), key=lambda r: float(r["mos"]))
+with open(out / "photos/gold.csv", "w", newline="") as f:
+    w = csv.writer(f); w.writerow(["name", "value"])
+    for r, value in zip(rows[-2:] + rows[:2], (5, 5, 1, 1)): w.writerow([r["name"], value])
+PYEOF
+
 run() { echo "\$ leaf $*"; "${LEAF[@]}" "$@"; }
 run teach --data "$PHOTOS" --teacher cues --store "$OUT/judgments.sqlite"
 run distill --data "$PHOTOS" --store "$OUT/judgments.sqlite" --out "$OUT/student.safetensors"
-run select "$PHOTOS" --n 24 --out "$PHOTOS/round1.csv" --store "$OUT/judgments.sqlite" \
-  --model "$OUT/student.safetensors"
-# gold: the 2 best and the 2 worst photos by lab MOS among those not picked (at 5 and at 1)
-"$PY" - "$OUT" <<'PYEOF'
-import csv, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-picked = {Path(r["name"]).name for r in csv.DictReader(open(out / "photos/round1.csv"))}
-rest = sorted((r for r in csv.DictReader(open(out / "truth.csv")) if r["name"] not in picked),
-              key=lambda r: float(r["mos"]))
-with open(out / "photos/gold.csv", "w", newline="") as f:
-    w = csv.writer(f); w.writerow(["name", "value"])
-    for r, value in zip(rest[-2:] + rest[:2], (5, 5, 1, 1)): w.writerow([r["name"], value])
-PYEOF
-run rate create "$OUT/study1" --images "$PHOTOS/round1.csv" --gold "$PHOTOS/gold.csv" --raters 3 \
-  --repeats 3 --title "Photo quality — round 1" --base-url "http://127.0.0.1:$PORT" \
-  | tee "$OUT/links.txt"
-"${LEAF[@]}" rate serve "$OUT/study1" --port "$PORT" > "$OUT/serve.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 60); do
-  "$PY" -c "import httpx,sys; httpx.get('http://127.0.0.1:$PORT/health', timeout=1)" 2>/dev/null && break
-  sleep 0.5
+
+SERVER=
+trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null || true' EXIT
+for ROUND in 1 2 3; do
+  echo "=== round $ROUND"
+  LABELS=()  # round 1 has no labels yet; later rounds are chosen given every label so far
+  [ "$ROUND" -gt 1 ] && LABELS=(--labels "$PHOTOS/labels.csv")
+  run select "$PHOTOS" --n 24 "${LABELS[@]}" --exclude "$PHOTOS/gold.csv" \
+    --out "$PHOTOS/round$ROUND.csv" --store "$OUT/judgments.sqlite" \
+    --model "$OUT/student.safetensors"
+  run rate create "$OUT/study$ROUND" --images "$PHOTOS/round$ROUND.csv" \
+    --gold "$PHOTOS/gold.csv" --raters 3 --repeats 3 --title "Photo quality — round $ROUND" \
+    --base-url "http://127.0.0.1:$PORT" | tee "$OUT/links$ROUND.txt"
+  "${LEAF[@]}" rate serve "$OUT/study$ROUND" --port "$PORT" > "$OUT/serve$ROUND.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 60); do
+    "$PY" -c "import httpx; httpx.get('http://127.0.0.1:$PORT/health', timeout=1)" \
+      2>/dev/null && break
+    sleep 0.5
+  done
+  mapfile -t LINKS < <(grep -o "http://127.0.0.1:$PORT/r/[A-Za-z0-9_-]*" "$OUT/links$ROUND.txt")
+  PYTHONPATH=src "$PY" scripts/simulate_raters.py "$OUT/study$ROUND" "${LINKS[@]}" \
+    --truth "$OUT/truth.csv" --careless 1
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  run rate status "$OUT/study$ROUND"
+  run ratings export "$OUT/study$ROUND" --out "$PHOTOS/labels.csv"
+  run calibrate "$OUT/student.safetensors" --labels "$PHOTOS/labels.csv" --pool "$PHOTOS" \
+    --selection variance --store "$OUT/judgments.sqlite" --out "$OUT/model-r$ROUND.safetensors"
 done
-mapfile -t LINKS < <(grep -o "http://127.0.0.1:$PORT/r/[A-Za-z0-9_-]*" "$OUT/links.txt")
-PYTHONPATH=src "$PY" scripts/simulate_raters.py "$OUT/study1" "${LINKS[@]}" \
-  --truth "$OUT/truth.csv" --careless 1
-run rate status "$OUT/study1"
-run ratings export "$OUT/study1" --out "$PHOTOS/labels.csv"
-run calibrate "$OUT/student.safetensors" --labels "$PHOTOS/labels.csv" --budget 24 \
-  --pool "$PHOTOS" --selection variance --store "$OUT/judgments.sqlite" \
-  --out "$OUT/model-r1.safetensors"
-# the same labels taken as a random draw (no --selection): the estimate the README compares
-run calibrate "$OUT/student.safetensors" --labels "$PHOTOS/labels.csv" --budget 24 \
-  --pool "$PHOTOS" --out "$OUT/model-r1-as-random.safetensors"
-# the photos neither rated nor gold, with their lab MOS: what the estimate is checked against
+echo "=== after three rounds"
+# the same 72 labels taken as a random draw (no --selection): the estimate the README compares
+run calibrate "$OUT/student.safetensors" --labels "$PHOTOS/labels.csv" --pool "$PHOTOS" \
+  --out "$OUT/model-r3-as-random.safetensors"
+# the photos no round labelled (nor gold), with their lab MOS: what the estimates are checked
+# against; and the exported MOS against the lab MOS of the same photos
 "$PY" - "$OUT" <<'PYEOF'
 import csv, sys
+from collections import Counter
 from pathlib import Path
+from scipy.stats import spearmanr
 out = Path(sys.argv[1])
-used = {r["name"] for r in csv.DictReader(open(out / "photos/labels.csv"))}
-used |= {r["name"] for r in csv.DictReader(open(out / "photos/gold.csv"))}
+exported = list(csv.DictReader(open(out / "photos/labels.csv")))
+print("labels.csv: " + ", ".join(f"{k} {v}" for k, v in Counter(r["round"] for r in exported).items()))
+used = {r["name"] for r in exported} | {r["name"] for r in csv.DictReader(open(out / "photos/gold.csv"))}
 rows = [r for r in csv.DictReader(open(out / "truth.csv")) if r["name"] not in used]
 with open(out / "photos/heldout.csv", "w", newline="") as f:
     w = csv.writer(f); w.writerow(["name", "mos"]); [w.writerow([r["name"], r["mos"]]) for r in rows]
 print(f"heldout.csv: {len(rows)} photos")
-from scipy.stats import spearmanr
 lab = {r["name"]: float(r["mos"]) for r in csv.DictReader(open(out / "truth.csv"))}
-exported = list(csv.DictReader(open(out / "photos/labels.csv")))
-agreement = spearmanr([float(r["mos"]) for r in exported], [lab[r["name"]] for r in exported])
-print(f"exported MOS vs lab MOS of the same {len(exported)} images: SRCC "
-      f"{agreement.statistic:.3f}")
+for study in sorted({r["round"] for r in exported}) + ["all"]:
+    mine = [r for r in exported if study in ("all", r["round"])]
+    agreement = spearmanr([float(r["mos"]) for r in mine], [lab[r["name"]] for r in mine])
+    print(f"exported MOS vs lab MOS, {study} ({len(mine)} images): SRCC {agreement.statistic:.3f}")
 PYEOF
-run evaluate "$OUT/model-r1.safetensors" --data "$PHOTOS/heldout.csv" --subset ''
-run select "$PHOTOS" --n 24 --labels "$PHOTOS/labels.csv" --out "$PHOTOS/round2.csv" \
-  --store "$OUT/judgments.sqlite" --model "$OUT/student.safetensors"
+for ROUND in 1 2 3; do
+  run evaluate "$OUT/model-r$ROUND.safetensors" --data "$PHOTOS/heldout.csv" --subset '' --quiet
+done

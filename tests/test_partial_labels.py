@@ -44,12 +44,20 @@ def test_unlabeled_pool_and_holdout_through_the_cli_stages(tmp_path: Path) -> No
                                  "--out", str(student), "--input-size", "224", "--cache",
                                  str(cache)])
     assert result.exit_code == 0, result.output
+    fit = read_info(student).notes["distill"]  # and printed (issue 31)
+    assert f"distilled a ridge head on {len(train)} images from" in result.output
+    assert f"SRCC {fit['in_sample']:.3f} in-sample, {fit['out_of_sample']:.3f} leave-one-out" \
+        in result.output and 0 < fit["out_of_sample"] < fit["in_sample"]
     result = runner.invoke(app, ["calibrate", str(student), "--labels", str(prepared),
                                  "--budget", "1.0", "--store", str(store), "--cache",
                                  str(cache)])
     assert result.exit_code == 0, result.output
     calibrated = tmp_path / "student-calibrated.safetensors"
     info = read_info(calibrated)
+    kept = ("the line alone" if info.notes["correction_form"] == "line"
+            else f"penalty α {info.notes['correction_alpha']:.3g}")
+    assert f"calibrated on {n_labelled_train} labels of {prepared}, selection random: kept " \
+        in result.output and kept in result.output
     assert info.notes["labels"] == n_labelled_train  # drawn only from images with a MOS
     assert info.provenance["labels_file"] == str(prepared)
     assert info.provenance["seeds"]["labels"] == 0

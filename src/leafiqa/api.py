@@ -87,10 +87,11 @@ def distill_from_store(
     network = LeafNetwork.calibrated(build_backbone(backbone), head)
     info = model_info(backbone=backbone, input_sizes=input_size, head=head,
                       teacher_ids=targets.teacher_ids, manifest_hash=images.fingerprint(),
-                      notes={"stage": "distilled"},
+                      notes={"stage": "distilled",
+                             **({"distill": head.fit.to_dict()} if head.fit else {})},
                       provenance={"labels_file": manifest.source,
                                   "seeds": {"distill": config.seed}},
-                      trained_on=keys)
+                      trained_on=keys, labelled_on=[])
     return save_model(out, network, info)
 
 
@@ -175,10 +176,12 @@ def calibrate_model(
                              "correction_alpha": calibration.correction_alpha,
                              "correction_form": calibration.form,
                              "correction_prior": calibration.prior,
+                             "correction_reason": calibration.reason,
                              **({"expected_accuracy": expected.to_dict()} if expected else {}),
                              **({"learning_curve": curve.to_dict()} if curve else {})},
                       provenance={"labels_file": manifest.source, "seeds": {"labels": seed}},
-                      trained_on=trained_with(info, keys))
+                      trained_on=trained_with(info, keys),
+                      labelled_on=[keys[row] for row in rows])
     out = Path(out) if out else Path(model_path).with_name(
         Path(model_path).stem + "-calibrated.safetensors")
     return save_model(out, calibrated, info)

@@ -337,6 +337,12 @@ def distill(
                               point_weight=point_weight, pair_weight=pair_weight,
                               use_reliability=not no_reliability)
     typer.echo(f"wrote {path}")
+    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.student.distill import DistillFit
+
+    fit = read_info(path).notes.get("distill")
+    if fit:
+        typer.echo(DistillFit(**fit).summary())
 
 
 @app.command()
@@ -347,7 +353,8 @@ def calibrate(
                                         "labelled ones among them: the pool the selection's "
                                         "weights and the accuracy estimate speak for "
                                         "(default: the labelled images alone)"),
-    budget: float = typer.Option(0.1, help="labels to use: fraction (<1) or count"),
+    budget: float = typer.Option(1.0, help="labels to use: fraction (≤1) or count (default: "
+                                           "every label)"),
     selection: str = typer.Option("random", help="random, spread, kcenter or variance (all "
                                                  "but random need --store); with labels "
                                                  "`leaf select` chose, name its design: the "
@@ -383,7 +390,9 @@ def calibrate(
     from leafiqa.deploy.modelfile import read_info
     from leafiqa.pipeline import format_expected
 
-    notes = read_info(path).notes
+    calibrated = read_info(path)
+    notes = calibrated.notes
+    typer.echo(describe_calibration(notes, Path(labels), calibrated.output_map.kind != "none"))
     if notes.get("expected_accuracy"):
         typer.echo(format_expected(notes["expected_accuracy"]))
     if notes.get("learning_curve"):
@@ -392,6 +401,23 @@ def calibrate(
         typer.echo("note: the labels are read as a random draw of the pool; if `leaf select` "
                    "chose them, name its design (--selection variance --store …) or the "
                    "estimate flatters", err=True)
+
+
+def describe_calibration(notes: dict, labels: Path, logistic: bool) -> str:
+    """``leaf calibrate``'s account of what it did: the labels it used (per round when the
+    label file has them) and the form it kept, with its penalty."""
+    from leafiqa.calibration.prior import describe_correction
+    from leafiqa.ratings.rounds import round_counts
+
+    rounds = round_counts(labels) if labels.is_file() else {}
+    per_round = (" (" + ", ".join(f"{name or 'no round'}: {count}" for name, count
+                                  in rounds.items()) + ")") if len(rounds) > 1 else ""
+    kept = describe_correction(notes.get("correction_form", ""),
+                               float(notes.get("correction_alpha", float("inf"))),
+                               notes.get("correction_prior", ""),
+                               notes.get("correction_reason", ""), logistic)
+    return (f"calibrated on {plural(int(notes.get('labels', 0)), 'label')} of {labels}"
+            f"{per_round}, selection {notes.get('selection', 'random')}: kept {kept}")
 
 
 @app.command()
@@ -413,7 +439,7 @@ def evaluate(
     images trained the model (from the record in the model file; "unknown" without one)."""
     import numpy as np
 
-    from leafiqa.deploy.modelfile import seen_in_training
+    from leafiqa.deploy.modelfile import labelled_in_training, seen_in_training
     from leafiqa.deploy.outputs import check_not_an_input, check_writable_target
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
@@ -438,16 +464,12 @@ def evaluate(
         predictions[ok], mos[ok], calibrated=scorer.info.score_map.kind != "none"))
     metrics["unreadable"] = int((~ok).sum())
     readable = manifest.subset(item for item, good in zip(manifest, ok, strict=True) if good)
-    seen = seen_in_training(scorer.info, hash_manifest(readable))
+    readable_keys = hash_manifest(readable)
+    seen = seen_in_training(scorer.info, readable_keys)
+    labelled = labelled_in_training(scorer.info, readable_keys)
     metrics["seen_in_training"] = "unknown" if seen is None else seen
-    if seen is None:
-        typer.echo(f"note: {model_path.name} does not record the images it trained on; how "
-                   f"many of these {plural(len(readable), 'image')} it has seen is unknown",
-                   err=True)
-    elif seen:
-        logging.getLogger("leafiqa.evaluate").warning(
-            "%s of the %s evaluated trained this model: these figures are not a test of it",
-            seen, plural(len(readable), "image"))
+    metrics["labelled_in_training"] = "unknown" if labelled is None else labelled
+    report_training_overlap(model_path, len(readable), seen, labelled)
     warning = scale_mismatch(scorer.info.score_range, mos[ok])
     if warning:
         metrics["warning"] = warning
@@ -455,6 +477,29 @@ def evaluate(
     typer.echo(json.dumps(metrics, indent=2))
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2))
+
+
+def report_training_overlap(model_path: Path, evaluated: int, seen: int | None,
+                            labelled: int | None) -> None:
+    """Say how many evaluated images trained the model, and how: with their labels (then the
+    figures are no test of it) or only distilled on, the teacher's judgments (a student is
+    distilled on the whole folder it scores: the figure on its own folder, not on new images)."""
+    images = plural(evaluated, "image")
+    if seen is None:
+        typer.echo(f"note: {model_path.name} does not record the images it trained on; how "
+                   f"many of these {images} it has seen is unknown", err=True)
+    elif labelled:
+        logging.getLogger("leafiqa.evaluate").warning(
+            "%s of the %s evaluated trained this model with their labels: these figures are "
+            "not a test of it", labelled, images)
+    elif seen and labelled is None:
+        logging.getLogger("leafiqa.evaluate").warning(
+            "%s of the %s evaluated trained this model: these figures are not a test of it",
+            seen, images)
+    elif seen:
+        typer.echo(f"note: {seen} of the {images} evaluated were distilled on (the teacher's "
+                   "judgments) and never labelled: the figures are the model on its own "
+                   "folder, not on new images", err=True)
 
 
 def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> list[Path]:

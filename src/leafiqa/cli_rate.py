@@ -69,11 +69,18 @@ def create(
 ) -> None:
     """Make a study: the images, its settings, one link per rater and an admin key (shown
     once; only their hashes are stored)."""
+    from leafiqa.ratings.rounds import drop_chosen_gold
     from leafiqa.ratings.study import Study, StudySettings, read_image_list
 
     listed = read_image_list(images, root)
     gold_images, answers = read_gold(gold, scale) if gold else ([], {})
     settings = StudySettings(title=title, scale=scale, repeats=repeats, seed=seed, gold=answers)
+    gold_set = drop_chosen_gold(listed, gold_images, answers, gold)
+    if gold_set.dropped:
+        gold_images, settings = gold_set.images, dataclasses.replace(settings,
+                                                                     gold=gold_set.answers)
+        typer.echo(f"note: {', '.join(gold_set.dropped)} chosen as study image(s): no longer "
+                   f"gold in this study ({len(gold_images)} gold remain)")
     if instructions:
         settings = dataclasses.replace(settings, instructions=instructions)
     created = Study.create(study, listed, settings, gold_images)
@@ -140,11 +147,15 @@ def status(study: Path = typer.Argument(..., help=STUDY_HELP)) -> None:
 
 @ratings_app.command("export")
 def export(study: Path = typer.Argument(..., help=STUDY_HELP),
-           out: Path = typer.Option(..., help="labels CSV: name,mos,std,n"),
+           out: Path = typer.Option(..., help="labels CSV: name,mos,std,n,round; an "
+                                              "existing one keeps its other rounds' rows"),
            method: str = typer.Option("bt500", help="bt500 (checks + ITU-R BT.500 screening), "
                                                     "mle (checks + ITU-T P.913 subject model) "
                                                     "or mean (no screening)")) -> None:
-    """Screen the raters and write each image's MOS for `leaf calibrate --labels`."""
+    """Screen the raters and write each image's MOS for `leaf calibrate --labels`, merged
+    into the label file already at --out: each study is a round (its rows replaced, the other
+    rounds' kept; the round column names the study)."""
+    from leafiqa.ratings.rounds import fresh_labels, merge_round
     from leafiqa.ratings.screening import describe_checks, estimate, votes_from_study, write_labels
     from leafiqa.ratings.study import Study
 
@@ -152,8 +163,13 @@ def export(study: Path = typer.Argument(..., help=STUDY_HELP),
     result = estimate(votes_from_study(opened), opened.settings, method=method)
     for line in describe_checks(result.checks):
         typer.echo(line)
-    rows = write_labels(opened, out, result)
-    typer.echo(f"wrote {out}: {rows} images")
+    with fresh_labels(out) as fresh:
+        rows = write_labels(opened, fresh, result)
+        merged = merge_round(fresh, out, opened.folder.resolve().name)
+    typer.echo(f"wrote {out}: {rows} images {merged.summary()}")
+    if merged.replaced:
+        typer.echo(f"note: {len(merged.replaced)} image(s) labelled in an earlier round take "
+                   f"this round's labels: {', '.join(merged.replaced[:5])}")
     moved = [image.name for image in opened.images() if image.gold is None
              and (out.parent / image.name).resolve() != image.path.resolve()]
     if moved:

@@ -37,7 +37,7 @@ class NextImages:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".json":
             out.write_text(json.dumps({
-                "strategy": self.strategy, "already_rated": self.already_rated,
+                "selection": self.strategy, "already_rated": self.already_rated,
                 "pool": self.pool,
                 "images": [{"order": k + 1, "name": n, "path": p}
                            for k, (n, p) in enumerate(zip(self.names, self.paths, strict=True))]},
@@ -64,6 +64,48 @@ def rated_names(labels: Path) -> list[str]:
         raise DataError(f"{labels}: not a text CSV file") from None
 
 
+def excluded_names(source: Path, manifest: Manifest) -> set[str]:
+    """The names of ``manifest``'s images that ``source`` keeps out of selection: every name of
+    a text list (one a line) or of a CSV's ``name`` (``path``, ``image``) column — a gold file,
+    a study's list — or, for a CSV with a ``split`` column, the rows whose split is test.
+    Matched by name or by file (names relative to the list's folder); a name matching no image
+    is an error naming it."""
+    if not source.is_file():
+        raise DataError(f"{source}: no such file (--exclude: a list of names or a CSV)")
+    try:
+        if source.suffix.lower() == ".csv":
+            with source.open(encoding="utf-8", newline="") as handle:
+                reader = csv.DictReader(handle)
+                columns = reader.fieldnames or []
+                column = next((c for c in ("name", "path", "image") if c in columns), None)
+                if column is None:
+                    raise DataError(f"{source}: no 'name' column (--exclude: a CSV with a name "
+                                    "column, or a list of names one a line)")
+                listed = [row[column].strip() for row in reader if (row[column] or "").strip()
+                          and ("split" not in columns
+                               or (row["split"] or "").strip().lower() in ("test", "testing"))]
+        else:
+            listed = [line.strip() for line in source.read_text(encoding="utf-8").splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: not a text file") from None
+    by_name = {item.name: item.name for item in manifest}
+    by_file = {item.path.resolve(): item.name for item in manifest}
+    names, unknown = set(), []
+    for entry in dict.fromkeys(listed):
+        path = Path(entry) if Path(entry).is_absolute() else source.parent / entry
+        name = by_name.get(entry) or by_file.get(path.resolve())
+        if name is None:
+            unknown.append(entry)
+        else:
+            names.add(name)
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" … ({len(unknown)} in all)"
+                                           if len(unknown) > 10 else "")
+        raise DataError(f"{source}: images not in {manifest.source}: {shown}")
+    return names
+
+
 def teacher_scores(store: Path, teacher_id: str | None, keys: list[str]) -> np.ndarray:
     """The teacher's point score (P(good)) of every image; NaN where it has none."""
     from leafiqa.api import _only_teacher
@@ -83,6 +125,7 @@ def select_next(
     *,
     strategy: str = "variance",
     labels: Path | None = None,
+    exclude: Sequence[Path] = (),
     store: Path | None = None,
     teacher_id: str | None = None,
     backbone: str = "efficientnet-lite0",
@@ -91,12 +134,18 @@ def select_next(
     seed: int = 0,
 ) -> NextImages:
     """The ``n`` images of ``manifest``'s training part (every image without a split) to rate
-    next, given the ones named in ``labels``."""
+    next, given the ones named in ``labels``; the images ``exclude`` names (gold images, a test
+    set: ``excluded_names``) are never candidates."""
     from leafiqa.api import training_images
 
     if n < 1:
         raise ValueError(f"--n must be at least 1 (got {n})")
     pool = training_images(manifest)
+    left_out = set().union(*(excluded_names(Path(path), manifest) for path in exclude))
+    if left_out:
+        pool = pool.subset([item for item in pool if item.name not in left_out])
+        if not len(pool):
+            raise DataError(f"--exclude leaves no image of {manifest.source} to choose from")
     names = [item.name for item in pool]
     index = {name: i for i, name in enumerate(names)}
     done: list[int] = []

@@ -107,9 +107,11 @@ def save_student(ws: Workspace, result: MethodResult, path: Path,
                "dataset": ws.manifest.source, "finetune": ws.config.student.finetune,
                "correction_alpha": calibration.correction_alpha,
                "correction_form": calibration.form, "correction_prior": calibration.prior,
+               "correction_reason": calibration.reason,
                **({"expected_accuracy": result.estimate.to_dict()} if result.estimate else {})},
         provenance=run_provenance(ws.config),
         trained_on=[ws.keys[i] for i in ws.train_rows],
+        labelled_on=[ws.keys[i] for i in ws.train_rows[label_rows]],
     )
     return save_model(path, build_network(ws, result, backbone), info)
 

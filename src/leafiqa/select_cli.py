@@ -15,9 +15,17 @@ def select(
                                          "(with or without MOS)"),
     n: int = typer.Option(..., "--n", help="how many images to rate next"),
     out: Path = typer.Option(Path("next.csv"), help="where to write them: .csv or .json"),
-    strategy: str = typer.Option("variance", help=f"one of {', '.join(STRATEGIES)}"),
-    labels: Path = typer.Option(None, help="CSV (name column) of the images already rated: "
-                                           "the next round is chosen given those"),
+    selection: str = typer.Option("variance", help=f"the design: {', '.join(STRATEGIES)} "
+                                                   "(`leaf calibrate --selection` takes it)"),
+    labels: Path = typer.Option(None, help="CSV (name column) of the images already rated, "
+                                           "such as the label file `leaf ratings export` "
+                                           "merges rounds into: the next round is chosen "
+                                           "given those"),
+    exclude: list[Path] = typer.Option(None, help="images never to choose: a list of names "
+                                                  "(one a line), a CSV with a name column "
+                                                  "(a gold file), or a CSV with a split "
+                                                  "column (its test rows); repeatable"),
+    strategy: str = typer.Option(None, hidden=True, help="old name of --selection"),
     store: Path = typer.Option(Path("runs/judgments.sqlite"),
                                help="judgment store with the teacher's judgments"),
     teacher_id: str = typer.Option(None, help="teacher in the store (when it holds several)"),
@@ -30,12 +38,17 @@ def select(
     seed: int = typer.Option(0, help="seed of random choices (random selection, ties)"),
     cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
 ) -> None:
-    """Write the N images to rate next, in the order to ask (--labels: given those rated)."""
+    """Write the N images to rate next, in the order to ask (--labels: given those rated;
+    --exclude: never these)."""
+    from leafiqa.api import training_images
     from leafiqa.cli import read_data
     from leafiqa.labelling import select_next
 
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown selection '{strategy}'; choose from {', '.join(STRATEGIES)}")
+    if strategy is not None:  # the option's old name, still read
+        typer.echo("note: --strategy is now --selection (as in `leaf calibrate`)", err=True)
+        selection = strategy
+    if selection not in STRATEGIES:
+        raise ValueError(f"unknown selection '{selection}'; choose from {', '.join(STRATEGIES)}")
     if labels is not None and not labels.is_file():
         raise FileNotFoundError(f"{labels}: no such labels file")
     options: dict = {}
@@ -45,8 +58,11 @@ def select(
         info = read_info(model)
         options = {"backbone": info.backbone, "input_size": info.input_sizes}
     manifest = read_data(data, kind, split)
-    chosen = select_next(manifest, n, strategy=strategy, labels=labels, store=store,
-                         teacher_id=teacher_id, cache_dir=cache, seed=seed, **options)
+    chosen = select_next(manifest, n, strategy=selection, labels=labels, exclude=exclude or (),
+                         store=store, teacher_id=teacher_id, cache_dir=cache, seed=seed,
+                         **options)
     path = chosen.write(out)
-    typer.echo(f"wrote {path}: {len(chosen.names)} images to rate next ({strategy}; "
-               f"{chosen.already_rated} already rated of {chosen.pool})")
+    left_out = len(training_images(manifest)) - chosen.pool
+    typer.echo(f"wrote {path}: {len(chosen.names)} images to rate next ({selection}; "
+               f"{chosen.already_rated} already rated of {chosen.pool}"
+               + (f"; {left_out} excluded" if left_out else "") + ")")

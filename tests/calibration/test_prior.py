@@ -56,6 +56,7 @@ def test_a_good_prior_needs_no_correction_with_few_labels() -> None:
     few = np.arange(MIN_LABELS_FOR_CORRECTION - 1)
     calibration = calibrate_prior(prior[few], RidgeBasis.fit(x[few]), mos[few])
     assert calibration.correction is None and calibration.score_map.kind == "linear"
+    assert calibration.reason == f"fewer than {MIN_LABELS_FOR_CORRECTION} labels"
     # with no labels at all, the prediction is the prior itself (ranks only)
     empty = calibrate_prior(prior[:0], RidgeBasis.fit(x[:2]), mos[:0])
     assert empty.score_map.kind == "none"
@@ -258,6 +259,8 @@ def test_below_thirty_labels_a_correction_must_keep_the_pools_ranking() -> None:
                                   pool=pool)
         if n < CLEAR_GAIN_BELOW:
             assert guarded.correction is None and guarded.form == "line"
+            assert guarded.reason.startswith(f"the {free.form} correction would reorder the "
+                                             f"pool below Spearman {MIN_POOL_AGREEMENT:g}")
             assert not keeps_pool_ranking(free, pool, n)
             # calibration.min_pool_agreement = 0 turns the rule off
             off = PoolSample(pool.scores, pool.features, min_agreement=0.0)
@@ -301,3 +304,13 @@ def test_a_calibration_predicts_a_streamed_pool_as_it_predicts_an_array() -> Non
     source = FeatureSource.of(x, chunk_rows=64).subset(pool)
     np.testing.assert_allclose(calibration.predict_source(student[pool], source),
                                calibration(student[pool], x[pool]))
+
+
+def test_the_kept_form_is_said_in_words() -> None:
+    from leafiqa.calibration.prior import describe_correction
+
+    assert describe_correction("line", float("inf"), "", "fewer than 16 labels") == (
+        "the line alone onto the MOS, no correction (fewer than 16 labels)")
+    assert describe_correction("two-stage", 316.2, "blocks", logistic=True) == (
+        "the two-stage correction (a ridge on the line's residuals; penalty α 316, blocks "
+        "prior); then the 4-parameter logistic")

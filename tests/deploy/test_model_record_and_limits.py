@@ -59,6 +59,34 @@ def test_evaluate_says_how_many_images_trained_the_model(model_file: Path, image
     assert "5 of the 12 images evaluated trained this model" in result.stderr
 
 
+def test_evaluate_tells_images_distilled_on_from_images_labelled(
+        model_file: Path, image_folder: Path, tmp_path: Path) -> None:
+    """A student is distilled on the whole folder it scores: images it only distilled on (the
+    teacher's judgments) are a note, images whose labels calibrated it a warning (issue 31)."""
+    from leafiqa.deploy.modelfile import training_record
+
+    paths = sorted(image_folder.glob("*.jpg"))
+    model = tmp_path / "pooled.safetensors"
+    rewrite(model_file, model,
+            trained_on=json.dumps(training_record(content_hash(p) for p in paths)),
+            labelled_on=json.dumps(training_record(content_hash(p) for p in paths[:3])))
+    unlabelled = tmp_path / "unlabelled.csv"
+    unlabelled.write_text("name,mos\n" + "".join(f"{p},{i}\n" for i, p in enumerate(paths[3:])))
+    result = runner.invoke(app, ["evaluate", str(model), "--data", str(unlabelled),
+                                 "--runtime", "torch"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["seen_in_training"] == 9 and metrics["labelled_in_training"] == 0
+    assert "note: 9 of the 9 images evaluated were distilled on" in result.stderr
+    assert "warning" not in result.stderr.replace("warning: the data's MOS", "")
+    every = tmp_path / "all.csv"
+    every.write_text("name,mos\n" + "".join(f"{p},{i}\n" for i, p in enumerate(paths)))
+    result = runner.invoke(app, ["evaluate", str(model), "--data", str(every),
+                                 "--runtime", "torch"])
+    assert json.loads(result.stdout)["labelled_in_training"] == 3
+    assert "3 of the 12 images evaluated trained this model with their labels" in result.stderr
+
+
 def test_a_model_without_the_record_evaluates_as_unknown(model_file: Path, image_folder: Path,
                                                          tmp_path: Path) -> None:
     data = tmp_path / "all.csv"

@@ -88,3 +88,24 @@ def test_a_budget_is_one_cell_whatever_each_split_makes_of_it() -> None:
     expected = rows[(rows["method"] == "LEAF") & (rows["budget"] == 1.0)]["srcc"].mean()
     assert np.isclose(full["srcc_mean"].iloc[0], expected)
     assert int(full["n_labels"].iloc[0]) in (240, 241)
+
+
+def test_a_bench_of_one_split_whose_draws_agree_writes_its_report(tmp_path: Path) -> None:
+    """One split, three seeds: the 0-label cell's three runs are one model, so the same value
+    three times (0.7: the mean of three 0.7s is a float below 0.7). The plot crashed with
+    "'yerr' must not contain negative values" (issue 31)."""
+    rows = []
+    for seed in (0, 1, 2):
+        for budget, n, srcc in ((0.0, 0, 0.7), (0.1, 24, 0.7), (1.0, 240, 0.8 + 0.01 * seed)):
+            rows.append({"split": "split_1", "seed": seed, "selection": "random",
+                         "budget": budget, "n_labels": n, "method": "LEAF", "srcc": srcc,
+                         "krcc": srcc - 0.2, "plcc": srcc, "plcc_fitted": srcc,
+                         "rmse": 0.5, "n": 100, "seconds": 0.1})
+    report = write_report(pd.DataFrame(rows), tmp_path, teacher="t", dataset="toy",
+                          n_train=240, seconds=1.0, splits=["split_1"], seeds=[0, 1, 2],
+                          selections=["random"])
+    assert (tmp_path / "budget-srcc.png").is_file() and report.html.is_file()
+    summary = pd.read_csv(tmp_path / "bench-summary.csv")
+    for metric in ("srcc", "plcc"):
+        assert (summary[f"{metric}_low"] <= summary[f"{metric}_mean"]).all()
+        assert (summary[f"{metric}_mean"] <= summary[f"{metric}_high"]).all()

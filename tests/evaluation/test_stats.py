@@ -18,6 +18,8 @@ def test_the_interval_holds_the_mean_and_narrows_with_more_runs() -> None:
     assert np.isnan(mean_interval(np.array([0.5]))).all()  # one run: no interval
     assert mean_interval(np.array([0.5, 0.5, 0.5])) == (0.5, 0.5)
     assert mean_interval(few) == mean_interval(few[::-1])  # the runs' order does not matter
+    same = np.full(3, 0.7)  # their mean is a float below 0.7: the interval is the mean itself
+    assert mean_interval(same) == (same.mean(), same.mean())
 
 
 def rows_for(leaf: list[float], probe: list[float], ablation: list[float]) -> pd.DataFrame:

@@ -121,6 +121,15 @@ def test_ridge_head_scores_its_training_images_as_if_unseen() -> None:
     # in sample the head fits its own judgments closer than it predicts them unseen
     in_error = np.mean((seen[rows] - y) ** 2)
     assert np.mean((unseen[rows] - y) ** 2) > in_error
+    # its fit, as `leaf distill` prints it: the penalty and the agreement in and out of sample
+    from scipy.stats import spearmanr
+
+    fit = head.fit
+    assert fit is not None and fit.head == "ridge" and fit.penalty == pytest.approx(alpha)
+    assert (fit.images, fit.point_judgments) == (90, 70)
+    assert fit.in_sample == pytest.approx(spearmanr(seen[rows], y).statistic, abs=1e-6)
+    assert fit.out_of_sample == pytest.approx(spearmanr(unseen[rows], y).statistic, abs=1e-6)
+    assert f"penalty α {alpha:.3g} (leave-one-out)" in fit.summary()
 
 
 def test_the_mlp_head_has_no_out_of_sample_scores() -> None:
@@ -129,6 +138,8 @@ def test_the_mlp_head_has_no_out_of_sample_scores() -> None:
     targets = build_targets(keys, teacher_points(keys, quality))
     head = distill_head(features, targets, DistillConfig(head="mlp", steps=5))
     assert head.out_of_sample is None
+    assert head.fit is not None and head.fit.penalty is None  # its held-out part: validation
+    assert head.fit.out_of_sample is not None and "on the validation slice" in head.fit.summary()
 
 
 def test_the_pca_of_more_images_than_features_is_the_svd_one() -> None:

@@ -107,6 +107,7 @@ class PriorCalibration:
     output_map: ScoreMap = field(default_factory=ScoreMap)
     form: str = "line"  # what leave-one-out chose: line (no correction), two-stage or joint
     prior: str = ""  # the correction's feature prior (FeatureScaler.prior)
+    reason: str = ""  # why the line alone was kept (empty with a correction)
 
     @property
     def correction_alpha(self) -> float:
@@ -186,11 +187,12 @@ def calibrate_prior(
     mos = np.asarray(mos, dtype=np.float64)
     line = fit_linear(scores, mos) if scores.size else ScoreMap()
     if mos.size < MIN_LABELS_FOR_CORRECTION:
-        return PriorCalibration(line)
+        return PriorCalibration(line, reason=f"fewer than {MIN_LABELS_FOR_CORRECTION} labels")
     mapped = line(scores)
     line_loo = mapped + _loo_line_shift(scores, mos)
-    best: tuple[float, PriorCalibration, np.ndarray] = (np.inf, PriorCalibration(line),
-                                                        line_loo)
+    best: tuple[float, PriorCalibration, np.ndarray] = (
+        np.inf, PriorCalibration(line, reason="leave-one-out preferred it" if correct
+                                 else "no correction asked for"), line_loo)
     priors = [bases] if isinstance(bases, RidgeBasis) else list(bases)
     for basis in priors if correct else []:
         if "two-stage" in forms:
@@ -211,12 +213,33 @@ def calibrate_prior(
                     PriorCalibration(refitted, correction, form="joint", prior=basis.scaler.prior),
                     joint.ridge.loo_predictions)
     _, calibration, loo = best
-    if calibration.correction is not None and not (
-            gain_is_clear(mos, loo, line_loo, min_gain_se)
-            and keeps_pool_ranking(calibration, pool, mos.size)):
-        calibration, loo = PriorCalibration(line), line_loo
+    if calibration.correction is not None:
+        if not gain_is_clear(mos, loo, line_loo, min_gain_se):
+            calibration, loo = PriorCalibration(line, reason=(
+                f"the {calibration.form} correction's leave-one-out gain was under "
+                f"{min_gain_se:g} standard error, with fewer than {CLEAR_GAIN_BELOW} labels")
+            ), line_loo
+        elif not keeps_pool_ranking(calibration, pool, mos.size):
+            calibration, loo = PriorCalibration(line, reason=(
+                f"the {calibration.form} correction would reorder the pool below Spearman "
+                f"{pool.min_agreement if pool else MIN_POOL_AGREEMENT:g}, with fewer than "
+                f"{CLEAR_GAIN_BELOW} labels")), line_loo
     calibration.output_map = logistic_pays(loo, mos)
     return calibration
+
+
+def describe_correction(form: str, alpha: float, prior: str, reason: str = "",
+                        logistic: bool = False) -> str:
+    """The form a calibration kept, in words: the line alone (and why) or the correction with
+    its ridge penalty and feature prior; ``logistic``: the outer logistic was kept too."""
+    if form in ("line", "", None) or not np.isfinite(alpha):
+        kept = "the line alone onto the MOS, no correction" + (f" ({reason})" if reason else "")
+    else:
+        shape = ("a ridge on the line's residuals" if form == "two-stage"
+                 else "the student's slope refitted beside a ridge")
+        kept = (f"the {form} correction ({shape}; penalty α {alpha:.3g}, "
+                f"{prior or 'features'} prior)")
+    return kept + ("; then the 4-parameter logistic" if logistic else "")
 
 
 def gain_is_clear(mos: np.ndarray, corrected: np.ndarray, line: np.ndarray,

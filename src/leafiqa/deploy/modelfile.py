@@ -131,6 +131,9 @@ class ModelInfo:
     output_map: ScoreMap = field(default_factory=ScoreMap)
     # the images that trained it (``training_record``); None: not recorded (older files)
     trained_on: dict | None = None
+    # of those, the images whose MOS labels calibrated it (same form; an empty record for a
+    # distilled model); None: not recorded (older files)
+    labelled_on: dict | None = None
     # an HF backbone's id, revision, config and mean/std as JSON (``BackboneSpec``): rebuilds
     # it with no hub access; empty for EfficientNet-Lite (its name is enough)
     backbone_spec: str = ""
@@ -167,6 +170,7 @@ class ModelInfo:
             "card": json.dumps(self.card),
             "provenance": json.dumps({**provenance(), **self.provenance}),
             **({"trained_on": json.dumps(self.trained_on)} if self.trained_on else {}),
+            **({"labelled_on": json.dumps(self.labelled_on)} if self.labelled_on else {}),
             **({"backbone_spec": self.backbone_spec} if self.backbone_spec else {}),
         }
 
@@ -196,6 +200,7 @@ class ModelInfo:
                 card=json.loads(metadata.get("card", "{}")),
                 provenance=json.loads(metadata.get("provenance", "{}")),
                 trained_on=json.loads(metadata.get("trained_on", "null")),
+                labelled_on=json.loads(metadata.get("labelled_on", "null")),
                 backbone_spec=metadata.get("backbone_spec", ""),
             )
         except RecursionError:
@@ -242,7 +247,11 @@ def training_record(keys: Iterable[str]) -> dict:
 
 def trained_digests(info: ModelInfo) -> set[bytes] | None:
     """The recorded training images' hash prefixes; None when the file has no record."""
-    record = info.trained_on
+    return record_digests(info.trained_on)
+
+
+def record_digests(record: object) -> set[bytes] | None:
+    """The hash prefixes of a ``training_record``; None when it is missing or damaged."""
     if not isinstance(record, dict) or record.get("hash") != f"sha256[:{TRAINED_HASH_BYTES}]":
         return None
     try:
@@ -262,6 +271,16 @@ def seen_in_training(info: ModelInfo, keys: Iterable[str]) -> int | None:
     return sum(bytes.fromhex(key[:TRAINED_HASH_BYTES * 2]) in digests for key in keys)
 
 
+def labelled_in_training(info: ModelInfo, keys: Iterable[str]) -> int | None:
+    """How many of the images with these content hashes calibrated the model with their MOS
+    labels (None: unknown, a model file without that record). The rest of
+    ``seen_in_training`` were distilled on (the teacher's judgments) and never labelled."""
+    digests = record_digests(info.labelled_on)
+    if digests is None:
+        return None
+    return sum(bytes.fromhex(key[:TRAINED_HASH_BYTES * 2]) in digests for key in keys)
+
+
 def model_info(
     *,
     backbone: str,
@@ -274,12 +293,14 @@ def model_info(
     notes: dict | None = None,
     provenance: dict | None = None,
     trained_on: Iterable[str] | None = None,
+    labelled_on: Iterable[str] | None = None,
 ) -> ModelInfo:
     """The metadata of a model file, built in one place for every writer (``leaf run``,
     ``leaf distill``, ``leaf calibrate``). ``calibration`` None: an uncalibrated (distilled)
     model; ``labelled_mos``: the MOS of the labels it was calibrated on (their range is the
     scale of its scores); ``trained_on``: the content hashes of the images that trained it
-    (its record tells ``leaf evaluate`` which test images it has seen)."""
+    (its record tells ``leaf evaluate`` which test images it has seen); ``labelled_on``: those
+    of them whose MOS labels calibrated it (none for a distilled model)."""
     calibration = calibration or PriorCalibration(ScoreMap())
     mos = np.zeros(0) if labelled_mos is None else np.asarray(labelled_mos, dtype=np.float64)
     return ModelInfo(
@@ -294,6 +315,7 @@ def model_info(
         notes=dict(notes or {}),
         provenance=dict(provenance or {}),
         trained_on=None if trained_on is None else training_record(trained_on),
+        labelled_on=None if labelled_on is None else training_record(labelled_on),
     )
 
 

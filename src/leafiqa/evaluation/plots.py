@@ -115,7 +115,9 @@ def curves_figure(table: dict[str, Curve], metric: str, n_train: int,
         if zero_ax is not None and 0 in points:
             at_zero, zero_low, zero_high = points[0]
             slot = zero_methods.index(method)
-            error = None if np.isnan(zero_low) else [[at_zero - zero_low], [zero_high - at_zero]]
+            # clipped at 0: a bound a float off the mean must not stop the report
+            error = None if np.isnan(zero_low) else [[max(at_zero - zero_low, 0.0)],
+                                                     [max(zero_high - at_zero, 0.0)]]
             zero_ax.errorbar([slot], [at_zero], yerr=error, color=style["color"],
                              marker=style["marker"], ms=style["ms"] + 1, capsize=2,
                              lw=1.2, zorder=style["zorder"],

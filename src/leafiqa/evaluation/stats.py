@@ -22,31 +22,41 @@ PAIR_KEYS = ("split", "seed")
 
 def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE,
                   resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the mean; (nan, nan) for fewer than two values."""
+    """Percentile-bootstrap interval of the mean; (nan, nan) for fewer than two values. The
+    interval always holds the values' mean (identical values: the mean itself, which can lie a
+    float off the values, e.g. three 0.7s)."""
     values = np.asarray(values, dtype=float)
     # sorted: the runs arrive in the order parallel workers finish, and the same runs must give
     # the same interval
     values = np.sort(values[~np.isnan(values)])
     if values.size < 2:
         return float("nan"), float("nan")
+    centre = float(np.mean(values))
     if np.ptp(values) == 0:
-        return float(values[0]), float(values[0])
+        return centre, centre
     result = stats.bootstrap((values,), np.mean, confidence_level=confidence,
                              n_resamples=resamples, method="percentile",
                              random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return (min(float(result.confidence_interval.low), centre),
+            max(float(result.confidence_interval.high), centre))
 
 
 def add_intervals(summary: pd.DataFrame, rows: pd.DataFrame, by: list[str],
                   metrics: tuple[str, ...]) -> pd.DataFrame:
-    """``summary`` (one row per ``by`` group) with ``{metric}_low`` and ``{metric}_high``."""
+    """``summary`` (one row per ``by`` group) with ``{metric}_low`` and ``{metric}_high``,
+    widened where needed to hold the summary's own ``{metric}_mean`` (pandas may sum in another
+    order than numpy, a float apart)."""
     summary = summary.copy()
     groups = dict(iter(rows.groupby(by, sort=True)))
     for metric in metrics:
         bounds = [mean_interval(groups[tuple(key)][metric].to_numpy())
                   for key in summary[by].itertuples(index=False)]
-        summary[f"{metric}_low"] = [b[0] for b in bounds]
-        summary[f"{metric}_high"] = [b[1] for b in bounds]
+        low, high = (np.array([b[k] for b in bounds], dtype=float) for k in (0, 1))
+        if f"{metric}_mean" in summary:
+            mean = summary[f"{metric}_mean"].to_numpy(dtype=float)
+            low, high = np.minimum(low, mean), np.maximum(high, mean)  # NaN (one run) stays
+        summary[f"{metric}_low"] = low
+        summary[f"{metric}_high"] = high
     return summary
 
 

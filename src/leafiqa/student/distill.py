@@ -12,12 +12,14 @@ early.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from leafiqa.config import DistillConfig
 from leafiqa.student.head import QualityHead
@@ -70,6 +72,44 @@ class TeacherTargets:
     def _max_row(self) -> int:
         values = [a.max(initial=0) for a in (self.point_index, self.pair_a, self.pair_b)]
         return int(max(values))
+
+
+@dataclass
+class DistillFit:
+    """How the head fits the teacher's judgments it was distilled from: what ``leaf distill``
+    prints and the model file keeps in its notes (``distill``)."""
+
+    images: int
+    point_judgments: int
+    pair_judgments: int  # the MLP head trains on them; the ridge head reads point-wise ones
+    head: str  # ridge or mlp
+    penalty: float | None  # the ridge's α, chosen by leave-one-out (inf: no feature used)
+    in_sample: float  # SRCC of the head's scores with the teacher's, on the judged images
+    # the same with each image scored without its own judgment: the ridge's exact
+    # leave-one-out, the MLP's validation slice (None: no validation slice)
+    out_of_sample: float | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        used = (f"{self.point_judgments} point-wise judgments (the ridge head reads no "
+                f"pair-wise ones; {self.pair_judgments} stored)" if self.head == "ridge"
+                else f"{self.point_judgments} point-wise and {self.pair_judgments} pair-wise "
+                     "judgments")
+        penalty = "" if self.penalty is None else f", penalty α {self.penalty:.3g} (leave-one-out)"
+        held_out = ("" if self.out_of_sample is None else
+                    f", {self.out_of_sample:.3f} " + ("leave-one-out" if self.head == "ridge"
+                                                       else "on the validation slice"))
+        return (f"distilled a {self.head} head on {self.images} images from {used}{penalty}; "
+                f"agreement with the teacher: SRCC {self.in_sample:.3f} in-sample{held_out}")
+
+
+def rank_agreement(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Spearman correlation (NaN for fewer than 3 values or a constant side)."""
+    if scores.size < 3 or np.ptp(scores) == 0 or np.ptp(targets) == 0:
+        return float("nan")
+    return float(spearmanr(scores, targets).statistic)
 
 
 def build_targets(
@@ -279,16 +319,22 @@ def ridge_head(features: np.ndarray | FeatureSource, targets: TeacherTargets,
         linear: Any = head.net[-1]  # an nn.Linear
         linear.weight.fill_(1.0)
         linear.bias.fill_(fit.intercept)
-    head.out_of_sample = out_of_sample_scores(fit, features, rows)
+    scores = features.map(fit) if isinstance(features, FeatureSource) else fit(features)
+    head.out_of_sample = out_of_sample_scores(fit, scores, rows)
+    loo = np.asarray(fit.loo_predictions, dtype=np.float64)
+    known = np.isfinite(loo)
+    head.fit = DistillFit(
+        images=int(scores.size), point_judgments=targets.n_points,
+        pair_judgments=targets.n_pairs, head="ridge", penalty=float(fit.alpha),
+        in_sample=rank_agreement(scores[rows], targets.point_target),
+        out_of_sample=rank_agreement(loo[known], targets.point_target[known]))
     return head.eval()
 
 
-def out_of_sample_scores(fit: RidgeFit, features: np.ndarray | FeatureSource,
-                         rows: np.ndarray) -> np.ndarray:
-    """The ridge's score of every row of ``features``, each row it was fitted on predicted
-    without its own judgment(s) — the exact leave-one-out; rows without a judgment (or of
-    weight 0) keep the fit's score, which never saw them."""
-    scores = features.map(fit) if isinstance(features, FeatureSource) else fit(features)
+def out_of_sample_scores(fit: RidgeFit, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The ridge's ``scores`` of every row of the features, each row it was fitted on
+    predicted without its own judgment(s) — the exact leave-one-out; rows without a judgment
+    (or of weight 0) keep the fit's score, which never saw them."""
     loo = np.asarray(fit.loo_predictions, dtype=np.float64)
     known = np.isfinite(loo)
     # an image judged more than once: the mean of its judgments' leave-one-out scores
@@ -321,4 +367,19 @@ def distill_head(
     train_head(head, features, train_loss, val_loss, steps=config.steps, lr=config.lr,
                weight_decay=config.weight_decay, eval_every=config.eval_every,
                patience=config.patience, seed=config.seed)
+    head.fit = mlp_fit(head, features, targets, val_rows)
     return head
+
+
+def mlp_fit(head: QualityHead, features: np.ndarray, targets: TeacherTargets,
+            val_rows: np.ndarray) -> DistillFit:
+    """The MLP head's ``DistillFit``: its point-wise agreement with the teacher on the images
+    it trained on and on the validation slice."""
+    scores = head.predict(features).astype(np.float64)
+    held = np.isin(targets.point_index, val_rows)
+    index, target = targets.point_index, targets.point_target
+    return DistillFit(
+        images=int(features.shape[0]), point_judgments=targets.n_points,
+        pair_judgments=targets.n_pairs, head="mlp", penalty=None,
+        in_sample=rank_agreement(scores[index[~held]], target[~held]),
+        out_of_sample=rank_agreement(scores[index[held]], target[held]) if held.any() else None)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from leafiqa.student.distill import DistillFit
 
 _PCA_CACHE: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -81,6 +85,8 @@ class QualityHead(nn.Module):
         # ridge head's exact leave-one-out; None for the MLP head): how the student scores an
         # image it never saw. Not part of the model file: it only means something in the run.
         self.out_of_sample: np.ndarray | None = None
+        # how it fits the teacher's judgments (set by ``distill.distill_head``; not in the file)
+        self.fit: DistillFit | None = None
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("projection", torch.eye(dim, components))
         if hidden > 0:
