@@ -44,8 +44,8 @@ def test_the_readme_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
     assert "calibrated on 72 labels of" in output and "(study1: 24, study2: 24, study3: 24)" \
         in output
     for labels in (24, 48, 72):
-        assert f"expected on the pool's unlabelled images (from {labels} labels, weighted for the selection)" \
-            in output
+        assert (f"expected on the pool's unlabelled images (from {labels} labels, weighted for "
+                "the selection") in output
     assert output.count("note: the labels are read as a random draw") == 1  # the as-random line
     assert "labels.csv: study1 24, study2 24, study3 24" in output
     assert "heldout.csv: 44 photos" in output and output.count('"srcc"') == 3
