@@ -51,9 +51,10 @@ with open(out / "photos/gold.csv", "w", newline="") as f:
     w = csv.writer(f); w.writerow(["name", "value"])
     for r, value in zip(rest[-2:] + rest[:2], (5, 5, 1, 1)): w.writerow([r["name"], value])
 PYEOF
+# the photos are links into the shared data: the study may serve files there (--allow-root)
 run rate create "$OUT/study1" --images "$PHOTOS/round1.csv" --gold "$PHOTOS/gold.csv" --raters 3 \
   --repeats 3 --title "Photo quality — round 1" --base-url "http://127.0.0.1:$PORT" \
-  | tee "$OUT/links.txt"
+  --allow-root "$SHARED" | tee "$OUT/links.txt"
 "${LEAF[@]}" rate serve "$OUT/study1" --port "$PORT" > "$OUT/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
