@@ -94,6 +94,9 @@ def test_formula_like_names_are_written_as_paths_to_the_same_files(tmp_path: Pat
     read = read_plain_csv(out)  # what `leaf calibrate --labels` reads: every file found
     assert sorted(item.path.resolve() for item in read) == sorted(
         (tmp_path / "photos" / name).resolve() for name in names)
+    from leafiqa.labelling import rated_names
+
+    assert sorted(rated_names(out)) == sorted(names)  # what `leaf select --labels` matches
 
 
 def test_the_rows_written_and_the_scale_declared_beside_them(tmp_path: Path) -> None:
