@@ -45,7 +45,14 @@ from starlette.datastructures import Headers, MutableHeaders
 
 from leafiqa.deploy.http_limits import BodyTimeout, TooLarge, declared_too_large, read_body
 from leafiqa.errors import DataError
-from leafiqa.ratings.study import ACR_WORDS, ImageGone, RatingConflict, Study, token_hash
+from leafiqa.ratings.study import (
+    ACR_WORDS,
+    ImageGone,
+    RatingConflict,
+    Study,
+    StudyImage,
+    token_hash,
+)
 from leafiqa.redact import REDACTED, redact
 
 log = logging.getLogger("leafiqa.rating")
@@ -198,25 +205,31 @@ def redact_links(text: str) -> str:
     return redact(_LINK.sub(lambda match: match.group(1) + REDACTED, text))
 
 
-def redact_argument(value: object) -> object:
-    """A log argument with its tokens redacted; a request path (uvicorn's access log) also
-    loses its query string, which nothing of the service needs and anything may be in."""
-    if not isinstance(value, str):
-        return value
-    if value.startswith("/") and "?" in value:
-        value = value.partition("?")[0] + "?" + REDACTED
-    return redact_links(value)
+def redact_path(path: str) -> str:
+    """A request path as the access log may show it: each link's token and the query string
+    (which nothing of the service needs, and anything may be in) replaced by ``[redacted]``."""
+    if "?" in path:
+        path = path.partition("?")[0] + "?" + REDACTED
+    return _LINK.sub(lambda match: match.group(1) + REDACTED, path)
 
 
 class LinkRedactor(logging.Filter):
-    """Redacts tokens in a log record's message and arguments, keeping the arguments' shape
-    (uvicorn's access formatter unpacks them)."""
+    """Redacts tokens and keys in a log record, keeping its arguments' shape (uvicorn's access
+    formatter unpacks them). An access-log record (a constant format, the client, method,
+    path, version, status) needs only its path redacted, which stays cheap at every request;
+    any other message is redacted in full (``redact_links``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and \
+                len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, redact_path(str(path)), version, status)
+            return True
         if isinstance(record.msg, str):
             record.msg = redact_links(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_argument(arg) for arg in record.args)
+            record.args = tuple(redact_links(arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
         return True
 
 
@@ -355,18 +368,16 @@ def create_rating_app(study_folder: str | Path, *, rate: float = 10.0, burst: in
         rater = await rater_for(token, request)
         if step != rater.done:
             raise HTTPException(404, "only the current step's image can be shown")
-        planned = await run_in_threadpool(study.step, rater.id, step)
-        if planned is None:
+        found = await run_in_threadpool(step_image, study, rater.id, step)
+        if found is None:
             raise HTTPException(404, "no such step")
-        record = await run_in_threadpool(study.image, planned.image_id)
-        try:
-            data = await run_in_threadpool(study.image_bytes, record)
-        except ImageGone as gone:
+        record, data = found
+        if isinstance(data, ImageGone):
             if record.id not in unserved:
                 unserved.add(record.id)
                 log.warning("study image '%s' (%s) is not served (410 from now on): %s",
-                            record.name, record.path, gone)
-            raise HTTPException(410, "this image is no longer on the server") from None
+                            record.name, record.path, data)
+            raise HTTPException(410, "this image is no longer on the server")
         return Response(data, media_type=MEDIA_TYPES.get(record.path.suffix.lower(),
                                                          "application/octet-stream"))
 
@@ -412,6 +423,20 @@ def create_rating_app(study_folder: str | Path, *, rate: float = 10.0, burst: in
 
     app.state.study = study
     return app
+
+
+def step_image(study: Study, rater_id: int, step: int
+               ) -> tuple[StudyImage, bytes | ImageGone] | None:
+    """The image a rater's step shows and its bytes (or why it cannot be served); None when
+    the rater has no such step. One trip to a worker thread for the whole lookup."""
+    planned = study.step(rater_id, step)
+    if planned is None:
+        return None
+    record = study.image(planned.image_id)
+    try:
+        return record, study.image_bytes(record)
+    except ImageGone as gone:
+        return record, gone
 
 
 def progress_report(study: Study) -> dict:
