@@ -300,7 +300,7 @@ def create_rating_app(study_folder: str | Path, *, rate: float = 10.0, burst: in
     buckets = TokenBuckets(rate, burst)
     redact_server_logs()
     app = FastAPI(title="LEAF rating service", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(Guard, addresses=TokenBuckets(address_rate, address_burst),  # type: ignore[arg-type]
+    app.add_middleware(Guard, addresses=TokenBuckets(address_rate, address_burst),
                        body_limit=body_limit)
     unserved: set[int] = set()  # images whose refusal was logged
     writer = RatingWriter(study)
