@@ -5,18 +5,46 @@ walk-through when no people are at hand: each link answers from a known MOS (a C
     PYTHONPATH=src python scripts/simulate_raters.py STUDY URL1 URL2 … --truth data.csv
         [--mos-range 0 100] [--careless 1]
 
-The study folder is read only to look up which image a step shows (a real rater sees it)."""
+The study folder is read only to look up which image a step shows (a real rater sees it). A
+429 answer (the server's rate limit) is waited out as its ``Retry-After`` says, at most
+``MAX_RETRIES`` times per request."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 from leafiqa.ratings.study import Study
+
+MAX_RETRIES = 30
+MAX_WAIT = 10.0  # seconds, whatever Retry-After says
+
+
+def retry_after(reply: httpx.Response) -> float:
+    """The wait a 429 asks for: ``Retry-After`` in seconds (1 when absent or not a number),
+    at most ``MAX_WAIT``."""
+    try:
+        return min(MAX_WAIT, max(0.0, float(reply.headers.get("retry-after", "1"))))
+    except ValueError:
+        return 1.0
+
+
+def send(client: httpx.Client, method: str, url: str, body: dict | None = None
+         ) -> httpx.Response:
+    """One request, repeated after the wait a 429 asks for (``MAX_RETRIES`` at most); any other
+    error status raises."""
+    for _ in range(MAX_RETRIES):
+        reply = client.request(method, url, json=body)
+        if reply.status_code != 429:
+            reply.raise_for_status()
+            return reply
+        time.sleep(retry_after(reply))
+    raise SystemExit(f"{url.split('/r/')[0]}: still rate-limited after {MAX_RETRIES} tries")
 
 
 def main() -> None:
@@ -34,6 +62,7 @@ def main() -> None:
     low, high = args.mos_range
     study = Study(args.study)
     rng = np.random.default_rng(args.seed)
+    client = httpx.Client(timeout=30)
     for k, link in enumerate(args.links):
         base, token = link.rstrip("/").rsplit("/r/", 1)
         api = f"{base}/api/r/{token}"
@@ -42,7 +71,7 @@ def main() -> None:
         rater = study.rater_for_token(token)
         if rater is None:
             raise SystemExit(f"{link}: not a rater of {args.study}")
-        state = httpx.get(api).json()
+        state = send(client, "GET", api).json()
         for step in range(state["done"], state["total"]):
             name = Path(study.image(study.step(rater.id, step).image_id).name).name
             if careless:
@@ -50,8 +79,7 @@ def main() -> None:
             else:
                 level = 1 + 4 * (truth[name] - low) / (high - low)
                 value = int(np.clip(np.round(level + bias + rng.normal(0, noise)), 1, 5))
-            reply = httpx.post(f"{api}/rating", json={"step": step, "value": value})
-            reply.raise_for_status()
+            send(client, "POST", f"{api}/rating", {"step": step, "value": value})
         print(f"{rater.label}: {state['total']} ratings ({'careless' if careless else 'honest'})")
 
 

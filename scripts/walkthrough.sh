@@ -64,7 +64,7 @@ for ROUND in 1 2 3; do
     --model "$OUT/student.safetensors"
   run rate create "$OUT/study$ROUND" --images "$PHOTOS/round$ROUND.csv" \
     --gold "$PHOTOS/gold.csv" --raters 3 --repeats 3 --title "Photo quality — round $ROUND" \
-    --base-url "http://127.0.0.1:$PORT" | tee "$OUT/links$ROUND.txt"
+    --base-url "http://127.0.0.1:$PORT" --allow-root "$SHARED" | tee "$OUT/links$ROUND.txt"
   "${LEAF[@]}" rate serve "$OUT/study$ROUND" --port "$PORT" > "$OUT/serve$ROUND.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 60); do

@@ -372,14 +372,22 @@ def calibrate(
 ) -> None:
     """Map the student onto the MOS scale with a few labels (4-parameter logistic) and let the
     labels correct it where leave-one-out says they should."""
-    from leafiqa.api import calibrate_model
+    from leafiqa.api import calibrate_model, training_images
     from leafiqa.data.manifest import with_labels
+    from leafiqa.data.readers import check_label_values, declared_scale
     from leafiqa.workspace import label_count
 
     manifest = read_data(labels, kind, split)
+    log = logging.getLogger("leafiqa.calibrate")
+    scale = declared_scale(detect_kind(Path(labels)) if kind == "auto" else kind, Path(labels))
+    for note in check_label_values(manifest, scale):
+        log.warning(note)
     if pool:
         manifest = with_labels(read_data(pool, kind, split), manifest)
-    labelled = sum(item.mos is not None for item in manifest)
+    labelled = sum(item.mos is not None for item in training_images(manifest))
+    if budget > 1 and int(budget) > labelled:
+        log.warning("--budget %g: only %d labelled images; calibrating on those %d", budget,
+                    labelled, labelled)
     path = calibrate_model(model_path, manifest, budget=budget, selection=selection,
                            seed=seed, store=store, teacher_id=teacher_id, out=out,
                            cache_dir=cache, target="pool" if pool else "new",

@@ -59,7 +59,9 @@ def rated_names(labels: Path) -> list[str]:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or "name" not in reader.fieldnames:
                 raise DataError(f"{labels}: no 'name' column (a CSV of rated images: name,mos)")
-            return [row["name"].strip() for row in reader if row["name"] and row["name"].strip()]
+            # `leaf ratings export` writes a formula-like name as ./name (the same file)
+            names = [row["name"].strip() for row in reader if row["name"] and row["name"].strip()]
+            return [name[2:] if name.startswith("./") else name for name in names]
     except UnicodeDecodeError:
         raise DataError(f"{labels}: not a text CSV file") from None
 

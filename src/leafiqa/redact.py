@@ -16,8 +16,8 @@ KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(API_KEY|_KEY|_TOKEN|_SECRET)$")
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
     re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{6,}"),
-    re.compile(r"(?i)((?:api[_-]?key|authorization|token|secret)[\"']?\s*[:=]\s*[\"']?)"
-               r"[^\s\"',}]{6,}"),
+    re.compile(r"(?i)((?:api[_-]?key|admin[_-]?key|authorization|token|secret)[\"']?\s*[:=]"
+               r"\s*[\"']?)[^\s\"',}]{6,}"),
     re.compile(r"\b(sk-)[A-Za-z0-9_-]{8,}"),
     # credentials written in a URL: scheme://user:password@host (or scheme://token@host)
     re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@\"'<>]+@"),

@@ -51,7 +51,11 @@ def test_a_rater_rates_their_steps_in_order(served) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("body", [{"step": 0, "value": 6}, {"step": 0, "value": 0},
                                   {"step": 0, "value": 2.5}, {"step": 0, "value": "good"},
-                                  {"step": -1, "value": 3}, {"value": 3}])
+                                  {"step": -1, "value": 3}, {"value": 3},
+                                  # strict types: a string or a boolean is not a number
+                                  {"step": 0, "value": "5"}, {"step": 0, "value": True},
+                                  {"step": "0", "value": 4}, {"step": True, "value": 4},
+                                  {"step": 0.0, "value": 4}, {"step": 0, "value": 4, "x": 1}])
 def test_a_rating_off_the_scale_is_422_and_stores_nothing(served, body: dict) -> None:  # noqa: ANN001
     url, study, (token, _), _ = served
     reply = httpx.post(f"{url}/api/r/{token}/rating", json=body)
@@ -112,3 +116,78 @@ def test_a_slider_study_takes_0_to_100(tmp_path: Path) -> None:
         assert httpx.post(f"{server.url}/api/r/{token}/rating",
                           json={"step": 0, "value": 62.5}).status_code == 200
     assert [r.value for r in study.ratings()] == [62.5]
+
+
+def test_an_error_answer_never_echoes_the_request(served) -> None:  # noqa: ANN001
+    url, study, (token, _), _ = served
+    marker = "ECHO-" + "x" * 500
+    for body in ({"step": 0, "value": marker}, {"step": marker, "value": 3},
+                 {"step": 0, "value": 3, marker: 1}, [marker], marker):
+        reply = httpx.post(f"{url}/api/r/{token}/rating", json=body)
+        assert reply.status_code == 422, (body, reply.text)
+        assert "ECHO" not in reply.text and isinstance(reply.json()["detail"], str)
+    reply = httpx.get(f"{url}/api/r/{token}/image/{marker}")
+    assert reply.status_code == 422 and "ECHO" not in reply.text
+    assert study.ratings() == []
+
+
+def test_a_body_over_the_limit_is_refused_unread(served) -> None:  # noqa: ANN001
+    url, study, (token, _), _ = served
+    big = b'{"step": 0, "value": 4, "pad": "' + b"x" * 5000 + b'"}'
+    declared = httpx.post(f"{url}/api/r/{token}/rating", content=big,
+                          headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413 and declared.headers["connection"] == "close"
+    chunked = httpx.post(f"{url}/api/r/{token}/rating", content=iter([big[:800], big[800:]]),
+                         headers={"Content-Type": "application/json"})  # no Content-Length
+    assert chunked.status_code == 413 and "xxxx" not in chunked.text
+    assert study.ratings() == []
+    assert httpx.post(f"{url}/api/r/{token}/rating", json={"step": 0, "value": 4}
+                      ).status_code == 200
+
+
+def test_wrong_admin_keys_do_not_lock_out_the_right_one(tmp_path: Path) -> None:
+    study = make_study(tmp_path, images=2)
+    key = study.set_admin_key()
+    with ServerThread(create_rating_app(study.folder, rate=0.2, burst=3)) as server:
+        wrong = [httpx.get(f"{server.url}/api/admin/progress",
+                           headers={"X-Admin-Key": f"guess{k}"}).status_code for k in range(6)]
+        assert wrong[:3] == [403] * 3 and wrong[3:] == [429] * 3  # guessing stays slow
+        right = [httpx.get(f"{server.url}/api/admin/progress", headers={"X-Admin-Key": key})
+                 for _ in range(3)]
+        assert [reply.status_code for reply in right] == [200] * 3
+        same_wrong = [httpx.get(f"{server.url}/api/admin/progress",
+                                headers={"X-Admin-Key": "guess0"}).status_code
+                      for _ in range(3)]
+        assert set(same_wrong) == {429}
+
+
+def test_an_address_is_limited_before_any_work_and_health_is_not(tmp_path: Path) -> None:
+    study = make_study(tmp_path, images=2)
+    (_, token), = study.add_raters(1)
+    app = create_rating_app(study.folder, address_rate=0.5, address_burst=4)
+    with ServerThread(app) as server:
+        codes = [httpx.get(f"{server.url}/api/r/guess{k}").status_code for k in range(4)]
+        assert codes == [404] * 4
+        refused = httpx.get(f"{server.url}/api/r/{token}")
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["x-frame-options"] == "DENY"
+        assert [httpx.get(f"{server.url}/health").status_code for _ in range(10)] == [200] * 10
+
+
+def test_ratings_sent_at_once_are_each_stored_then_acknowledged(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    study = make_study(tmp_path, images=3, repeats=0)
+    tokens = [token for _, token in study.add_raters(24)]
+    with ServerThread(create_rating_app(study.folder)) as server:
+        def rate(token: str) -> list[int]:
+            with httpx.Client(timeout=30) as client:
+                return [client.post(f"{server.url}/api/r/{token}/rating",
+                                    json={"step": step, "value": 1 + step}).json()["done"]
+                        for step in range(3)]
+
+        with ThreadPoolExecutor(len(tokens)) as pool:
+            done = list(pool.map(rate, tokens))
+    assert done == [[1, 2, 3]] * len(tokens)
+    assert sorted((r.position, r.value) for r in study.ratings()) == sorted(
+        [(step, 1.0 + step) for step in range(3)] * len(tokens))

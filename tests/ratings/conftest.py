@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,3 +29,37 @@ def make_study(folder: Path, images: int = 8, gold: dict[str, float] | None = No
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
     return make_study(tmp_path, gold={"gold_good.jpg": 5.0, "gold_bad.jpg": 1.0}, repeats=2)
+
+
+@contextmanager
+def made_read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` made one nobody can create files in, for the block: chmod for a user,
+    chattr +i for root (permission bits do not stop root)."""
+    if os.geteuid() == 0:
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"running as root and chattr +i failed ({done.stderr.decode().strip()})")
+        undo = ["chattr", "-i", str(folder)]
+    else:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    try:
+        yield folder
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def rated_study(folder: Path) -> Study:
+    """A study of 3 images, one rater, one rating (4 on step 0)."""
+    study = make_study(folder, images=3)
+    (rater, _), = study.add_raters(1)
+    study.record(rater.id, 0, 4.0)
+    return study
+
+
+@pytest.fixture
+def read_only_study(tmp_path: Path) -> Iterator[Study]:
+    """A study with one rating in a folder nobody can create files in."""
+    study = rated_study(tmp_path)
+    with made_read_only(study.folder):
+        yield study

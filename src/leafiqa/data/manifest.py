@@ -252,6 +252,10 @@ def _merge(items: list[ImageItem], source: str) -> ImageItem:
         log.warning("%s: one image listed in train and in test (%s): it trains", source, names)
     mos = [item.mos for item in items if item.mos is not None]
     std = [item.std for item in items if item.std is not None]
+    if len(set(mos)) > 1:
+        log.warning("%s: '%s' has %d different MOS (%s): their mean %.6g is used", source,
+                    printable(items[0].name), len(mos), ", ".join(f"{m:g}" for m in mos),
+                    sum(mos) / len(mos))
     return replace(items[0], mos=float(sum(mos) / len(mos)) if mos else None,
                    std=std[0] if std else None, split=split)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +16,7 @@ from leafiqa.data.manifest import (
     Manifest,
     build_manifest,
     deduplicate,
+    first_few,
     printable,
     require_columns,
 )
@@ -355,3 +359,66 @@ def read_dataset(kind: str, path: str | Path, **options: object) -> Manifest:
     except KeyError:
         raise DataError(f"unknown dataset kind '{kind}'; choose from {sorted(READERS)}") from None
     return deduplicate(reader(path, **options))  # type: ignore[operator]
+
+
+# The MOS scale each known data set declares (its paper's), by reader: (MOS column, low, high)
+MOS_SCALES = {"agiqa3k": ("mos_quality", 0.0, 5.0), "clive": ("mos", 0.0, 100.0),
+              "livec": ("mos", 0.0, 100.0), "koniq10k": ("MOS", 1.0, 5.0),
+              "spaq": ("MOS", 0.0, 100.0), "kadid10k": ("dmos", 1.0, 5.0)}
+
+
+@dataclass(frozen=True)
+class DeclaredScale:
+    """The MOS range a data set or a rating study declares for its labels."""
+
+    declared_by: str  # for messages: "the agiqa3k data set", "labels.csv.scale.json (…)"
+    column: str
+    low: float
+    high: float
+
+
+def scale_declaration(labels: Path) -> Path:
+    """The file beside a label CSV in which ``leaf ratings export`` declares the study's
+    scale (``{"scale": "acr", "range": [1, 5]}``)."""
+    return labels.with_name(labels.name + ".scale.json")
+
+
+def declared_scale(kind: str, path: Path) -> DeclaredScale | None:
+    """The MOS range of a known data set, or of a label CSV exported from a rating study (its
+    ``scale_declaration``); None when nothing declares one."""
+    if kind in MOS_SCALES:
+        column, low, high = MOS_SCALES[kind]
+        return DeclaredScale(f"the {kind} data set", column, low, high)
+    declaration = scale_declaration(Path(path))
+    if kind != "csv" or not declaration.is_file():
+        return None
+    try:
+        payload = json.loads(declaration.read_text(encoding="utf-8"))
+        low, high = (float(value) for value in payload["range"])
+        scale = str(payload.get("scale", ""))
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise DataError(f"{printable(declaration)}: not a scale declaration "
+                        f"{{\"scale\": …, \"range\": [low, high]}} ({error})") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise DataError(f"{printable(declaration)}: field 'range': expected [low, high], got "
+                        f"{payload['range']}")
+    return DeclaredScale(f"{declaration.name} (the rating study's {scale} scale)", "mos", low,
+                         high)
+
+
+def check_label_values(manifest: Manifest, scale: DeclaredScale | None) -> list[str]:
+    """Labels a calibration can take as they are: a MOS off the declared scale is one error
+    naming the file, the column and the rows; rows without a MOS (empty or NaN) come back as a
+    note naming them, since they are no labels."""
+    if scale is not None:
+        off = [f"{printable(item.name)}={item.mos:g}" for item in manifest
+               if item.mos is not None and not scale.low - 1e-9 <= item.mos <= scale.high + 1e-9]
+        if off:
+            raise DataError(f"{manifest.source}: column '{scale.column}': {len(off)} MOS outside "
+                            f"the range {scale.low:g}–{scale.high:g} that {scale.declared_by} "
+                            f"declares: {first_few(off)}")
+    missing = [printable(item.name) for item in manifest if item.mos is None]
+    if missing and len(missing) < len(manifest):
+        return [f"{manifest.source}: {len(missing)} row(s) have no MOS (empty or NaN) and are "
+                f"not labels: {first_few(missing)}"]
+    return []

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leafiqa.data.manifest import FORMULA_STARTS, printable
+from leafiqa.data.readers import scale_declaration
 from leafiqa.errors import DataError
 from leafiqa.ratings.study import Study, StudySettings
 
@@ -231,24 +235,83 @@ def label_name(name: str, path: Path, out_folder: Path) -> str:
         return str(path)
 
 
-def write_labels(study: Study, out: Path, estimate_: Estimate) -> int:
-    """Write ``name,mos,std,n`` for every study image with at least one kept vote; returns the
-    rows written. Written to a temporary file first, so a failure leaves no half file."""
-    paths = {image.name: image.path for image in study.images()}
+def formula_safe(name: str) -> str:
+    """A label name no spreadsheet runs as a formula: one starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return is written as ``./name``, the same file for every
+    reader of the label file (a leading apostrophe would name another file)."""
+    return "./" + name if name.startswith(FORMULA_STARTS) else name
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_labels_target(study: Study, out: Path) -> None:
+    """Before any work: a label file never replaces the study's inputs. ``out`` (links
+    followed) must not be a folder, lie in the study's folder (its database and journals), or
+    be one of the study's images."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    shown = f"--out {printable(out)}"
+    if out.is_dir():
+        raise DataError(f"{shown}: is a folder; give the label file's name (labels.csv)")
+    target = out.resolve()
+    written = [target, scale_declaration(target)]
+    if _same_file(out, study.path):
+        raise DataError(f"{shown}: is the study's database {printable(study.path)}; write the "
+                        "labels elsewhere (the study's files are never replaced)")
+    if any(path.is_relative_to(study.folder.resolve()) for path in written):
+        raise DataError(f"{shown}: is inside the study folder {printable(study.folder)}; write "
+                        "the labels elsewhere (the study's files are never replaced)")
+    for image in study.images():
+        if any(path == image.path.resolve() for path in written) or _same_file(out, image.path):
+            raise DataError(f"{shown}: is the study's image '{printable(image.name)}'; choose "
+                            "another file name")
+
+
+def _write_atomically(out: Path, text: str) -> None:
+    """``text`` into a hidden temporary file beside ``out``, renamed over ``out`` once whole;
+    on any failure the temporary file is removed and ``out`` is left as it was."""
+    descriptor, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.",
+                                             suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temporary, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_labels(study: Study, out: Path, estimate_: Estimate) -> int:
+    """Write ``name,mos,std,n`` for every study image with at least one kept vote, and the
+    study's scale beside it (``scale_file``); returns the rows written. ``out`` is checked
+    first (``check_labels_target``); each file is written whole or not at all."""
+    out = Path(out)
+    check_labels_target(study, out)
+    paths = {image.name: image.path for image in study.images()}
     rows = [(label_name(name, paths[name], out.parent), mos, std, n)
             for name, mos, std, n in zip(estimate_.names, estimate_.mos, estimate_.std,
                                          estimate_.n, strict=True) if n > 0]
     if not rows:
         raise DataError(f"{study.folder}: no ratings from a kept rater yet; nothing to export")
-    partial = out.with_name(out.name + ".partial")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", "mos", "std", "n"])
-        for name, mos, std, n in rows:
-            writer.writerow([name, f"{mos:.4f}", "" if np.isnan(std) else f"{std:.4f}", int(n)])
-    partial.replace(out)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["name", "mos", "std", "n"])
+    for name, mos, std, n in rows:
+        writer.writerow([formula_safe(printable(name)), f"{mos:.4f}",
+                         "" if np.isnan(std) else f"{std:.4f}", int(n)])
+    scale = {"scale": study.settings.scale, "range": [study.settings.low, study.settings.high]}
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(out, table.getvalue())
+        _write_atomically(scale_declaration(out), json.dumps(scale, indent=2) + "\n")
+    except OSError as error:
+        raise DataError(f"--out {printable(out)}: cannot write it "
+                        f"({error.strerror or error})") from None
     return len(rows)
 
 
