@@ -161,12 +161,16 @@ def calibrate_model(
     pool_sample = PoolSample(scores[sample], features.take(sample))
     calibration = calibrate_prior(scores[rows], bases, mos, pool=pool_sample)
     weights = representation_weights(embedding, rows) if embedding is not None else None
+    # labels from a few raters: their noise (``leaf ratings export``'s se), corrected for
+    errors = np.array([np.nan if pool[row].se is None else pool[row].se for row in rows])
+    noise = errors**2 if np.isfinite(errors).any() else None
     expected = estimate_accuracy(scores[rows], labelled, scalers, mos, weights=weights,
-                                 seed=seed, pool=pool_sample, target=target)
+                                 seed=seed, pool=pool_sample, target=target, label_noise=noise)
     curve = None
     if expected is not None and next_labels:
         curve = learning_curve(scores[rows], labelled, scalers, mos, expected, next_labels,
-                               weights=weights, seed=seed, pool=pool_sample)
+                               weights=weights, seed=seed, pool=pool_sample,
+                               label_noise=noise)
     calibrated = LeafNetwork.calibrated(network.backbone, head, calibration)
     info = model_info(backbone=info.backbone, input_sizes=info.input_sizes, head=head,
                       calibration=calibration, labelled_mos=mos, teacher_ids=info.teacher_ids,

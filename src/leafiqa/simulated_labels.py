@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from leafiqa.ratings.reliability import label_noise
 from leafiqa.ratings.screening import estimate
 from leafiqa.ratings.simulate import RaterSpec, simulate_panel, to_acr
 from leafiqa.ratings.study import StudySettings
@@ -66,18 +65,17 @@ def study_labels(ws: Workspace, label_rows: np.ndarray, raters: int, careless: i
     spread = np.array([ws.manifest[i].std or 0.0 for i in range(len(ws.manifest))])
     truth, ambiguity = to_acr(ws.mos[rows], spread[rows], low, high)
     gold_rows = gold_images(ws, label_rows)
-    gold_truth, _ = to_acr(ws.mos[gold_rows], spread[gold_rows], low, high)
+    gold_truth, gold_ambiguity = to_acr(ws.mos[gold_rows], spread[gold_rows], low, high)
     specs = panel(raters, careless, rng)
     votes, _ = simulate_panel(truth, ambiguity, specs, gold=len(gold_rows), repeats=REPEATS,
-                              rng=rng, gold_truth=gold_truth)
+                              rng=rng, gold_truth=gold_truth, gold_ambiguity=gold_ambiguity)
     exported = estimate(votes, StudySettings(scale="acr"), method="bt500")
     kept = np.array([check.kept for check in exported.checks], dtype=bool)
-    per_rater = np.nanmean(votes.scores, axis=2)[np.isnan(votes.gold)]
-    noise = label_noise(per_rater[:, kept]) if kept.any() else np.full(len(truth), np.nan)
     got = ~np.isnan(exported.mos)
     scale = (high - low) / 4.0
     values = low + (exported.mos[got] - 1.0) * scale
-    noise = noise[got] * scale**2  # NaN (unknown) with a single kept rater
+    assert exported.se is not None
+    noise = (exported.se[got] * scale) ** 2  # NaN (unknown) with a single kept rater
     honest = np.array([spec.kind == "honest" for spec in specs])
     agreement = float(spearmanr(values, ws.mos[rows][got]).statistic) if got.sum() > 2 else (
         float("nan"))

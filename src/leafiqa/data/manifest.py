@@ -47,6 +47,9 @@ class ImageItem:
     mos: float | None = None
     std: float | None = None
     split: str | None = None
+    #: the MOS's standard error against a large panel's (a rating study's few raters; None:
+    #: a lab's MOS, taken as exact)
+    se: float | None = None
 
 
 @dataclass
@@ -175,9 +178,11 @@ def build_manifest(
     split_column: str | None = None,
     check_files: bool = True,
     header_rows: int = 1,
+    se_column: str | None = None,
 ) -> Manifest:
     """Turn a table into a manifest, validating every row; row numbers are the file's lines."""
-    columns = [name_column] + [c for c in (mos_column, std_column, split_column) if c]
+    columns = [name_column] + [c for c in (mos_column, std_column, split_column, se_column)
+                               if c]
     require_columns(frame, columns, source)
     items: list[ImageItem] = []
     missing_files: list[str] = []
@@ -197,10 +202,16 @@ def build_manifest(
         std = parse_number(record[std_column], source=source, row=row, column=std_column) if (
             std_column
         ) else None
+        se = parse_number(record[se_column], source=source, row=row, column=se_column) if (
+            se_column
+        ) else None
+        if se is not None and se < 0:
+            raise DataError(f"{source}: row {row}, column '{se_column}': a standard error is "
+                            f"never negative, got {se:g}")
         split = None
         if split_column and isinstance(record[split_column], str) and record[split_column]:
             split = str(record[split_column]).strip()
-        items.append(ImageItem(path=path, name=name, mos=mos, std=std, split=split))
+        items.append(ImageItem(path=path, name=name, mos=mos, std=std, split=split, se=se))
     if missing_files:
         raise DataError(f"{source}: {len(missing_files)} image file(s) not found: "
                         f"{first_few(missing_files, '; ')}")
@@ -327,5 +338,6 @@ def with_labels(pool: Manifest, labels: Manifest) -> Manifest:
     for item, file in zip(pool, pool_files, strict=True):
         label = by_file.get(file)
         items.append(replace(item, mos=label.mos if label else None,
-                             std=label.std if label else None))
+                             std=label.std if label else None,
+                             se=label.se if label else None))
     return Manifest(items, f"{pool.source} + labels {labels.source}", dict(pool.extra))

@@ -56,7 +56,9 @@ def read_plain_csv(
     *,
     check_files: bool = True,
 ) -> Manifest:
-    """``name[,mos][,std][,split]`` (``path`` or ``image`` also accepted for the name column).
+    """``name[,mos][,std][,split][,se]`` (``path`` or ``image`` also accepted for the name
+    column; ``se``: the MOS's standard error against a large panel, as ``leaf ratings export``
+    writes it).
 
     Names are relative to ``image_root`` (default: the CSV's folder); absolute paths are kept.
     A row with an empty ``mos`` is an unlabeled image: the teacher judges it and the student
@@ -78,6 +80,7 @@ def read_plain_csv(
         std_column="std" if "std" in frame.columns else None,
         split_column="split" if "split" in frame.columns else None,
         check_files=check_files,
+        se_column="se" if "se" in frame.columns else None,
     )
 
 

@@ -1,115 +1,32 @@
-"""Simulated rating studies with a known truth: each image's true quality (e.g. clive-dev's MOS
-mapped onto the ACR scale) and its opinion spread, raters with their own bias and noise, and a
-share of careless raters (random buttons, or one button). Used by the tests and by
-benchmarks/bench_rating_screening.py to show what screening buys over a plain mean."""
+"""Simulated rating panels with a known truth, for the tests, benchmarks/bench_rating_screening.py
+and ``leaf bench``'s simulated raters: every rater rates every study image once, a few of them a
+second time (planned repeats), and the hidden gold images last.
+
+A rater's vote on an image, on the 1..5 ACR scale before rounding, is
+
+    honest:      truth + opinion + offset + noise      (opinion ~ N(0, ambiguity), the rater's
+                                                        own view of the image, the same on a
+                                                        repeat; noise ~ N(0, spec.noise), new
+                                                        on every vote)
+    inverse:     the honest vote mirrored (6 − …): a rater who reads the scale the wrong way
+    random:      any level (any slider position) with equal chance
+    one-button:  the same level on every image (the slider left where it starts, 50)
+
+rounded to a level (ACR) or to a whole slider step (``scale="slider"``: 0–100, 25 per level)
+and kept on the scale."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from leafiqa.ratings.screening import Votes, estimate
-from leafiqa.ratings.study import StudySettings
+from leafiqa.ratings.screening import Votes
 
-
-@dataclass
-class Simulation:
-    images: int = 60
-    raters: int = 12
-    careless: float = 0.25        # share of raters answering without looking
-    coverage: float = 1.0         # share of the images each rater gets to
-    bias_sd: float = 0.3          # per-rater offset, ACR levels
-    noise: tuple[float, float] = (0.2, 0.6)  # per-rater inconsistency, uniform range
-    gold: int = 4
-    repeats: int = 3
-
-
-def to_acr(mos: np.ndarray, spread: np.ndarray, low: float, high: float
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """MOS and its std on ``[low, high]`` → the 1..5 ACR scale."""
-    scale = 4.0 / (high - low)
-    return 1.0 + (mos - low) * scale, spread * scale
-
-
-def simulate_votes(truth: np.ndarray, ambiguity: np.ndarray, sim: Simulation,
-                   rng: np.random.Generator) -> tuple[Votes, np.ndarray, list[bool]]:
-    """Draw a study: the first ``sim.images`` entries of a random permutation of ``truth`` are
-    rated, the next ``sim.gold`` are gold (their rounded truth is the answer). Returns the
-    votes, the study images' truth, and which raters were careless."""
-    # gold images are the clear cases an owner would pick: near either end of the scale
-    clear = np.flatnonzero((np.abs(truth - 3.0) > 1.2) & (ambiguity < np.median(ambiguity)))
-    gold_rows = rng.choice(clear, size=sim.gold, replace=False)
-    rest = rng.permutation(np.setdiff1d(np.arange(len(truth)), gold_rows))[: sim.images]
-    order = np.concatenate([rest, gold_rows])
-    true_q, spread = truth[order], ambiguity[order]
-    rows = len(order)
-    gold = np.full(rows, np.nan)
-    gold[sim.images:] = np.clip(np.round(true_q[sim.images:]), 1, 5)
-    careless = [bool(k < round(sim.careless * sim.raters)) for k in range(sim.raters)]
-    scores = np.full((rows, sim.raters, 2), np.nan)
-    for s in range(sim.raters):
-        seen = rng.random(rows) < sim.coverage
-        seen[sim.images:] = True
-        bias = rng.normal(0.0, sim.bias_sd)
-        noise = rng.uniform(*sim.noise)
-        repeat = rng.choice(np.flatnonzero(seen[: sim.images]),
-                            size=min(sim.repeats, int(seen[: sim.images].sum())), replace=False)
-        for r in (0, 1):
-            rows_r = np.flatnonzero(seen) if r == 0 else repeat
-            if careless[s]:
-                one_button = s % 2 == 1
-                vote = np.full(len(rows_r), 4.0) if one_button else rng.integers(
-                    1, 6, len(rows_r)).astype(float)
-            else:
-                sd = np.sqrt(noise**2 + spread[rows_r] ** 2)
-                vote = np.clip(np.round(true_q[rows_r] + bias + rng.normal(0, 1, len(rows_r))
-                                        * sd), 1, 5)
-            scores[rows_r, s, r] = vote
-    votes = Votes([f"img{k}" for k in range(rows)], [f"r{s}" for s in range(sim.raters)],
-                  scores, gold)
-    return votes, true_q[: sim.images], careless
-
-
-def errors(estimated: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    ok = ~np.isnan(estimated)
-    return {"rmse": float(np.sqrt(np.mean((estimated[ok] - truth[ok]) ** 2))),
-            "srcc": float(stats.spearmanr(estimated[ok], truth[ok])[0]),
-            "plcc": float(stats.pearsonr(estimated[ok], truth[ok])[0])}
-
-
-VARIANTS = {  # name → (method, use the gold/repeat/spread checks)
-    "plain mean": ("mean", False),
-    "BT.500 only": ("bt500", False),
-    "checks + BT.500": ("bt500", True),
-    "checks + P.913 MLE": ("mle", True),
-}
-
-
-def compare(truth: np.ndarray, ambiguity: np.ndarray, sim: Simulation, seeds: int,
-            variants: dict[str, tuple[str, bool]] | None = None
-            ) -> dict[str, dict[str, float]]:
-    """Mean RMSE / SRCC / PLCC to the true quality per variant over ``seeds`` simulated
-    studies, and the share of careless raters each variant kept."""
-    variants = variants or VARIANTS
-    settings = StudySettings(scale="acr")
-    sums: dict[str, dict[str, float]] = {name: {} for name in variants}
-    for seed in range(seeds):
-        votes, true_q, careless = simulate_votes(truth, ambiguity, sim,
-                                                 np.random.default_rng(seed))
-        for name, (method, checks) in variants.items():
-            result = estimate(votes, settings, method=method, use_checks=checks)
-            figures = errors(result.mos, true_q)
-            kept = [method == "mean" or not (c.screened_out or (checks and c.reasons))
-                    for c in result.checks]
-            bad_kept = [k for k, bad in zip(kept, careless, strict=True) if bad]
-            good_kept = [k for k, bad in zip(kept, careless, strict=True) if not bad]
-            figures["careless kept"] = float(np.mean(bad_kept)) if bad_kept else 0.0
-            figures["honest kept"] = float(np.mean(good_kept))
-            for key, value in figures.items():
-                sums[name][key] = sums[name].get(key, 0.0) + value / seeds
-    return sums
+KINDS = ("honest", "random", "one-button", "inverse")
+SLIDER_START = 50.0  # where the rating page's slider sits before a rater moves it
 
 
 @dataclass
@@ -118,34 +35,100 @@ class RaterSpec:
     offset: float = 0.0   # levels
     noise: float = 0.5    # levels (sd)
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"RaterSpec.kind: '{self.kind}' is not one of {KINDS}")
 
-def simulate_panel(truth: np.ndarray, ambiguity: np.ndarray, raters, *,  # noqa: ANN001
+    @property
+    def careless(self) -> bool:
+        return self.kind != "honest"
+
+
+def to_acr(mos: np.ndarray, spread: np.ndarray, low: float, high: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """MOS and its std on ``[low, high]`` → the 1..5 ACR scale."""
+    scale = 4.0 / (high - low)
+    return 1.0 + (np.asarray(mos, dtype=np.float64) - low) * scale, \
+        np.asarray(spread, dtype=np.float64) * scale
+
+
+def owner_gold_answer(gold_truth: np.ndarray) -> np.ndarray:
+    """What an owner enters for a gold image picked as clearly excellent or clearly broken (the
+    README's advice before issue 31): the top of the ACR scale for the good ones, the bottom for
+    the bad ones, whatever their real quality (e.g. 5 for a photo a lab puts at 4.3)."""
+    return np.where(np.asarray(gold_truth) >= 3.0, 5.0, 1.0)
+
+
+def default_gold_truth(truth: np.ndarray, count: int) -> np.ndarray:
+    """Stand-ins for the clearest photos of the owner's folder when none are given: the study's
+    best and worst truth, alternately."""
+    ends = (float(np.max(truth)), float(np.min(truth)))
+    return np.array([ends[k % 2] for k in range(count)], dtype=np.float64)
+
+
+def simulate_panel(truth: np.ndarray, ambiguity: np.ndarray, raters: Sequence[RaterSpec], *,
                    scale: str = "acr", gold: int = 2, repeats: int = 3,
-                   rng: np.random.Generator, gold_truth: np.ndarray | None = None
-                   ) -> tuple[Votes, np.ndarray]:
-    """(TEMPORARY lead stand-in until the screening helper's version lands.)"""
-    gold_truth = np.array([1.2, 4.8])[:gold] if gold_truth is None else gold_truth
-    n = len(truth)
-    true_q = np.concatenate([truth, gold_truth])
-    spread = np.concatenate([ambiguity, np.zeros(len(gold_truth))])
-    rows = len(true_q)
-    gold_col = np.full(rows, np.nan)
-    gold_col[n:] = np.clip(np.round(gold_truth), 1, 5)
+                   rng: np.random.Generator, gold_truth: np.ndarray | None = None,
+                   gold_ambiguity: np.ndarray | None = None) -> tuple[Votes, np.ndarray]:
+    """One study rated by ``raters``: ``truth`` and ``ambiguity`` (per study image, on the 1..5
+    ACR scale; see :func:`to_acr`) → ``(votes, truth on the study's scale)``.
+
+    Rows: the study images in the given order, then ``gold`` gold images. Their truth is
+    ``gold_truth`` (e.g. the clearest photos outside the study; default: the study's best and
+    worst, alternately) with opinion spread ``gold_ambiguity`` (default: the study's median),
+    and their answer is what an owner enters (:func:`owner_gold_answer`, on the study's scale).
+    Each rater votes once on every row and a second time on ``repeats`` study images of their
+    own. ``estimate(votes, StudySettings(scale=scale))`` then gives one MOS per study image."""
+    truth = np.asarray(truth, dtype=np.float64)
+    ambiguity = np.broadcast_to(np.asarray(ambiguity, dtype=np.float64), truth.shape)
+    if scale not in ("acr", "slider"):
+        raise ValueError(f"scale: '{scale}' is not 'acr' or 'slider'")
+    if gold_truth is None:
+        gold_truth = default_gold_truth(truth, gold)
+    gold_truth = np.asarray(gold_truth, dtype=np.float64)[:gold]
+    if len(gold_truth) < gold:
+        raise ValueError(f"gold_truth: {len(gold_truth)} values for {gold} gold images")
+    if gold_ambiguity is None:
+        gold_ambiguity = np.full(gold, float(np.median(ambiguity)) if truth.size else 0.0)
+    all_truth = np.concatenate([truth, gold_truth])
+    all_ambiguity = np.concatenate([ambiguity, np.broadcast_to(gold_ambiguity, (gold,))])
+    rows, studied = len(all_truth), len(truth)
     scores = np.full((rows, len(raters), 2), np.nan)
-    for s, rater in enumerate(raters):
-        repeat = rng.choice(n, size=min(repeats, n), replace=False)
-        for r in (0, 1):
-            rows_r = np.arange(rows) if r == 0 else repeat
-            if rater.kind == "random":
-                vote = rng.integers(1, 6, len(rows_r)).astype(float)
-            elif rater.kind == "one-button":
-                vote = np.full(len(rows_r), 4.0)
-            else:
-                q = true_q[rows_r] if rater.kind == "honest" else 6.0 - true_q[rows_r]
-                sd = np.sqrt(rater.noise**2 + spread[rows_r] ** 2)
-                vote = np.clip(np.round(q + rater.offset + rng.normal(0, 1, len(rows_r)) * sd),
-                               1, 5)
-            scores[rows_r, s, r] = vote
-    votes = Votes([f"img{k}" for k in range(rows)], [f"r{s}" for s in range(len(raters))],
-                  scores, gold_col)
-    return votes, truth
+    for s, spec in enumerate(raters):
+        opinion = all_truth + spec.offset + rng.normal(0.0, 1.0, rows) * all_ambiguity
+        again = rng.choice(studied, size=min(repeats, studied), replace=False)
+        button = SLIDER_START if scale == "slider" else float(rng.integers(1, 6))
+        for r, shown in enumerate((np.arange(rows), again)):
+            scores[shown, s, r] = _votes(spec, opinion[shown], scale, button, rng)
+    answers = owner_gold_answer(gold_truth)
+    if scale == "slider":
+        answers = (answers - 1.0) * 25.0
+    votes = Votes([f"img{k}" for k in range(studied)] + [f"gold{k}" for k in range(gold)],
+                  [f"{spec.kind}{s}" for s, spec in enumerate(raters)], scores,
+                  np.concatenate([np.full(studied, np.nan), answers]))
+    return votes, truth if scale == "acr" else (truth - 1.0) * 25.0
+
+
+def _votes(spec: RaterSpec, opinion: np.ndarray, scale: str, button: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """One vote per shown row (opinion in ACR levels, 1..5) on the study's scale."""
+    count = len(opinion)
+    if spec.kind == "one-button":
+        return np.full(count, button)
+    if spec.kind == "random":
+        return (rng.integers(0, 101, count) if scale == "slider"
+                else rng.integers(1, 6, count)).astype(np.float64)
+    seen = opinion + rng.normal(0.0, spec.noise, count)
+    if spec.kind == "inverse":
+        seen = 6.0 - seen
+    if scale == "slider":
+        return np.clip(np.round((seen - 1.0) * 25.0), 0.0, 100.0)
+    return np.clip(np.round(seen), 1.0, 5.0)
+
+
+def errors(estimated: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """RMSE, SRCC and PLCC of an estimated MOS against the truth (images with a MOS)."""
+    ok = ~np.isnan(estimated)
+    return {"rmse": float(np.sqrt(np.mean((estimated[ok] - truth[ok]) ** 2))),
+            "srcc": float(stats.spearmanr(estimated[ok], truth[ok])[0]),
+            "plcc": float(stats.pearsonr(estimated[ok], truth[ok])[0])}

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,7 +56,7 @@ TOKEN_BYTES = 24  # 192 bits
 class StudySettings:
     """What the study owner chooses. ``repeats``: images each rater sees twice (later in their
     order) to measure consistency. ``gold``: hidden images with a known answer on the study's
-    scale. The thresholds decide which raters the export keeps."""
+    scale. (Which raters the export keeps: ``screening.ScreeningRules``.)"""
 
     title: str = "Image quality study"
     instructions: str = ("Rate the overall quality of each image as you see it: sharpness, "
@@ -67,13 +67,6 @@ class StudySettings:
     min_repeat_gap: int = 3
     seed: int = 0
     gold: dict[str, float] = field(default_factory=dict)
-    gold_tolerance_levels: float = 1.0   # a gold answer within ±1 ACR level passes
-    min_gold_pass: float = 1.0           # share of gold answers that must pass (all)
-    max_repeat_difference: float = 2.0   # mean |first − second| over repeats, in ACR levels
-    min_spread: float = 0.3              # std of a rater's votes, in ACR levels
-    min_votes_for_spread: int = 5
-    min_correlation: float = 0.3         # Pearson r with the other raters' mean
-    min_shared_for_correlation: int = 8
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -384,8 +377,11 @@ def _sql(method: Callable[..., T]) -> Callable[..., T]:
 
 def _settings(text: str, where: str) -> StudySettings:
     try:
-        return StudySettings(**json.loads(text))
-    except (ValueError, TypeError) as error:
+        stored = json.loads(text)
+        # a study made before screening's rules moved out of its settings holds their keys
+        known = {setting.name for setting in fields(StudySettings)}
+        return StudySettings(**{k: v for k, v in stored.items() if k in known})
+    except (ValueError, TypeError, AttributeError) as error:
         raise DataError(f"{where}: the study's settings are damaged ({error})") from None
 
 
@@ -530,6 +526,9 @@ class Study:
         unknown = sorted(set(settings.gold) - {name for name, _ in gold_images})
         if unknown:
             raise DataError(f"gold answers for images not in the gold list: {', '.join(unknown)}")
+        if settings.scale == "slider" and settings.gold and max(settings.gold.values()) <= 5:
+            raise DataError("gold: every answer is 5 or less, as on the ACR scale (1–5), but the "
+                            "study's scale is slider (0–100): give the gold answers on 0–100")
         study_files, merged = inspect_images(images)
         gold_files, gold_merged = inspect_images(gold_images)
         same = {f.sha256: f.name for f in study_files}
