@@ -48,8 +48,8 @@ def test_create_status_and_export(tmp_path: Path) -> None:
     assert exported.exit_code == 0, exported.output
     assert "rater1: 11 votes, gold 100% of 2" in exported.output and "→ kept" in exported.output
     lines = out.read_text().splitlines()
-    assert lines[0] == "name,mos,std,n,round" and len(lines) == 9  # the study is the round
-    assert "p0.jpg,5.0000,0.0000,2,study" in lines  # names as listed: labels by the photos
+    assert lines[0] == "name,mos,std,n,se,round" and len(lines) == 9  # the study is the round
+    assert "p0.jpg,5.0000,0.0000,2,0.0000,study" in lines  # names as listed: labels by the photos
     assert "note:" not in exported.output
     revoked = invoke("rate", "revoke", tmp_path / "study", "rater2")
     assert revoked.exit_code == 0 and study.rater_for_token(links[1]) is None

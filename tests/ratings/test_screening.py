@@ -282,7 +282,7 @@ def test_export_writes_labels_leaf_reads_as_they_are(tmp_path: Path, study: Stud
     assert [check.verdict for check in result.checks] == [KEPT, KEPT]
     assert write_labels(study, out, result) == 8
     header = out.read_text().splitlines()[0]
-    assert header == "name,mos,std,n"
+    assert header == "name,mos,std,n,se"
     manifest = read_plain_csv(out)  # what `leaf calibrate --labels` and `leaf run` read
     assert len(manifest) == 8 and all(item.path.is_file() for item in manifest)
     by_file = {item.path.name: item for item in manifest}

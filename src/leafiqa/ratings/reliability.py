@@ -3,12 +3,14 @@
 The ratings of the kept raters are read with the additive subject model of ITU-T P.913 (without
 its per-rater inconsistency): ``vote[image, rater] = quality[image] + offset[rater] + error``.
 A rater's offset is the same on every image they rated, so it moves no image against another;
-the error is what a larger panel would average away. Its variance, pooled over every vote
-(residual sum of squares over its degrees of freedom, as in a two-way ANOVA), divided by how
-many kept raters rated an image, is that image's MOS error variance. With every rater rating
-every image, ``1 − mean(error variance) / variance(MOS)`` is the classic ICC(3, k) — the
-reliability of a k-rater mean — which the accuracy estimate corrects its correlations for
-(``calibration.estimate``)."""
+the error is what a larger panel would average away. Each image's MOS error variance is the
+variance of its votes about the model (offsets removed; its own sample variance, so that images
+differ as their raters disagreed on them) over its number of votes — the square of the familiar
+``std / √n`` of a MOS, with the offsets taken out. Its mean over the labels against the MOS's
+variance gives their reliability, ``1 − mean(error variance) / variance(MOS)`` (with every rater
+on every image, the classic ICC(3, k)), which the accuracy estimate corrects its correlations
+for (``calibration.estimate``); being per image, a bootstrap over the labels carries its
+uncertainty too."""
 
 from __future__ import annotations
 
@@ -21,21 +23,24 @@ SWEEPS = 50
 
 
 def label_noise(per_rater: np.ndarray) -> np.ndarray:
-    """Each image's MOS error variance (the plain mean of its raters' votes against a large
-    panel's mean), from ``per_rater``: images × kept raters, each rater's vote (repeats averaged),
-    NaN where a rater did not rate an image. NaN for an image no rater rated; with too few
-    votes to tell the error from the offsets (fewer than two raters sharing an image), NaN
-    everywhere."""
+    """Each image's MOS error variance (its raters' offset-free mean against a large panel's
+    mean), from ``per_rater``: images × kept raters, each rater's vote (repeats averaged), NaN
+    where a rater did not rate an image. NaN for an image fewer than two raters rated (one vote
+    says nothing of its error)."""
     votes = np.asarray(per_rater, dtype=np.float64)
     seen = ~np.isnan(votes)
     counts = seen.sum(axis=1)
-    degrees = int(seen.sum()) - int((counts > 0).sum()) - int(seen.any(axis=0).sum()) + 1
+    images, raters = int((counts > 0).sum()), int(seen.any(axis=0).sum())
+    degrees = int(seen.sum()) - images - raters + 1
     if degrees <= 0 or not (counts >= 2).any():
         return np.full(votes.shape[0], np.nan)
     residual = _additive_residuals(votes, seen)
-    error_variance = float(np.nansum(residual**2)) / degrees
+    # each image's share of the model's degrees of freedom: its votes less one, less its share
+    # of the raters' offsets (so that the images' variances average to the pooled one)
+    share = (counts - 1) * degrees / max(int((counts - 1).clip(min=0).sum()), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(counts > 0, error_variance / counts, np.nan)
+        variance = np.nansum(residual**2, axis=1) / share
+        return np.where(counts >= 2, variance / counts, np.nan)
 
 
 def _additive_residuals(votes: np.ndarray, seen: np.ndarray) -> np.ndarray:
