@@ -201,16 +201,30 @@ def cross_validate(
     return FoldPredictions(mos, line_all(scores, features), full, line_oof, noise)
 
 
-def _statistic(p: FoldPredictions, idx: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+def _statistic(p: FoldPredictions, idx: np.ndarray, w: np.ndarray
+               ) -> tuple[float, float, float]:
+    """(SRCC, PLCC) of the estimate against the labels as they are, and the labels'
+    reliability (1 for exact labels)."""
     mos, wi = p.mos[idx], w[idx]
     srcc = (weighted_spearman(p.line[idx], mos, wi) + weighted_spearman(p.full[idx], mos, wi)
             - weighted_spearman(p.line_oof[idx], mos, wi))
     plcc = (weighted_pearson(p.line[idx], mos, wi) + weighted_pearson(p.full[idx], mos, wi)
             - weighted_pearson(p.line_oof[idx], mos, wi))
-    if p.noise is not None:
-        attenuation = np.sqrt(reliability(mos, p.noise[idx], wi))
-        srcc, plcc = srcc / attenuation, plcc / attenuation
-    return float(np.clip(srcc, -1, 1)), float(np.clip(plcc, -1, 1))
+    rel = 1.0 if p.noise is None else reliability(mos, p.noise[idx], wi)
+    return float(srcc), float(plcc), rel
+
+
+def _disattenuated(low: float, high: float, rel_low: float, rel_high: float
+                   ) -> tuple[float, float]:
+    """An interval of a correlation against noisy labels and one of the labels' reliability,
+    as an interval of the correlation against exact ones: each end divided by the root of the
+    reliability that moves it farthest (Winne & Belfry's conservative interval for a
+    correlation corrected for attenuation)."""
+    def widest(value: float, outward: bool) -> float:
+        rel = rel_low if (value >= 0) == outward else rel_high
+        return value / np.sqrt(rel)
+    return (float(max(widest(low, outward=False), -1.0)),
+            float(min(widest(high, outward=True), 1.0)))
 
 
 def estimate_from_folds(p: FoldPredictions, weights: np.ndarray | None = None, *,
@@ -218,19 +232,24 @@ def estimate_from_folds(p: FoldPredictions, weights: np.ndarray | None = None, *
                         seed: int = 0, target: str = "new") -> AccuracyEstimate:
     n = p.mos.size
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    rel = None if p.noise is None else reliability(p.mos, p.noise, w)
-    srcc, plcc = _statistic(p, np.arange(n), w)
+    srcc, plcc, rel = _statistic(p, np.arange(n), w)
     rng = np.random.default_rng(seed)
     draws = np.array([_statistic(p, rng.integers(0, n, n), w) for _ in range(bootstrap)])
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
     # centre the interval on the estimate (the bootstrap's spread, not its bias, is trusted:
     # a resample repeats images, which flatters a rank correlation)
-    shift = np.array([srcc, plcc]) - np.nanmedian(draws, axis=0)
+    shift = np.array([srcc, plcc, rel]) - np.nanmedian(draws, axis=0)
     low, high = low + shift, high + shift
-    return AccuracyEstimate(srcc, float(max(low[0], -1)), float(min(high[0], 1)), plcc,
-                            float(max(low[1], -1)), float(min(high[1], 1)), n, level,
-                            weighted=weights is not None, reliability=rel, target=target)
+    rel_low, rel_high = (float(np.clip(low[2], MIN_RELIABILITY, 1.0)),
+                         float(np.clip(high[2], MIN_RELIABILITY, 1.0)))
+    srcc_interval = _disattenuated(low[0], high[0], rel_low, rel_high)
+    plcc_interval = _disattenuated(low[1], high[1], rel_low, rel_high)
+    root = np.sqrt(rel)
+    return AccuracyEstimate(float(np.clip(srcc / root, -1, 1)), *srcc_interval,
+                            float(np.clip(plcc / root, -1, 1)), *plcc_interval, n, level,
+                            weighted=weights is not None,
+                            reliability=None if p.noise is None else rel, target=target)
 
 
 def estimable(mos: np.ndarray) -> bool:
