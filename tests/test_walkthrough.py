@@ -47,6 +47,9 @@ def test_the_readme_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
         assert (f"expected on the pool's unlabelled images (from {labels} labels, weighted for "
                 "the selection") in output
     assert output.count("note: the labels are read as a random draw") == 1  # the as-random line
+    # is it worth buying more? calibrate says it each round, select before rounds 2 and 3
+    assert output.count("worth more labels? the next") == 3 + 1 + 2
+    assert output.count("so far: LEAF expected on the pool's unlabelled images") == 2
     assert "labels.csv: study1 24, study2 24, study3 24" in output
     assert "heldout.csv: 44 photos" in output and output.count('"srcc"') == 3
     # the photos no round labelled were distilled on, never labelled: a note, not a warning

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from leafiqa.calibration.estimate import estimate_accuracy, learning_curve
+from leafiqa.calibration.estimate import (
+    AccuracyEstimate,
+    LearningCurve,
+    estimate_accuracy,
+    learning_curve,
+)
 from leafiqa.calibration.prior import PoolSample, calibrate_prior, sample_pool_rows
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
@@ -102,7 +108,33 @@ def trained_with(info: ModelInfo, keys: list[str]) -> list[str] | None:
     return None if before is None else [*(d.hex() for d in before), *keys]
 
 
+@dataclass
+class Calibrated:
+    """A model file's student calibrated on labels: the network to save, its card, and what
+    the labels say of it (the accuracy estimate and what more labels would add)."""
+
+    network: LeafNetwork
+    info: ModelInfo
+    expected: AccuracyEstimate | None
+    curve: LearningCurve | None
+
+
 def calibrate_model(
+    model_path: str | Path,
+    manifest: Manifest,
+    *,
+    out: str | Path | None = None,
+    **options: object,
+) -> Path:
+    """Calibrate a model file on MOS labels (``calibrate``) and save it to ``out`` (default:
+    ``<model>-calibrated.safetensors`` beside it)."""
+    calibrated = calibrate(model_path, manifest, **options)  # type: ignore[arg-type]
+    out = Path(out) if out else Path(model_path).with_name(
+        Path(model_path).stem + "-calibrated.safetensors")
+    return save_model(out, calibrated.network, calibrated.info)
+
+
+def calibrate(
     model_path: str | Path,
     manifest: Manifest,
     *,
@@ -111,11 +143,10 @@ def calibrate_model(
     seed: int = 0,
     store: str | Path | None = None,
     teacher_id: str | None = None,
-    out: str | Path | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE,
     target: str = "new",
     next_labels: int | None = None,
-) -> Path:
+) -> Calibrated:
     """Calibrate a model file on MOS labels: its student score mapped onto the MOS scale plus
     the labels' correction on the features (``calibration.prior``). The accuracy estimate
     speaks for ``target``: "pool" (the images of ``manifest`` left unlabelled) or "new"; with
@@ -186,6 +217,4 @@ def calibrate_model(
                       provenance={"labels_file": manifest.source, "seeds": {"labels": seed}},
                       trained_on=trained_with(info, keys),
                       labelled_on=[keys[row] for row in rows])
-    out = Path(out) if out else Path(model_path).with_name(
-        Path(model_path).stem + "-calibrated.safetensors")
-    return save_model(out, calibrated, info)
+    return Calibrated(calibrated, info, expected, curve)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.selection import STRATEGIES
+
+if TYPE_CHECKING:
+    from leafiqa.data.manifest import Manifest
 
 
 def select(
@@ -66,3 +70,29 @@ def select(
     typer.echo(f"wrote {path}: {len(chosen.names)} images to rate next ({selection}; "
                f"{chosen.already_rated} already rated of {chosen.pool}"
                + (f"; {left_out} excluded" if left_out else "") + ")")
+    if labels is not None and model is not None:
+        say_what_more_adds(model, manifest, labels, n, selection=selection, store=store,
+                           teacher_id=teacher_id, kind=kind, split=split, cache=cache)
+
+
+def say_what_more_adds(model: Path, manifest: Manifest, labels: Path, n: int, *, selection: str,
+                       store: Path | None, teacher_id: str | None, kind: str, split: str,
+                       cache: Path) -> None:
+    """With the labels so far and the student: the accuracy they estimate for the pool and
+    what the next ``n`` labels are expected to add (``api.calibrate``, nothing written)."""
+    from leafiqa.api import calibrate
+    from leafiqa.calibration.estimate import LearningCurve
+    from leafiqa.cli import read_data
+    from leafiqa.data.manifest import with_labels
+    from leafiqa.pipeline import format_expected
+
+    rated = read_data(str(labels), kind, split)
+    if sum(item.mos is not None for item in rated) < 2:
+        return
+    outlook = calibrate(model, with_labels(manifest, rated), budget=1.0, selection=selection,
+                        store=store, teacher_id=teacher_id, cache_dir=cache, target="pool",
+                        next_labels=n)
+    if outlook.expected is not None:
+        typer.echo("so far: " + format_expected(outlook.expected.to_dict()))
+    if isinstance(outlook.curve, LearningCurve):
+        typer.echo("worth more labels? " + outlook.curve.summary())
