@@ -47,8 +47,8 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 table-recorded: setup
-	$(BIN)/leaf bench configs/demo.yaml
-	$(BIN)/leaf bench configs/ensemble.yaml
+	$(BIN)/leaf bench configs/demo.yaml --set bench.protocol=new
+	$(BIN)/leaf bench configs/ensemble.yaml --set bench.protocol=new
 	$(BIN)/python benchmarks/recorded_teachers_table.py runs/demo/bench runs/ensemble/bench
 
 table-variants: setup
