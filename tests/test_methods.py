@@ -11,7 +11,7 @@ from leafiqa.student.head import QualityHead
 
 
 def test_training_images_get_their_out_of_sample_scores_and_test_images_keep_theirs() -> None:
-    ws = SimpleNamespace(train_rows=np.array([0, 2, 3]))
+    ws = SimpleNamespace(distill_rows=np.array([0, 2, 3]))  # the images distilled on
     head = QualityHead(4, hidden=0, components=1)
     scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     head.out_of_sample = np.array([0.5, 2.5, 3.5])
@@ -21,7 +21,7 @@ def test_training_images_get_their_out_of_sample_scores_and_test_images_keep_the
 
 
 def test_a_head_without_out_of_sample_scores_keeps_its_scores() -> None:
-    ws = SimpleNamespace(train_rows=np.array([0, 1]))
+    ws = SimpleNamespace(distill_rows=np.array([0, 1]))
     head = QualityHead(4, hidden=0, components=1)
     scores = np.array([1.0, 2.0, 3.0])
     assert unseen_scores(head, scores, ws) is scores  # type: ignore[arg-type]
