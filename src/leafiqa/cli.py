@@ -14,9 +14,9 @@ import typer
 
 from leafiqa.cli_base import LeafGroup, LeafTyper, one_line
 from leafiqa.cli_rate import rate_app, ratings_app
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.defaults import DEFAULT_CACHE
 from leafiqa.select_cli import select as select_command
 
 app = LeafTyper(cls=LeafGroup, add_completion=False, no_args_is_help=True,

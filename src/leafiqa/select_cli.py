@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.selection import STRATEGIES
+from leafiqa.defaults import DEFAULT_CACHE
 
 
 def select(

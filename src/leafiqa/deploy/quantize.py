@@ -13,24 +13,25 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from leafiqa.data.pixels import iter_pixel_batches
-from leafiqa.deploy.modelfile import read_info
-from leafiqa.deploy.onnx_export import (
+from leafiqa.deploy.graphs import (  # noqa: F401 - kept importable from here
+    MIN_SRCC,
+    PARITY_KEY,
+    Parity,
     atomic_output,
-    export_pixel_onnx,
-    graph_metadata,
+    int8_path,
     model_sha256,
-    pixel_input_names,
-    stamp_graph,
+    read_parity,
 )
+from leafiqa.deploy.modelfile import read_info
+from leafiqa.deploy.onnx_export import export_pixel_onnx, pixel_input_names, stamp_graph
 
-METADATA_KEY = "leaf_int8_parity"
-MIN_SRCC = 0.99
+METADATA_KEY = PARITY_KEY
 FORMATS = ("qdq", "qoperator")
 # The stem and the first block stay FP32: they run at half the input's resolution (256² at
 # 512 px) and their 8-bit noise reaches the standard-deviation pooling of the stride-4 level
@@ -44,50 +45,9 @@ FP32_BLOCKS = 1
 QUANTIZED_OPS = ["Conv", "Clip", "Relu", "Add"]
 
 
-@dataclass(frozen=True)
-class Parity:
-    """INT8 against FP32 on ``images`` held-out training images (scores on the model's scale)."""
-
-    images: int
-    calibration_images: int
-    srcc: float
-    mean_abs_diff: float
-    max_abs_diff: float
-    fp32_score_std: float
-    accepted: bool
-    quant_format: str
-    model_sha: str
-    created: str
-    # what was quantized (absent in records written before they were recorded)
-    fp32_blocks: int | None = None
-    quantized_ops: str = ""
-
-    def summary(self) -> str:
-        verdict = "accepted" if self.accepted else f"REJECTED (SRCC < {MIN_SRCC})"
-        return (f"INT8 vs FP32 on {self.images} held-out images: SRCC {self.srcc:.4f}, mean |Δ| "
-                f"{self.mean_abs_diff:.4f}, max |Δ| {self.max_abs_diff:.4f} (FP32 score std "
-                f"{self.fp32_score_std:.4f}); calibrated on {self.calibration_images} — {verdict}")
-
-
-def int8_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".int8.onnx")
-
-
 def model_digest(model_path: str | Path) -> str:
     """The first 16 hex digits of the model file's SHA-256 (what a parity record keeps)."""
     return model_sha256(model_path)[:16]
-
-
-def read_parity(onnx_path: str | Path) -> Parity | None:
-    """The parity record of an INT8 graph (None when it has none, or the file is truncated,
-    damaged or not ONNX: such a graph is never used)."""
-    metadata = graph_metadata(onnx_path)
-    if metadata is None or METADATA_KEY not in metadata:
-        return None
-    try:
-        return Parity(**json.loads(metadata[METADATA_KEY]))
-    except (ValueError, TypeError):
-        return None
 
 
 def fp32_nodes(onnx_path: Path, blocks: int = FP32_BLOCKS) -> list[str]:
