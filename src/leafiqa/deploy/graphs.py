@@ -59,9 +59,8 @@ def atomic_output(output: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def load_session(source: str | Path | bytes, threads: int = 1,
-                 optimise: bool = True) -> Any:
-    """An ONNX Runtime CPU session (``optimise`` False: only to read the graph's metadata)."""
+def _session(source: str | Path | bytes, threads: int, optimise: bool,
+             save_to: Path | None = None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -70,8 +69,60 @@ def load_session(source: str | Path | bytes, threads: int = 1,
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     options.log_severity_level = 3  # no warnings about the graph on stderr
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
     source = source if isinstance(source, bytes) else str(source)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def optimised_cache_path(graph: Path) -> Path:
+    """Where ONNX Runtime's fully optimised copy of ``graph`` is cached. Such a copy holds
+    layouts for this CPU's vector width, so it is keyed by the graph file (path, size, date),
+    ONNX Runtime's version and the CPU's flags: another machine sharing the home folder, a new
+    ONNX Runtime or a re-exported graph never reads it."""
+    import platform
+
+    import onnxruntime as ort
+
+    stat = graph.stat()
+    flags = next((line for line in _cpuinfo().splitlines() if line.startswith("flags")),
+                 platform.processor())
+    key = "|".join([str(graph.resolve()), str(stat.st_size), str(stat.st_mtime_ns),
+                    ort.__version__, platform.machine(), flags])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return Path.home() / ".cache" / "leaf" / "optimised" / f"{digest}.onnx"
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def load_session(source: str | Path | bytes, threads: int = 1,
+                 optimise: bool = True) -> Any:
+    """An ONNX Runtime CPU session (``optimise`` False: only to read the graph's metadata).
+    An optimised session of a graph file is made from ONNX Runtime's optimised copy of it,
+    saved on first use (``optimised_cache_path``): a session then starts in a fifth of the time
+    (the graph's metadata, which the checks read, is kept in the copy)."""
+    if not optimise or isinstance(source, bytes):
+        return _session(source, threads, optimise)
+    graph = Path(source)
+    try:
+        cached = optimised_cache_path(graph)
+    except OSError:  # a graph that cannot be read: ONNX Runtime says why
+        return _session(graph, threads, True)
+    if cached.is_file():
+        try:
+            return _session(cached, threads, False)
+        except Exception:  # noqa: BLE001 - a damaged copy: made again below
+            log.warning("%s is damaged; optimising %s again", cached, graph)
+    try:
+        with atomic_output(cached) as temporary:
+            return _session(graph, threads, True, save_to=temporary)
+    except OSError:  # an unwritable cache: scoring goes on without it
+        return _session(graph, threads, True)
 
 
 def session_metadata(session: Any) -> dict[str, str]:

@@ -78,12 +78,16 @@ class Scorer:
         self._graph_path: Path | None = None
         self._pixel_module: PixelInputs | None = None
         self._session = None
+        # what scores is loaded now, so a damaged model file (or a missing INT8 graph) fails
+        # here, not at the first image
         if runtime == "torch":
             import torch
 
             if threads:
                 torch.set_num_threads(threads)
-            self.network  # noqa: B018 - loaded now: a damaged model file fails here
+            self.network  # noqa: B018
+        else:
+            self._pixel_graph_for()
 
     @property
     def network(self) -> LeafNetwork:
