@@ -27,6 +27,9 @@ graph (`leaf export MODEL --quantize int8 --data ../shared/data/agiqa3k`, clive:
 5. with `--sweep`: images/s over the AGIQA-3K images for inference lanes × threads, batch size
    and decoding threads (what `leaf score`'s defaults were chosen from).
 
+`--decoders` only compares JPEG decoders on 10 of the 12-MP photos (PIL whole and at LEAF's
+reduced scale; simplejpeg too when it is installed).
+
 Today's code is `git archive 545c446 src` unpacked under runs/bench-speed/ and run with
 PYTHONPATH; its INT8 graphs are exported by today's `leaf export` into a folder of their own."""
 
@@ -347,6 +350,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--decoders", action="store_true",
+                        help="only compare the JPEG decoders on the 12-MP photos")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -357,6 +362,11 @@ def main() -> None:
     import logging
 
     from leafiqa.deploy.graphs import int8_path
+
+    if args.decoders:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            decoders(make_photos(Path(tmp_name), min(args.photos, 10)), 1024)
+        return
 
     logging.getLogger("leafiqa").setLevel(logging.ERROR)  # data sets' duplicate warnings
     for model, data in ((args.model, "agiqa3k"), (args.clive_model, "clive-dev")):
