@@ -3,9 +3,10 @@ decode speed, with the packaged models on AGIQA-3K split_1's test images.
 
     python benchmarks/pixel_paths.py [--data ../shared/data/agiqa3k] [--limit N]
 
-``draft``: PIL's JPEG draft mode at the model's largest input size (what ``leaf score`` did
-before LEAF decoded every image whole). ``whole``: the full-resolution decode every entry point
-uses now, and the one the packaged models' training features came from. ``tensor``: the image
+``draft``: PIL's JPEG draft mode at the model's largest input size (what ``leaf score`` once
+did). ``whole``: the full-resolution decode, which is what every entry point does for these
+512-px images: LEAF decodes a JPEG at a reduced scale only down to twice the model's largest
+size (``data.images.decode_side``), never down to the size itself. ``tensor``: the image
 given to ``create_metric`` as a float (1, 3, H, W) tensor in [0, 1] (resized in torch with
 antialiasing, since a tensor has no JPEG to draft or decode)."""
 

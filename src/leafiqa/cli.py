@@ -9,14 +9,15 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from leafiqa.cli_base import LeafGroup, LeafTyper, one_line
 from leafiqa.cli_rate import rate_app, ratings_app
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.defaults import DEFAULT_CACHE
 from leafiqa.select_cli import select as select_command
 
 app = LeafTyper(cls=LeafGroup, add_completion=False, no_args_is_help=True,
@@ -447,7 +448,7 @@ def evaluate(
     images trained the model (from the record in the model file; "unknown" without one)."""
     import numpy as np
 
-    from leafiqa.deploy.modelfile import labelled_in_training, seen_in_training
+    from leafiqa.deploy.modelinfo import labelled_in_training, seen_in_training
     from leafiqa.deploy.outputs import check_not_an_input, check_writable_target
     from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate as compute
@@ -556,6 +557,27 @@ def expand_inputs(inputs: list[str], unreadable: list[str] | None = None) -> lis
     return [path for path in paths if path not in special]
 
 
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, count: int) -> None:
+        return None
+
+
+def progress_bar(total: int, show: bool) -> Any:
+    """tqdm's bar on stderr, or (not shown) an object that only counts nothing: tqdm is not
+    even imported then (``leaf score`` on one image starts faster)."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", desc="scoring")
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -598,8 +620,6 @@ def score(
     are reported once on stderr and counted by reason. Exit status: 0 when images were
     scored, 1 when every image failed, 2 for bad arguments or, with --strict, the first
     unreadable image."""
-    from tqdm.auto import tqdm
-
     from leafiqa.data.manifest import printable
     from leafiqa.deploy.outputs import STDOUT, ScoreWriter, check_not_an_input, output_format
     from leafiqa.deploy.scorer import Scorer
@@ -647,7 +667,7 @@ def score(
         start = time.time()
         position = {path: index for index, path in reversed(list(enumerate(paths)))}
         show_bar = not quiet and sys.stderr.isatty()
-        with tqdm(total=len(paths), unit="img", desc="scoring", disable=not show_bar) as bar:
+        with progress_bar(len(paths), show_bar) as bar:
             for batch in scorer.iter_scores(paths, batch_size, workers):
                 rows: list[tuple[Path, float | None, str]] = [
                     (path, value, "") for path, value in zip(batch.paths, batch.scores,

@@ -19,12 +19,11 @@ import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
+from leafiqa.defaults import DEFAULT_CACHE
 from leafiqa.errors import ConfigError, quoted
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
 EFFICIENTNET_BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
-# features depend on the images and the backbone, not on the run: one cache for every run
-DEFAULT_CACHE = "runs/cache"
 # The default student reads an image pyramid: the whole image at 224 px (global composition)
 # and at 512 px (fine detail); see student/features.py.
 DEFAULT_INPUT_SIZE: tuple[int, ...] = (224, 512)

@@ -3,8 +3,9 @@ model's MOS scale, and with ``as_loss=True`` a differentiable torch loss.
 
 Tensors are read in torch end to end (resize, normalisation, backbone, head and calibration),
 so gradients reach the input pixels. Files, folders, bytes, PIL images and arrays take the one
-path every entry point takes (``data.pixels.input_pixels``: files decoded whole, in-memory
-inputs converted by ``image_from_any``, resized by PIL): the same scores as ``leaf score``. A
+path every entry point takes (``data.pixels.input_pixels``: files and bytes decoded for the
+model's sizes, a large JPEG at a reduced DCT scale; other in-memory inputs converted by
+``image_from_any``; all resized by PIL): the same scores as ``leaf score``. A
 folder or list is decoded and scored batch by batch, never held decoded all at once."""
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.selection import STRATEGIES
+from leafiqa.defaults import DEFAULT_CACHE
 
 if TYPE_CHECKING:
     from leafiqa.data.manifest import Manifest

@@ -143,3 +143,16 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path: Path) -> None:
 def test_scorer_on_pil_images_needs_no_files(model_file: Path, home: Path) -> None:
     image = Image.new("RGB", (300, 200), (90, 120, 30))
     assert np.isfinite(Scorer(model_file, runtime="onnx")(image))
+
+
+def test_the_optimised_copy_scores_the_same_and_a_damaged_one_is_made_again(
+        model_file: Path, home: Path, photos: list[Path]) -> None:
+    first = Scorer(model_file, runtime="onnx", precision="fp32").score_paths(photos)
+    copies = sorted((home / ".cache" / "leaf" / "optimised").glob("*.onnx"))
+    assert len(copies) == 1  # ONNX Runtime's optimised graph, saved on first use
+    again = Scorer(model_file, runtime="onnx", precision="fp32").score_paths(photos)
+    np.testing.assert_allclose(again, first, atol=1e-6)  # read from the copy
+    copies[0].write_bytes(copies[0].read_bytes()[:500])
+    third = Scorer(model_file, runtime="onnx", precision="fp32").score_paths(photos)
+    np.testing.assert_allclose(third, first, atol=1e-6)
+    assert graph_metadata(copies[0])[MODEL_SHA_KEY] == model_sha256(model_file)  # made again

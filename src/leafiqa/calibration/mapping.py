@@ -12,7 +12,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 
 MIN_LABELS_FOR_LOGISTIC = 8
 #: when the labels' least-squares slope is not positive (a few noisy labels against the
@@ -87,6 +86,8 @@ def fit_score_map(scores: np.ndarray, mos: np.ndarray, min_width: float = 1e-3) 
     bounds = ([mos.min() - 3 * mos.std(), -np.inf, scores.min() - 3 * spread,
                min_width * spread],
               [np.inf, mos.max() + 3 * mos.std(), scores.max() + 3 * spread, 100 * spread])
+    from scipy.optimize import OptimizeWarning, curve_fit  # here: scoring needs no scipy
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)

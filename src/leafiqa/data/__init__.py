@@ -1,18 +1,33 @@
-"""Stage 1 — data: image manifests, dataset readers, image decoding and hashing."""
+"""Stage 1 — data: image manifests, dataset readers, image decoding and hashing.
 
-from leafiqa.data.images import ImageDecodeError, content_hash, load_model_input, open_rgb
-from leafiqa.data.manifest import DataError, ImageItem, Manifest
-from leafiqa.data.readers import (
-    READERS,
-    read_agiqa3k,
-    read_dataset,
-    read_folder,
-    read_kadid10k,
-    read_koniq10k,
-    read_live_challenge,
-    read_plain_csv,
-    read_spaq,
-)
+The names below are imported on first use, so ``leafiqa.data.images`` (what scoring needs)
+loads without pandas and the readers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ImageDecodeError": "leafiqa.data.images",
+    "content_hash": "leafiqa.data.images",
+    "load_model_input": "leafiqa.data.images",
+    "open_rgb": "leafiqa.data.images",
+    "DataError": "leafiqa.data.manifest",
+    "ImageItem": "leafiqa.data.manifest",
+    "Manifest": "leafiqa.data.manifest",
+    **{name: "leafiqa.data.readers" for name in (
+        "READERS", "read_agiqa3k", "read_dataset", "read_folder", "read_kadid10k",
+        "read_koniq10k", "read_live_challenge", "read_plain_csv", "read_spaq")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'leafiqa.data' has no attribute {name!r}")
 
 __all__ = [
     "READERS",

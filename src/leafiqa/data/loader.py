@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from leafiqa.data.images import ImageDecodeError, as_sizes, open_rgb, to_model_inputs
+from leafiqa.data.images import ImageDecodeError, as_sizes, load_model_inputs
 from leafiqa.data.pixels import Levels, default_workers
 
 
@@ -42,7 +42,7 @@ class _Images(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, Levels | None, str]:
         try:
-            return index, to_model_inputs(open_rgb(self.paths[index]), self.sizes), ""
+            return index, load_model_inputs(self.paths[index], self.sizes), ""
         except ImageDecodeError as error:
             return index, None, str(error)
 

@@ -9,10 +9,12 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from leafiqa.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: `leaf score` needs none
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,8 @@ class Manifest:
         return digest.hexdigest()[:16]
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "name": [printable(i.name) for i in self.items],

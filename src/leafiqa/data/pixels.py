@@ -1,8 +1,9 @@
 """Threaded decode-and-resize of image files into uint8 pixel batches, without PyTorch (the
 fast ONNX scoring path and Ray's scoring actors import only this, NumPy, PIL and ONNX Runtime).
 
-The one path from an input to the pixels a model reads: files through ``load_pixels`` (decoded
-whole), in-memory inputs through ``image_from_any``, both resized by ``to_pixels``."""
+The one path from an input to the pixels a model reads (``input_pixels``): files and bytes
+decoded for the model's sizes (``data.images.decode_side``: a large JPEG at a reduced DCT scale),
+other in-memory inputs converted by ``image_from_any``, all resized by ``to_pixels``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from leafiqa.data.images import as_sizes, image_from_any, load_pixels, to_pixels
+from leafiqa.data.images import as_sizes, decode_side, image_from_any, to_pixels
 from leafiqa.errors import DataError
 
 Levels = tuple[np.ndarray, ...]
@@ -35,10 +35,8 @@ class PixelBatch:
 def input_pixels(item: Any, sizes: Sequence[int], label: str = "<image>",
                  max_pixels: int | None = None) -> Levels:
     """Any input (a file path, bytes, PIL image, array, tensor) as the uint8 levels a model
-    reads: a file decoded whole (``load_pixels``), anything else by ``image_from_any``."""
-    if isinstance(item, (str, Path)) and max_pixels is None:
-        return load_pixels(item, sizes)
-    return to_pixels(image_from_any(item, label, max_pixels), sizes)
+    reads (``image_from_any``; files and bytes decoded for ``sizes``: ``decode_side``)."""
+    return to_pixels(image_from_any(item, label, max_pixels, decode_side(sizes)), sizes)
 
 
 def _decode(item: Any, sizes: tuple[int, ...], label: str) -> Levels | str:

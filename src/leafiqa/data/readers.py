@@ -8,8 +8,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from leafiqa.data.manifest import (
     DataError,
@@ -21,10 +20,15 @@ from leafiqa.data.manifest import (
     require_columns,
 )
 
+if TYPE_CHECKING:  # pandas is imported where a table is read: `leaf score` needs none
+    import pandas as pd
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -39,6 +43,8 @@ SPLIT_VALUES = {"train": "train", "training": "train", "test": "test", "testing"
 def normalise_split_column(frame: pd.DataFrame, source: str) -> None:
     """``split`` cells: ``train``/``test`` in any case (``training``/``testing`` too); an empty
     cell trains (typically an unlabeled image); anything else is an error naming the row."""
+    import pandas as pd
+
     values = []
     for position, raw in enumerate(frame["split"].tolist()):
         text = "" if raw is None or (isinstance(raw, float) and pd.isna(raw)) else str(raw)
@@ -161,6 +167,8 @@ def read_koniq10k(root: str | Path, *, check_files: bool = True) -> Manifest:
 def read_spaq(root: str | Path, *, check_files: bool = True) -> Manifest:
     """SPAQ: ``MOS and Image attribute scores.xlsx`` (``Image name``, ``MOS``) or a CSV export;
     images in ``TestImage/``."""
+    import pandas as pd
+
     root = Path(root)
     candidates = [
         root / "Annotations" / "MOS and Image attribute scores.xlsx",
@@ -193,6 +201,7 @@ def read_live_challenge(root: str | Path, *, check_files: bool = True) -> Manife
     """LIVE In the Wild Challenge: ``Data/AllImages_release.mat`` and ``Data/AllMOS_release.mat``
     (+ ``AllStdDev_release.mat`` when present); images in ``Images/``. The first 7 images are
     the training images of the original release and are conventionally dropped; we keep all."""
+    import pandas as pd
     from scipy.io import loadmat
 
     root = Path(root)
@@ -228,6 +237,8 @@ def read_live_challenge(root: str | Path, *, check_files: bool = True) -> Manife
 def read_kadid10k(root: str | Path, *, check_files: bool = True) -> Manifest:
     """KADID-10k: ``dmos.csv`` (``dist_img``, ``ref_img``, ``dmos``, ``var``); images in
     ``images/``. Despite its name KADID's ``dmos`` grows with quality (1–5): used as MOS."""
+    import pandas as pd
+
     root = Path(root)
     csv = root / "dmos.csv"
     frame = _read_csv(csv)

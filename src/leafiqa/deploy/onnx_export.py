@@ -5,76 +5,33 @@ Two input conventions: ``export_model_onnx`` reads normalised float (B, 3, S, S)
 and normalises inside the graph, which is what ``leaf score`` runs (normalising in NumPy cost
 more than the network at 512 px) and what INT8 quantization starts from.
 
-Every graph derived from a model file records that file's SHA-256 (``MODEL_SHA_KEY`` in the
-graph's metadata) and is used only for that file (``graph_matches``): a model replaced by
-another keeps no stale graph, whatever the file dates say. Graphs are written to a temporary
-file and renamed into place, so an interrupted export never leaves a truncated graph behind."""
+Every graph derived from a model file records that file's SHA-256 (``stamp_graph``) and is used
+only for that file; finding and checking graphs needs no PyTorch (``deploy.graphs``). Graphs are
+written to a temporary file and renamed into place, so an interrupted export never leaves a
+truncated graph behind."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from leafiqa.data.images import IMAGENET_MEAN, IMAGENET_STD
+from leafiqa.deploy.graphs import (  # noqa: F401 - kept importable from here
+    MODEL_SHA_KEY,
+    atomic_output,
+    cached_graph,
+    graph_matches,
+    graph_metadata,
+    model_sha256,
+)
 from leafiqa.deploy.modelfile import load_network
 from leafiqa.student.onnx_runtime import export_onnx
 
 log = logging.getLogger(__name__)
-MODEL_SHA_KEY = "leaf_model_sha256"
-
-
-def model_sha256(model_path: str | Path) -> str:
-    """SHA-256 (hex) of a model file's bytes: what binds a derived graph to it."""
-    digest = hashlib.sha256()
-    with Path(model_path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def graph_metadata(path: str | Path) -> dict[str, str] | None:
-    """A graph's metadata, or None when the file is missing, truncated or not ONNX."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - protobuf raises several kinds on damaged files
-        return None
-    if not model.graph.node:
-        return None
-    return {prop.key: prop.value for prop in model.metadata_props}
-
-
-def graph_matches(path: str | Path, model_sha: str) -> bool:
-    """Whether ``path`` is a whole graph derived from the model file with hash ``model_sha``
-    (a graph recording only a prefix of the hash, as INT8 parity records do, matches too)."""
-    if not Path(path).is_file():
-        return False
-    recorded = (graph_metadata(path) or {}).get(MODEL_SHA_KEY, "")
-    return len(recorded) >= 16 and model_sha.startswith(recorded)
-
-
-@contextmanager
-def atomic_output(output: Path) -> Iterator[Path]:
-    """A temporary path beside ``output``, renamed onto it when the block succeeds (and
-    removed when it fails): readers see the old file or the whole new one, never a part."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def stamp_graph(path: Path, model_sha: str, extra: dict[str, str] | None = None) -> None:
@@ -105,19 +62,6 @@ def export_model_onnx(model_path: str | Path, output: str | Path | None = None) 
     output = Path(output) if output else Path(model_path).with_suffix(".onnx")
     return _export_stamped(model_path, output,
                            lambda path: export_onnx(network, info.input_sizes, path))
-
-
-def cached_graph(model_path: str | Path, path: Path,
-                 export: Callable[[str | Path, Path], Path]) -> Path:
-    """``path`` when it is a whole graph of this model file, else exported there anew (a
-    missing, truncated, damaged or foreign graph is rebuilt, with a warning for the last
-    three)."""
-    if graph_matches(path, model_sha256(model_path)):
-        return path
-    if path.exists():
-        log.warning("%s is damaged, from an older LEAF or from another model file (it does "
-                    "not record this file's SHA-256); rebuilding it", path)
-    return export(model_path, path)
 
 
 def pixel_input_names(sizes: Sequence[int]) -> list[str]:

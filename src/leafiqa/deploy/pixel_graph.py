@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from leafiqa.data.pixels import PixelBatch, iter_pixel_batches
+from leafiqa.deploy.graphs import load_session, session_metadata
 
 _INPUT = re.compile(r"pixels(_\d+)?$")
 
@@ -39,14 +40,7 @@ def default_lanes(threads: int | None = None) -> int:
 
 def pixel_session(graph: str | Path | bytes, threads: int = 1) -> Any:
     """An ONNX Runtime CPU session for ``graph`` (a path or the serialised bytes)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    source = graph if isinstance(graph, bytes) else str(graph)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return load_session(graph, threads)
 
 
 def graph_sizes(session: Any) -> tuple[int, ...]:
@@ -80,6 +74,11 @@ class PixelGraphScorer:
         self.input_sizes = graph_sizes(self.session)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.engine = engine
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The graph's metadata (the model file's hash, an INT8 graph's parity record)."""
+        return session_metadata(self.session)
 
     def score_pixels(self, *pixels: np.ndarray) -> np.ndarray:
         """One (B, S, S, 3) uint8 array per input size → (B,) scores."""

@@ -19,23 +19,25 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.data.pixels import iter_pixel_batches
-from leafiqa.deploy.modelfile import read_info
-from leafiqa.deploy.onnx_export import (
+from leafiqa.deploy.graphs import (  # noqa: F401 - kept importable from here
+    MIN_SRCC,
+    PARITY_KEY,
+    Parity,
     atomic_output,
-    export_pixel_onnx,
-    graph_metadata,
+    int8_path,
     model_sha256,
-    pixel_input_names,
-    stamp_graph,
+    read_parity,
 )
+from leafiqa.deploy.modelfile import read_info
+from leafiqa.deploy.onnx_export import export_pixel_onnx, pixel_input_names, stamp_graph
 
-METADATA_KEY = "leaf_int8_parity"
-MIN_SRCC = 0.99
+METADATA_KEY = PARITY_KEY
 FORMATS = ("qdq", "qoperator")
 # The stem and the first block stay FP32: they run at half the input's resolution (256² at
-# 512 px) and their 8-bit noise reaches the standard-deviation pooling of the stride-4 level
-# (AGIQA-3K split_1, Lite0 224+512, INT8 vs FP32 SRCC on 128 held-out images: 0.915 with every
-# convolution quantized, 0.990 with only the stem kept, 0.997 with the stem and block 0 kept).
+# 512 px) and their 8-bit noise reaches the standard-deviation pooling of the stride-4 level.
+# benchmarks/graph_variants.py (demo and clive-dev models, 224+512): quantizing block 0 too was
+# 1–2 % faster but moved clive-dev's test SRCC by +0.004 and its SRCC against FP32 from 0.9992
+# to 0.9979; quantizing the stem as well cost 0.005 on AGIQA-3K and was slower.
 FP32_BLOCKS = 1
 # Besides the convolutions, the ReLU6 clips and residual adds run in INT8: each tensor then stays
 # 8-bit from one convolution to the next instead of being dequantized and quantized again
@@ -45,32 +47,30 @@ QUANTIZED_OPS = ["Conv", "Clip", "Relu", "Add"]
 
 
 @dataclass(frozen=True)
-class Parity:
-    """INT8 against FP32 on ``images`` held-out training images (scores on the model's scale)."""
+class Recipe:
+    """What is quantized and how (benchmarks/graph_variants.py measures the alternatives; the
+    default is what ``leaf export --quantize int8`` writes). ``fp32_blocks``: blocks after the
+    stem kept FP32 (0: the stem alone, -1: not even the stem); ``activations``: uint8 (U8S8,
+    what VNNI multiplies) or int8 (S8S8); ``per_channel``: one weight scale per output channel;
+    ``calibration``: minmax or percentile (99.999 %, ONNX Runtime's default)."""
 
-    images: int
-    calibration_images: int
-    srcc: float
-    mean_abs_diff: float
-    max_abs_diff: float
-    fp32_score_std: float
-    accepted: bool
-    quant_format: str
-    model_sha: str
-    created: str
-    # what was quantized (absent in records written before they were recorded)
-    fp32_blocks: int | None = None
-    quantized_ops: str = ""
+    quant_format: str = "qdq"
+    fp32_blocks: int = FP32_BLOCKS
+    ops: tuple[str, ...] = tuple(QUANTIZED_OPS)
+    per_channel: bool = True
+    activations: str = "uint8"
+    calibration: str = "minmax"
 
-    def summary(self) -> str:
-        verdict = "accepted" if self.accepted else f"REJECTED (SRCC < {MIN_SRCC})"
-        return (f"INT8 vs FP32 on {self.images} held-out images: SRCC {self.srcc:.4f}, mean |Δ| "
-                f"{self.mean_abs_diff:.4f}, max |Δ| {self.max_abs_diff:.4f} (FP32 score std "
-                f"{self.fp32_score_std:.4f}); calibrated on {self.calibration_images} — {verdict}")
+    def describe(self) -> str:
+        return (f"{self.quant_format}, {'per-channel' if self.per_channel else 'per-tensor'} "
+                f"weights, {'U8S8' if self.activations == 'uint8' else 'S8S8'}, "
+                f"{self.calibration}, FP32: {fp32_part(self.fp32_blocks)}, "
+                f"ops {'/'.join(self.ops)}")
 
 
-def int8_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".int8.onnx")
+def fp32_part(blocks: int) -> str:
+    return ("nothing" if blocks < 0 else "stem" if blocks == 0
+            else "stem + block 0" if blocks == 1 else f"stem + blocks 0–{blocks - 1}")
 
 
 def model_digest(model_path: str | Path) -> str:
@@ -78,31 +78,26 @@ def model_digest(model_path: str | Path) -> str:
     return model_sha256(model_path)[:16]
 
 
-def read_parity(onnx_path: str | Path) -> Parity | None:
-    """The parity record of an INT8 graph (None when it has none, or the file is truncated,
-    damaged or not ONNX: such a graph is never used)."""
-    metadata = graph_metadata(onnx_path)
-    if metadata is None or METADATA_KEY not in metadata:
-        return None
-    try:
-        return Parity(**json.loads(metadata[METADATA_KEY]))
-    except (ValueError, TypeError):
-        return None
-
-
-def fp32_nodes(onnx_path: Path, blocks: int = FP32_BLOCKS) -> list[str]:
-    """Nodes left in FP32: the stem's and the first ``blocks`` blocks' convolutions, and every
-    activation or add outside the later blocks (the input normalisation, the stem, the head)."""
+def fp32_nodes(onnx_path: Path, blocks: int = FP32_BLOCKS,
+               ops: Sequence[str] = QUANTIZED_OPS) -> list[str]:
+    """Nodes left in FP32: the stem's (unless ``blocks`` < 0) and the first ``blocks`` blocks'
+    convolutions, and every other quantizable node outside the later blocks (the input
+    normalisation, the stem's activation unless it is quantized, the head)."""
     import onnx
 
+    nodes = onnx.load(str(onnx_path)).graph.node
+    stem_outputs = {out for node in nodes if "_conv_stem" in node.name for out in node.output}
     keep = []
-    for node in onnx.load(str(onnx_path)).graph.node:
-        if node.op_type not in QUANTIZED_OPS:
+    for node in nodes:
+        if node.op_type not in ops:
             continue
         match = re.search(r"_blocks\.(\d+)/", node.name)
         late_block = match is not None and int(match.group(1)) >= blocks
+        stem = "_conv_stem" in node.name or bool(stem_outputs & set(node.input))
+        if blocks < 0 and stem:
+            continue
         if node.op_type == "Conv":
-            if "_conv_stem" in node.name or (match and not late_block):
+            if stem or (match and not late_block):
                 keep.append(node.name)
         elif not late_block:
             keep.append(node.name)
@@ -123,13 +118,16 @@ def _scores(session, paths: Sequence[Path], sizes: Sequence[int]) -> np.ndarray:
 
 def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Path | None = None,
                   calibration: int = 64, parity: int = 128, seed: int = 0,
-                  quant_format: str = "qdq", threads: int | None = None) -> tuple[Path, Parity]:
+                  quant_format: str = "qdq", threads: int | None = None,
+                  recipe: Recipe | None = None) -> tuple[Path, Parity]:
     """Quantize ``model_path``'s convolutions, activations and residual adds after the stem and
     the first ``FP32_BLOCKS`` blocks (weights per channel, activations calibrated by min/max on
-    ``calibration`` images drawn from ``images``; pooling and head stay FP32) and check it
-    against FP32 on ``parity`` other images drawn from ``images``."""
+    ``calibration`` images drawn from ``images``; pooling and head stay FP32; ``recipe``
+    changes any of that) and check it against FP32 on ``parity`` other images drawn from
+    ``images``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -139,6 +137,8 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
 
     from leafiqa.student.onnx_runtime import onnx_session
 
+    recipe = recipe or Recipe(quant_format=quant_format)
+    quant_format = recipe.quant_format
     if quant_format not in FORMATS:
         raise ValueError(f"unknown quantization format '{quant_format}' ({', '.join(FORMATS)})")
     model_path = Path(model_path)
@@ -166,8 +166,13 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
         quantize_static(
             str(prepared), str(quantized_path), Reader(),
             quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=fp32_nodes(prepared),
+            activation_type=(QuantType.QUInt8 if recipe.activations == "uint8"
+                             else QuantType.QInt8),
+            weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
+            op_types_to_quantize=list(recipe.ops),
+            nodes_to_exclude=fp32_nodes(prepared, recipe.fp32_blocks, recipe.ops),
+            calibrate_method=(CalibrationMethod.MinMax if recipe.calibration == "minmax"
+                              else CalibrationMethod.Percentile),
         )
         reference = _scores(onnx_session(fp32, threads), parity_paths, sizes)
         quantized = _scores(onnx_session(quantized_path, threads), parity_paths, sizes)
@@ -180,7 +185,7 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
                         accepted=bool(srcc >= MIN_SRCC), quant_format=quant_format,
                         model_sha=sha[:16],
                         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        fp32_blocks=FP32_BLOCKS, quantized_ops=",".join(QUANTIZED_OPS))
+                        fp32_blocks=recipe.fp32_blocks, quantized_ops=",".join(recipe.ops))
         stamp_graph(quantized_path, sha, {METADATA_KEY: json.dumps(asdict(record))})
         with atomic_output(out) as temporary:
             temporary.write_bytes(quantized_path.read_bytes())

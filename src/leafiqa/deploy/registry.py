@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafiqa.deploy.modelfile import ModelInfo, read_info
+from leafiqa.deploy.modelinfo import ModelInfo, read_info
 
 PACKAGED_DIR = Path(__file__).resolve().parents[1] / "models"
 __all__ = ["ENV_VAR", "PACKAGED_DIR", "SUFFIX", "RegisteredModel", "list_models", "model_dirs",

@@ -1,4 +1,9 @@
-"""Scoring images with a saved LEAF model: batched, parallel decoding, PyTorch or ONNX Runtime."""
+"""Scoring images with a saved LEAF model: batched, parallel decoding, PyTorch or ONNX Runtime.
+
+With ONNX Runtime (the default when it is installed) scoring imports neither PyTorch nor the
+``onnx`` package nor SciPy: the model file's metadata is read by ``deploy.modelinfo``, its
+uint8-pixel graph found and checked by ``deploy.graphs``; PyTorch is imported only to build a
+graph that is not cached yet, or to score with ``runtime="torch"``."""
 
 from __future__ import annotations
 
@@ -8,12 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from leafiqa.data.images import image_from_any, to_model_inputs, to_pixels
-from leafiqa.deploy.modelfile import ModelInfo, load_network
-from leafiqa.deploy.onnx_export import PixelInputs
+from leafiqa.data.images import to_model_inputs
+from leafiqa.data.pixels import input_pixels
+from leafiqa.deploy.graphs import (  # noqa: F401 - pixel_graph kept importable from here
+    Parity,
+    cache_path,
+    graph_engine,
+    open_pixel_graph,
+    pixel_graph,
+)
+from leafiqa.deploy.modelinfo import ModelInfo, read_info
 from leafiqa.deploy.pixel_graph import (
     PixelGraphScorer,
     ScoredBatch,
@@ -22,18 +33,18 @@ from leafiqa.deploy.pixel_graph import (
     iter_scored,
 )
 from leafiqa.deploy.registry import resolve_model
-from leafiqa.student.onnx_runtime import onnx_available, onnx_input_names, onnx_session
 
 if TYPE_CHECKING:
-    from leafiqa.deploy.quantize import Parity
+    from leafiqa.deploy.modelfile import LeafNetwork
+    from leafiqa.deploy.onnx_export import PixelInputs
 
 log = logging.getLogger(__name__)
 
 
-def _onnx_cache_path(model_path: Path, suffix: str = ".onnx") -> Path:
-    from leafiqa.deploy.onnx_export import model_sha256
+def _onnx_available() -> bool:
+    import importlib.util
 
-    return Path.home() / ".cache" / "leaf" / f"{model_sha256(model_path)[:16]}{suffix}"
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 class Scorer:
@@ -49,9 +60,10 @@ class Scorer:
     def __init__(self, model_path: str | Path, runtime: str = "auto",
                  threads: int | None = None, precision: str = "auto") -> None:
         self.model_path = resolve_model(model_path)
-        self.network, self.info = load_network(self.model_path)
+        self.info = read_info(self.model_path)
+        self._network: LeafNetwork | None = None
         if runtime == "auto":
-            runtime = "onnx" if onnx_available() else "torch"
+            runtime = "onnx" if _onnx_available() else "torch"
         if runtime not in {"torch", "onnx"}:
             raise ValueError(f"unknown runtime '{runtime}' (torch, onnx or auto)")
         if precision not in {"auto", "fp32", "int8"}:
@@ -63,13 +75,32 @@ class Scorer:
         self.parity: Parity | None = None  # the INT8 graph's parity record, once it is in use
         self.threads = threads
         self._pixel_graph: PixelGraphScorer | None = None
+        self._graph_path: Path | None = None
         self._pixel_module: PixelInputs | None = None
-        if threads:
-            torch.set_num_threads(threads)
         self._session = None
+        # what scores is loaded now, so a damaged model file (or a missing INT8 graph) fails
+        # here, not at the first image
         if runtime == "torch":
-            self.network = self.network.to(  # type: ignore[call-overload]
-                memory_format=torch.channels_last)
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.network  # noqa: B018
+        else:
+            self._pixel_graph_for()
+
+    @property
+    def network(self) -> LeafNetwork:
+        """The PyTorch network (loaded on first use: scoring with ONNX Runtime needs none)."""
+        if self._network is None:
+            import torch
+
+            from leafiqa.deploy.modelfile import load_network
+
+            network, _ = load_network(self.model_path)
+            self._network = network.to(  # type: ignore[call-overload]
+                memory_format=torch.channels_last) if self.runtime == "torch" else network
+        return self._network
 
     @property
     def input_sizes(self) -> tuple[int, ...]:
@@ -84,19 +115,16 @@ class Scorer:
         file's hash (``leaf export`` writes it), else the cached one, rebuilt when missing,
         damaged or another model's."""
         if self._session is None:
-            from leafiqa.deploy.onnx_export import (
-                cached_graph,
-                export_model_onnx,
-                graph_matches,
-                model_sha256,
-            )
+            from leafiqa.deploy.graphs import cached_graph, graph_matches, model_sha256
+            from leafiqa.deploy.onnx_export import export_model_onnx
+            from leafiqa.student.onnx_runtime import onnx_session
 
             onnx_path = self.model_path.with_suffix(".onnx")
             if not graph_matches(onnx_path, model_sha256(self.model_path)):
                 if onnx_path.is_file():
                     log.warning("%s was not exported from %s (its recorded hash differs); "
                                 "ignored", onnx_path, self.model_path)
-                onnx_path = cached_graph(self.model_path, _onnx_cache_path(self.model_path),
+                onnx_path = cached_graph(self.model_path, cache_path(self.model_path),
                                          export_model_onnx)
             self._session = onnx_session(onnx_path, self.threads)
         return self._session
@@ -109,15 +137,19 @@ class Scorer:
         return "torch"
 
     def pixel_graph_path(self) -> Path:
-        """The uint8-pixel ONNX graph ``leaf score`` runs (see ``pixel_graph``); sets
-        ``parity``."""
-        path, self.parity = pixel_graph(self.model_path, self.precision)
-        return path
+        """The uint8-pixel ONNX graph ``leaf score`` runs (see ``graphs.open_pixel_graph``);
+        sets ``parity``."""
+        self._pixel_graph_for()
+        assert self._graph_path is not None
+        return self._graph_path
 
     def _pixel_graph_for(self) -> PixelGraphScorer:
         if self._pixel_graph is None:
-            path = self.pixel_graph_path()
-            self._pixel_graph = PixelGraphScorer(path, self.threads, graph_engine(self.parity))
+            self._graph_path, self.parity, scorer = open_pixel_graph(
+                self.model_path, self.precision, lambda p: PixelGraphScorer(p, self.threads),
+                lambda opened: opened.metadata)
+            scorer.engine = graph_engine(self.parity)
+            self._pixel_graph = scorer
         return self._pixel_graph
 
     @property
@@ -134,6 +166,10 @@ class Scorer:
         check_one_array_per_size(pixels, self.input_sizes)
         if pixels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
+        import torch
+
+        from leafiqa.deploy.onnx_export import PixelInputs
+
         if self._pixel_module is None:
             self._pixel_module = PixelInputs(self.network).eval()
         with torch.inference_mode():
@@ -145,10 +181,14 @@ class Scorer:
         if levels[0].shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         if self.runtime == "onnx":
+            from leafiqa.student.onnx_runtime import onnx_input_names
+
             names = onnx_input_names(self.input_sizes)
             feed = {name: level.astype(np.float32) for name, level in zip(names, levels,
                                                                            strict=True)}
             return self._session_for().run(None, feed)[0]
+        import torch
+
         with torch.inference_mode():
             batches = [torch.from_numpy(level).contiguous(memory_format=torch.channels_last)
                        for level in levels]
@@ -162,8 +202,8 @@ class Scorer:
     def score_images(self, images: Sequence[Any]) -> np.ndarray:
         if not images:
             return np.zeros(0, dtype=np.float32)
-        rgb = [image_from_any(image, f"images[{i}]") for i, image in enumerate(images)]
-        per_image = [to_pixels(image, self.input_sizes) for image in rgb]
+        per_image = [input_pixels(image, self.input_sizes, f"images[{i}]")
+                     for i, image in enumerate(images)]
         return self.score_pixels(*(np.stack([levels[k] for levels in per_image])
                                    for k in range(len(self.input_sizes))))
 
@@ -192,43 +232,6 @@ class Scorer:
                     out[positions[path]] = score
                 bar.update(len(batch.paths) + len(batch.failures))
         return out
-
-
-def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity | None]:
-    """The uint8-pixel ONNX graph that scores ``model_path`` and, for an INT8 graph, its parity
-    record: ``MODEL.int8.onnx`` when it belongs to this model file and passed its parity check
-    (``precision`` auto) or whenever it exists (int8), else the FP32 pixel graph, exported once
-    into the cache. The graph alone scores (``PixelGraphScorer``): no PyTorch needed then."""
-    from leafiqa.deploy.onnx_export import cached_graph, export_pixel_onnx, model_sha256
-    from leafiqa.deploy.quantize import int8_path, read_parity
-
-    if precision not in {"auto", "fp32", "int8"}:
-        raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
-    path = int8_path(model_path)
-    parity = None
-    if precision != "fp32" and path.is_file():
-        parity = read_parity(path)
-        if parity is None or not model_sha256(model_path).startswith(parity.model_sha):
-            log.warning("%s is damaged or belongs to another model file; ignored", path)
-            parity = None
-        elif not parity.accepted:
-            log.warning("%s failed its parity check (%s); scoring in FP32", path,
-                        parity.summary())
-            parity = None if precision == "auto" else parity
-    if precision == "int8" and parity is None:
-        raise FileNotFoundError(
-            f"{path}: no usable INT8 graph for this model; run "
-            f"`leaf export {model_path} --quantize int8 --data TRAIN_IMAGES`")
-    if parity is None:
-        path = cached_graph(model_path, _onnx_cache_path(model_path, "-pixels.onnx"),
-                            export_pixel_onnx)
-    return path, parity
-
-
-def graph_engine(parity: Parity | None) -> str:
-    """What a pixel graph scores with: ``onnx-int8`` for an INT8 graph (it has a parity
-    record), ``onnx`` for the FP32 one."""
-    return "onnx-int8" if parity is not None else "onnx"
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> Scorer:

@@ -258,11 +258,10 @@ class _PixelRows(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, tuple[np.ndarray, ...]]:
-        from leafiqa.data.images import open_rgb, to_pixels
+        from leafiqa.data.images import load_pixels
 
         # a writable copy: PIL's array view is read-only, which torch's collate warns about
-        return index, tuple(np.array(p) for p in to_pixels(open_rgb(self.paths[index]),
-                                                           self.sizes))
+        return index, tuple(np.array(p) for p in load_pixels(self.paths[index], self.sizes))
 
 
 def loader_workers(device: torch.device) -> int:
