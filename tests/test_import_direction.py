@@ -14,9 +14,10 @@ PACKAGE = REPO / "src" / "leafiqa"
 # rank of each first-level module or package under leafiqa; imports may only go to an equal or
 # lower rank. Not listed: the top layer (deploy, distributed, cli, api, pipeline, bench, methods,
 # workspace, metric, registry, …), which may import anything.
-FOUNDATION = 0  # errors, version, redact: no leafiqa imports of their own
+FOUNDATION = 0  # errors, version, redact, defaults: no leafiqa imports of their own
 RANKS: dict[str, int] = {
     "errors": FOUNDATION,
+    "defaults": FOUNDATION,
     "version": FOUNDATION,
     "redact": FOUNDATION,
     "data": 1,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.selection import STRATEGIES
+from leafiqa.defaults import CACHE_HELP
+from leafiqa.errors import ConfigError
 
 
 def select(
@@ -36,7 +37,7 @@ def select(
     split: str = typer.Option("split_1", help="split column of AGIQA-3K and clive-dev; only "
                                                  "its training images are chosen"),
     seed: int = typer.Option(0, help="seed of random choices (random selection, ties)"),
-    cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
+    cache: Path = typer.Option(None, help=CACHE_HELP),
 ) -> None:
     """Write the N images to rate next, in the order to ask (--labels: given those rated;
     --exclude: never these)."""
@@ -48,7 +49,7 @@ def select(
         typer.echo("note: --strategy is now --selection (as in `leaf calibrate`)", err=True)
         selection = strategy
     if selection not in STRATEGIES:
-        raise ValueError(f"unknown selection '{selection}'; choose from {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown selection '{selection}'; choose from {', '.join(STRATEGIES)}")
     if labels is not None and not labels.is_file():
         raise FileNotFoundError(f"{labels}: no such labels file")
     options: dict = {}
