@@ -22,6 +22,7 @@ from leafiqa.deploy.pixel_graph import (
     iter_scored,
 )
 from leafiqa.deploy.registry import resolve_model
+from leafiqa.errors import ConfigError
 from leafiqa.student.onnx_runtime import onnx_available, onnx_input_names, onnx_session
 
 if TYPE_CHECKING:
@@ -53,11 +54,11 @@ class Scorer:
         if runtime == "auto":
             runtime = "onnx" if onnx_available() else "torch"
         if runtime not in {"torch", "onnx"}:
-            raise ValueError(f"unknown runtime '{runtime}' (torch, onnx or auto)")
+            raise ConfigError(f"unknown runtime '{runtime}' (torch, onnx or auto)")
         if precision not in {"auto", "fp32", "int8"}:
-            raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+            raise ConfigError(f"unknown precision '{precision}' (auto, fp32 or int8)")
         if precision == "int8" and runtime != "onnx":
-            raise ValueError("INT8 scoring needs the ONNX runtime (pip install 'leaf-iqa[onnx]')")
+            raise ConfigError("INT8 scoring needs the ONNX runtime (pip install 'leaf-iqa[onnx]')")
         self.runtime = runtime
         self.precision = precision
         self.parity: Parity | None = None  # the INT8 graph's parity record, once it is in use
@@ -203,7 +204,7 @@ def pixel_graph(model_path: Path, precision: str = "auto") -> tuple[Path, Parity
     from leafiqa.deploy.quantize import int8_path, read_parity
 
     if precision not in {"auto", "fp32", "int8"}:
-        raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+        raise ConfigError(f"unknown precision '{precision}' (auto, fp32 or int8)")
     path = int8_path(model_path)
     parity = None
     if precision != "fp32" and path.is_file():
