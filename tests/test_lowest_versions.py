@@ -11,8 +11,10 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,13 +100,20 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def test_the_lowest_versions_allowed_run_the_cli(tmp_path: Path) -> None:
+@pytest.fixture
+def venv(tmp_path: Path) -> Iterator[Path]:
+    """A fresh virtual environment, removed afterwards (torch alone fills gigabytes)."""
+    folder = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_lowest_versions_allowed_run_the_cli(tmp_path: Path, venv: Path) -> None:
     why = index_reachable(tmp_path / "probe")
     if why:
         pytest.skip(f"the package index is not reachable ({why})")
     env = clean_env()
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
 
     # torch first, and only a CPU build: a CUDA build would download gigabytes
