@@ -9,11 +9,14 @@ STAMP := $(VENV)/.leaf-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml packages/leaf-iqa-models/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
+	# the packaged models (their own distribution and terms, not on PyPI) before `[all]`
+	# asks for them, so pip finds them installed
+	$(BIN)/python -m pip install -q -e packages/leaf-iqa-models
 	$(BIN)/python -m pip install -q -e '.[all,dev]'
 	@scripts/install-system-deps.sh
 	@touch $(STAMP)
@@ -24,6 +27,8 @@ demo: setup
 demo-cues: setup
 	$(BIN)/leaf run configs/demo-cues.yaml
 
+# every test, tests/test_lowest_versions.py included (a fresh venv from PyPI: minutes;
+# pytest -m "not slow" leaves it out)
 test: setup typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -54,6 +59,6 @@ table-recorded: setup
 table-variants: setup
 	$(BIN)/python benchmarks/student_variants.py | tee runs/student-variants.md
 
-# the models shipped inside the package (src/leafiqa/models/), trained from ../shared
+# the packaged models (packages/leaf-iqa-models/src/leafiqa_models/), trained from ../shared
 models: setup
 	$(BIN)/python scripts/build_packaged_models.py

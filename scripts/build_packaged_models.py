@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Build the models shipped inside the package (``leafiqa/models/``) — the only source of those
-files: for each model, ``leaf run CONFIG`` from the shared data, then the calibrated student is
-copied into the package with its card (training data, teacher, labels, MOS scale, test metrics of
-the shipped file itself, licence terms) and provenance; the models README is written from the
+"""Build the packaged models (the separate distribution ``packages/leaf-iqa-models``, package
+``leafiqa_models``, installed by ``leaf-iqa[models]``) — the only source of those files: for
+each model, ``leaf run CONFIG`` from the shared data, then the calibrated student is copied into
+that package with its card (training data, teacher, labels, MOS scale, test metrics of the
+shipped file itself, licence terms) and provenance; the models README is written from the
 cards. Run from the repository root (``make models``)::
 
     python scripts/build_packaged_models.py [--only leaf-clive] [--work runs/packaged-models]
@@ -27,10 +28,12 @@ from leafiqa.data.readers import read_dataset
 from leafiqa.deploy.modelfile import load_network, save_model
 from leafiqa.deploy.scorer import Scorer
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.registry import PACKAGED_DIR
+from leafiqa.registry import PACKAGED_NAMES
 from leafiqa.version import git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
+# the models' source folder in this repository (not an installed copy)
+PACKAGED_DIR = ROOT / "packages" / "leaf-iqa-models" / "src" / "leafiqa_models"
 AGIQA_VALID_FOR = ("Images from text-to-image generators. Not for camera photos: there it "
                    "ranks far worse than leaf-clive (see `elsewhere`).")
 QBENCH_LICENCE = ("Teacher judgments: Q-Bench's published outputs of InternLM-XComposer-VL, under "
@@ -223,10 +226,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "packaged-models",
                         help="where the runs go")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache",
-                        help="feature cache (the one every config shares by default)")
+                        help="feature cache (the clone's, as the repository's configs use)")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--only", action="append", help="build only this model (repeatable)")
     args = parser.parse_args()
+    if sorted(spec.name for spec in MODELS) != sorted(PACKAGED_NAMES):
+        sys.exit(f"leafiqa.registry.PACKAGED_NAMES {PACKAGED_NAMES} must name exactly the "
+                 f"models built here ({[spec.name for spec in MODELS]})")
     started = time.time()
     commit = git_commit()
     cards = []

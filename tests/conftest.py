@@ -23,6 +23,17 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None, prin
 hypothesis_settings.register_profile("explore", print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# Tests never write into the user's real cache: one temporary cache folder for the session
+# (set before any test imports LEAF; subprocesses inherit it). A test that names its own cache
+# keeps it.
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="leaf-test-cache-"))
+os.environ["LEAF_CACHE"] = str(SESSION_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEAF_SHARED", REPO.parent / "shared"))
 AGIQA = SHARED / "data" / "agiqa3k"

@@ -1,21 +1,30 @@
-"""The models shipped in the package (built by scripts/build_packaged_models.py)."""
+"""The packaged models: the separate distribution leaf-iqa-models (packages/leaf-iqa-models,
+built by scripts/build_packaged_models.py, installed by leaf-iqa[models]), under its own terms."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
+from typer.testing import CliRunner
 
 import leafiqa
-from leafiqa.registry import PACKAGED_DIR, registered_models
+from leafiqa.registry import PACKAGED_NAMES, packaged_dir, registered_models
 from tests.conftest import AGIQA, REPO, make_image, needs_agiqa
 
+pytest.importorskip("leafiqa_models", reason="leaf-iqa-models is not installed (pip install -e "
+                                             "packages/leaf-iqa-models, as `make setup` does)")
+PACKAGED_DIR = packaged_dir()
+assert PACKAGED_DIR is not None
+MODELS_PROJECT = REPO / "packages" / "leaf-iqa-models"
 PACKAGED = ("leaf-agiqa3k", "leaf-agiqa3k-10pct", "leaf-clive")
+assert PACKAGED == PACKAGED_NAMES
 
 
 @pytest.mark.parametrize("name", PACKAGED)
@@ -75,16 +84,60 @@ def test_agiqa_model_agrees_with_mos_on_held_out_images() -> None:
     assert srcc > 0.5  # the card reports the full test split; 80 images vary around it
 
 
-def test_wheel_ships_the_models_their_readme_licences_and_page(tmp_path: Path) -> None:
+def build_wheel(project: Path, out: Path) -> tuple[set[str], dict[str, list[str]]]:
+    """The file names and the METADATA fields (name → values) of ``project``'s wheel."""
     pytest.importorskip("setuptools")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                            "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+                            "--no-build-isolation", "-q", "-w", str(out), str(project)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
-    wheel = next(tmp_path.glob("*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
+    wheel = zipfile.ZipFile(next(out.glob("*.whl")))
+    names = set(wheel.namelist())
+    meta = Parser().parsestr(wheel.read(next(n for n in names
+                                             if n.endswith(".dist-info/METADATA"))).decode())
+    return names, {key: meta.get_all(key) or [] for key in set(meta.keys())}
+
+
+def test_the_code_wheel_carries_no_model_and_says_apache(tmp_path: Path) -> None:
+    names, meta = build_wheel(REPO, tmp_path)
+    assert not [name for name in names if name.endswith(".safetensors")]
+    assert "leafiqa/deploy/static/index.html" in names
+    assert meta["License-Expression"] == ["Apache-2.0"]
+    assert "models" in meta["Provides-Extra"]
+    assert any(r.startswith("leaf-iqa-models") and 'extra == "models"' in r
+               for r in meta["Requires-Dist"])
+
+
+def test_the_models_wheel_carries_the_models_with_their_terms(tmp_path: Path) -> None:
+    names, meta = build_wheel(MODELS_PROJECT, tmp_path)
     for name in PACKAGED:
-        assert f"leafiqa/models/{name}.safetensors" in names
-    assert {"leafiqa/models/README.md", "leafiqa/models/licences/LICENSE-Q-Bench",
-            "leafiqa/models/licences/README-LIVE-Challenge.txt",
-            "leafiqa/deploy/static/index.html"} <= names
+        assert f"leafiqa_models/{name}.safetensors" in names
+    assert {"leafiqa_models/README.md", "leafiqa_models/licences/LICENSE-Q-Bench",
+            "leafiqa_models/licences/README-LIVE-Challenge.txt"} <= names
+    (licence,) = meta["License-Expression"]
+    assert licence.startswith("LicenseRef-") and "Apache" not in licence
+    files = meta["License-File"]
+    assert "LICENSE" in files and any("LICENSE-Q-Bench" in f for f in files)
+    assert any("README-LIVE-Challenge" in f for f in files)
+    terms = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    text = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(terms).decode()
+    assert "non-commercial" in text.lower() and "NOT covered by" in text
+    assert "non-commercial" in meta["Summary"][0]
+    assert not meta.get("Requires-Dist")  # the models need nothing; leaf-iqa needs them not
+
+
+def test_without_the_models_package_there_are_no_packaged_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "leafiqa_models", None)  # as if not installed
+    assert packaged_dir() is None
+    assert not set(PACKAGED) & set(leafiqa.list_models())
+    with pytest.raises(FileNotFoundError, match=r"pip install 'leaf-iqa\[models\]'"):
+        leafiqa.create_metric("leaf-clive")
+    from leafiqa.cli import app
+
+    result = CliRunner().invoke(app, ["score", "leaf-clive",
+                                      str(make_image(tmp_path / "a.jpg", seed=1))])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["error: 'leaf-clive' is a packaged model of leaf-iqa-models, which is not "
+                     "installed: pip install 'leaf-iqa[models]'"], result.output

@@ -15,10 +15,10 @@ from leafiqa.calibration.estimate import (
     learning_curve,
 )
 from leafiqa.calibration.prior import PoolSample, calibrate_prior, sample_pool_rows
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.selection import embed, representation_weights
 from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.defaults import cache_folder
 from leafiqa.deploy.modelfile import (
     LeafNetwork,
     ModelInfo,
@@ -27,6 +27,7 @@ from leafiqa.deploy.modelfile import (
     save_model,
     trained_digests,
 )
+from leafiqa.errors import ConfigError
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.backbone import build_backbone
@@ -46,13 +47,13 @@ def _only_teacher(store: JudgmentStore, teacher_id: str | None) -> str:
     teachers = store.teachers()
     if teacher_id:
         if not any(t == teacher_id for t, *_ in teachers):
-            raise ValueError(f"{store.path}: no judgments by teacher '{teacher_id}'; found "
-                             f"{[t for t, *_ in teachers]}")
+            raise DataError(f"{store.path}: no judgments by teacher '{teacher_id}'; found "
+                            f"{[t for t, *_ in teachers]}")
         return teacher_id
     ids = sorted({t for t, *_ in teachers})
     if len(ids) != 1:
-        raise ValueError(f"{store.path}: holds judgments of {ids or 'no teacher'}; "
-                         "choose one with --teacher-id")
+        raise DataError(f"{store.path}: holds judgments of {ids or 'no teacher'}; "
+                        "choose one with --teacher-id")
     return ids[0]
 
 
@@ -62,8 +63,8 @@ def stored_targets(store_path: Path, teacher_id: str | None, keys: list[str]) ->
         points = store.points(teacher_id, keys=keys)
         pairs = store.pairs(teacher_id, keys=keys)
     if not points:
-        raise ValueError(f"{store_path}: teacher '{teacher_id}' judged none of these images; "
-                         "run `leaf teach` first")
+        raise DataError(f"{store_path}: teacher '{teacher_id}' judged none of these images; "
+                        "run `leaf teach` first")
     return build_targets(keys, points, pairs)
 
 
@@ -75,7 +76,7 @@ def distill_from_store(
     teacher_id: str | None = None,
     backbone: str = "efficientnet-lite0",
     input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
-    cache_dir: str | Path | None = DEFAULT_CACHE,
+    cache_dir: str | Path | None = None,
     point_weight: float = 1.0,
     pair_weight: float = 1.0,
     use_reliability: bool = True,
@@ -85,7 +86,7 @@ def distill_from_store(
     targets = stored_targets(Path(store_path), teacher_id, keys)
     config = DistillConfig(point_weight=point_weight, pair_weight=pair_weight,
                            use_reliability=use_reliability)
-    extractor = FeatureExtractor(backbone, input_size, cache_dir)
+    extractor = FeatureExtractor(backbone, input_size, cache_folder(cache_dir))
     extractor.fill(images, keys)
     features = extractor.source(keys)  # read chunk by chunk: a pool of any size
     head = distill_head(features, targets, config,
@@ -143,7 +144,7 @@ def calibrate(
     seed: int = 0,
     store: str | Path | None = None,
     teacher_id: str | None = None,
-    cache_dir: str | Path | None = DEFAULT_CACHE,
+    cache_dir: str | Path | None = None,
     target: str = "new",
     next_labels: int | None = None,
 ) -> Calibrated:
@@ -166,7 +167,7 @@ def calibrate(
     # fine-tuned one's features are its own, never the cache's
     tuned = info.notes.get("finetune", "none") not in ("none", None)
     extractor = FeatureExtractor(
-        info.backbone, info.input_sizes, None if tuned else cache_dir,
+        info.backbone, info.input_sizes, None if tuned else cache_folder(cache_dir),
         network=network.backbone if tuned or info.backbone_spec else None)
     extractor.fill(pool, keys)
     features = extractor.source(keys)  # read chunk by chunk: a pool of any size
@@ -174,8 +175,8 @@ def calibrate(
     teacher_scores = None
     if selection != "random":
         if targets is None:
-            raise ValueError(f"label selection '{selection}' needs the teacher's judgments "
-                             "(--store)")
+            raise ConfigError(f"label selection '{selection}' needs the teacher's judgments "
+                              "(--store)")
         teacher_scores = np.full(len(keys), np.nan)
         teacher_scores[targets.point_index] = targets.point_target
     n_labels = label_count(budget, labelled_rows(pool_mos).size)

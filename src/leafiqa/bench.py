@@ -31,6 +31,7 @@ from leafiqa.data.selection import (
     select_order,
 )
 from leafiqa.data.splits import labelled_rows
+from leafiqa.errors import ConfigError
 from leafiqa.evaluation import provenance
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.evaluation.report import BenchReport, budget_label, format_cell, write_report
@@ -84,13 +85,13 @@ class BenchGrid:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"bench: unknown key(s) {unknown}; allowed: {sorted(known)}")
+            raise ConfigError(f"bench: unknown key(s) {unknown}; allowed: {sorted(known)}")
         grid = cls(**values)
         if grid.protocol not in PROTOCOLS:
-            raise ValueError(f"bench.protocol: '{grid.protocol}' is not one of {PROTOCOLS}")
+            raise ConfigError(f"bench.protocol: '{grid.protocol}' is not one of {PROTOCOLS}")
         if grid.raters < 0 or grid.careless < 0 or grid.careless > max(grid.raters, 1):
-            raise ValueError("bench.raters must be ≥ 0 and bench.careless between 0 and "
-                             "bench.raters")
+            raise ConfigError("bench.raters must be ≥ 0 and bench.careless between 0 and "
+                              "bench.raters")
         for name in grid.methods:
             get_method(name)
         for selection in grid.selections:
@@ -130,8 +131,8 @@ def parse_selection(selection: str) -> tuple[str, bool]:
     name, rounds = (selection[: -len(ROUNDS)], True) if selection.endswith(ROUNDS) else (
         selection, False)
     if name not in STRATEGIES:
-        raise ValueError(f"bench: unknown selection '{selection}'; choose from "
-                         f"{list(STRATEGIES)}, each optionally with '{ROUNDS}'")
+        raise ConfigError(f"bench: unknown selection '{selection}'; choose from "
+                          f"{list(STRATEGIES)}, each optionally with '{ROUNDS}'")
     return name, rounds
 
 

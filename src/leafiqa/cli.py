@@ -17,7 +17,8 @@ from leafiqa.cli_base import LeafGroup, LeafTyper, one_line
 from leafiqa.cli_rate import rate_app, ratings_app
 from leafiqa.data.images import as_sizes
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.defaults import DEFAULT_CACHE
+from leafiqa.defaults import CACHE_HELP
+from leafiqa.errors import ConfigError
 from leafiqa.select_cli import select as select_command
 
 app = LeafTyper(cls=LeafGroup, add_completion=False, no_args_is_help=True,
@@ -108,8 +109,8 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     try:
         return as_sizes([int(part) for part in text.replace("+", ",").split(",") if part.strip()])
     except ValueError:
-        raise ValueError(f"--input-size: expected a size or sizes like 224,512, got {text!r}"
-                         ) from None
+        raise ConfigError(f"--input-size: expected a size or sizes like 224,512, got {text!r}"
+                          ) from None
 
 
 def parse_json_object(text: str | None, option: str) -> dict | None:
@@ -138,11 +139,11 @@ def parse_overrides(settings: list[str] | None, option: str = "--set",
     for setting in settings or []:
         key, equals, text = setting.partition("=")
         if not equals or not key.strip():
-            raise ValueError(f"{option} {setting!r}: expected key=value, e.g. {example}")
+            raise ConfigError(f"{option} {setting!r}: expected key=value, e.g. {example}")
         try:
             overrides[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise ValueError(f"{option} {setting!r}: value is not valid YAML ({error})") from None
+            raise ConfigError(f"{option} {setting!r}: value is not valid YAML ({error})") from None
     return overrides
 
 
@@ -326,7 +327,7 @@ def distill(
     pair_weight: float = typer.Option(1.0, help="weight of the pair-wise (ranking) loss"),
     no_reliability: bool = typer.Option(False, "--no-reliability",
                                         help="weight every judgment equally"),
-    cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
+    cache: Path = typer.Option(None, help=CACHE_HELP),
 ) -> None:
     """Distil stored teacher judgments into a student (an uncalibrated model file)."""
     from leafiqa.api import distill_from_store
@@ -366,7 +367,7 @@ def calibrate(
     out: Path = typer.Option(None, help="output model file (default: <model>-calibrated)"),
     kind: str = typer.Option("auto", help=KIND_HELP),
     split: str = typer.Option("split_1", help=SPLIT_HELP),
-    cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
+    cache: Path = typer.Option(None, help=CACHE_HELP),
     next_labels: int = typer.Option(None, "--next", min=1,
                                     help="say what this many more labels are expected to add "
                                          "(default: as many as there are)"),

@@ -7,15 +7,15 @@ import re
 from typing import Any, cast
 
 import typer
-import typer._click as click
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from leafiqa.errors import LeafError
 
-# What a user can get wrong (a path, a file, a value): one `error:` line and exit code 2.
-# Anything else is a bug and keeps its traceback.
+# What a user can get wrong (a path, a file, a value): one `error:` line and exit code 2. LEAF
+# raises its own errors (LeafError) for bad values; anything else — a ValueError included — is
+# a bug and keeps its traceback.
 USER_ERRORS = (LeafError, FileNotFoundError, PermissionError, IsADirectoryError,
-               NotADirectoryError, ValueError)
+               NotADirectoryError)
 
 
 def one_line(error: BaseException) -> str:
@@ -25,17 +25,20 @@ def one_line(error: BaseException) -> str:
     return redact(text if len(text) <= 600 else text[:600] + " …")
 
 
+# Only Typer's public names: typer.core's classes (documented for `cls=`) and the
+# `display_type_rich` hook they call since Typer 0.29 (pyproject's floor). Click's classes are
+# Typer's private copy since 0.26 (typer._click), so a parameter is typed Any here.
 class _PlainOption(TyperOption):
-    def display_type_rich(self, ctx: click.Context) -> str:
+    def display_type_rich(self, ctx: object) -> str:
         return ""  # no `<bool>`/`<str>` tags: the help text says what a value is
 
 
 class _PlainArgument(TyperArgument):
-    def display_type_rich(self, ctx: click.Context) -> str:
+    def display_type_rich(self, ctx: object) -> str:
         return ""
 
 
-def _plain(param: click.Parameter) -> click.Parameter:
+def _plain(param: Any) -> Any:
     """Typer's option classes cannot be chosen per app, so each parameter is switched to the
     subclass that shows no type tag (same fields, one method overridden)."""
     if type(param) is TyperOption:
@@ -56,11 +59,11 @@ class _PlainHelp:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        command = cast(click.Command, self)
+        command = cast(TyperCommand, self)
         if command.help and not command.short_help:
             command.short_help = first_sentence(command.help)
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+    def get_params(self, ctx: Any) -> list[Any]:
         return [_plain(param) for param in super().get_params(ctx)]  # type: ignore[misc]
 
 

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
-from leafiqa.defaults import DEFAULT_CACHE
+from leafiqa.defaults import CACHE_ENV, default_cache
 from leafiqa.errors import ConfigError, quoted
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -193,8 +193,9 @@ class RunConfig:
     output: str = Field("runs/demo", description="run folder")
     judgments: str | None = Field(None, description="judgment store (default: "
                                                     "<output>/judgments.sqlite)")
-    cache: str | None = Field(None, description=f"feature cache (default: {DEFAULT_CACHE}, "
-                                                 "whatever the output folder)")
+    cache: str | None = Field(None, description=f"feature cache (default: ${CACHE_ENV}, else "
+                                                 "the user's cache folder, whatever the output "
+                                                 "folder)")
     bench: dict[str, Any] = Field(default_factory=dict, description="`leaf bench` grid")
 
     @property
@@ -203,7 +204,7 @@ class RunConfig:
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.cache or DEFAULT_CACHE)
+        return Path(self.cache).expanduser() if self.cache else default_cache()
 
 
 _ADAPTER = TypeAdapter(RunConfig)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from leafiqa.config import DEFAULT_CACHE
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.data.selection import embed, select_order
+from leafiqa.defaults import cache_folder
+from leafiqa.errors import ConfigError
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
 
@@ -132,7 +133,7 @@ def select_next(
     teacher_id: str | None = None,
     backbone: str = "efficientnet-lite0",
     input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
-    cache_dir: str | Path | None = DEFAULT_CACHE,
+    cache_dir: str | Path | None = None,
     seed: int = 0,
 ) -> NextImages:
     """The ``n`` images of ``manifest``'s training part (every image without a split) to rate
@@ -141,7 +142,7 @@ def select_next(
     from leafiqa.api import training_images
 
     if n < 1:
-        raise ValueError(f"--n must be at least 1 (got {n})")
+        raise ConfigError(f"--n must be at least 1 (got {n})")
     pool = training_images(manifest)
     left_out = set().union(*(excluded_names(Path(path), manifest) for path in exclude))
     if left_out:
@@ -164,7 +165,7 @@ def select_next(
     scores = None
     if strategy in NEEDS_TEACHER:
         if store is None:
-            raise ValueError(f"selection '{strategy}' needs the teacher's judgments (--store)")
+            raise ConfigError(f"selection '{strategy}' needs the teacher's judgments (--store)")
         scores = teacher_scores(Path(store), teacher_id, keys)
         unjudged = [names[i] for i in np.flatnonzero(np.isnan(scores))]
         if unjudged:
@@ -172,7 +173,7 @@ def select_next(
                             f"candidate(s), e.g. {', '.join(unjudged[:5])} (run `leaf teach`)")
     embedding = None
     if strategy in NEEDS_FEATURES:  # the pool's features stay on disk: the PCA streams them
-        extractor = FeatureExtractor(backbone, input_size, cache_dir)
+        extractor = FeatureExtractor(backbone, input_size, cache_folder(cache_dir))
         extractor.fill(pool, keys)
         embedding = embed(extractor.source(keys))
     order = select_order(len(pool), n, strategy=strategy, teacher_scores=scores,

@@ -28,6 +28,7 @@ from leafiqa.calibration.finetune import train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map
 from leafiqa.calibration.prior import PriorCalibration, calibrate_prior
 from leafiqa.data.manifest import DataError
+from leafiqa.errors import ConfigError
 from leafiqa.student.distill import DistillConfig, distill_head
 from leafiqa.student.head import QualityHead
 from leafiqa.student.ridge import fit_ridge_loo
@@ -251,4 +252,4 @@ def get_method(name: str) -> Method:
     try:
         return METHODS[name]
     except KeyError:
-        raise ValueError(f"unknown method '{name}'; choose from {sorted(METHODS)}") from None
+        raise ConfigError(f"unknown method '{name}'; choose from {sorted(METHODS)}") from None

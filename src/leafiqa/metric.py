@@ -23,7 +23,7 @@ from leafiqa.data.images import IMAGENET_MEAN, IMAGENET_STD
 from leafiqa.data.pixels import iter_pixel_batches
 from leafiqa.deploy.modelfile import load_network
 from leafiqa.deploy.onnx_export import PixelInputs
-from leafiqa.errors import DataError
+from leafiqa.errors import ConfigError, DataError
 from leafiqa.registry import resolve_model
 
 ImageInput = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
@@ -80,7 +80,7 @@ class LeafMetric(nn.Module):
     ) -> None:
         super().__init__()
         if loss_reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"loss_reduction: 'mean', 'sum' or 'none', got {loss_reduction!r}")
+            raise ConfigError(f"loss_reduction: 'mean', 'sum' or 'none', got {loss_reduction!r}")
         self.model_path = resolve_model(metric_name)
         self.net, self.info = load_network(self.model_path)
         self.net.requires_grad_(False)
@@ -111,8 +111,8 @@ class LeafMetric(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"expected a (B, 3, H, W) or (B, 1, H, W) tensor, got shape "
-                             f"{tuple(x.shape)}")
+            raise DataError(f"expected a (B, 3, H, W) or (B, 1, H, W) tensor, got shape "
+                            f"{tuple(x.shape)}")
         if x.numel() == 0:
             raise DataError(f"empty image tensor (shape {tuple(x.shape)})")
         if x.dtype == torch.uint8:
@@ -122,8 +122,8 @@ class LeafMetric(nn.Module):
             bad = int((~torch.isfinite(x)).sum())
             raise DataError(f"image tensor: {bad} pixel value(s) are NaN or infinite")
         if self.check_input_range and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
-            raise ValueError(f"input must be in [0, 1], got {x.min().item():.4f} to "
-                             f"{x.max().item():.4f}")
+            raise DataError(f"input must be in [0, 1], got {x.min().item():.4f} to "
+                            f"{x.max().item():.4f}")
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         levels = []
@@ -154,7 +154,7 @@ class LeafMetric(nn.Module):
         """Scores (B,) on the model's MOS scale; a tensor input keeps its gradient when
         ``as_loss``."""
         if ref is not None:
-            raise ValueError(f"{self.metric_name} is a no-reference metric: no 'ref' image")
+            raise ConfigError(f"{self.metric_name} is a no-reference metric: no 'ref' image")
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s) {sorted(kwargs)}")
         with torch.set_grad_enabled(self.as_loss):

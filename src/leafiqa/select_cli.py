@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from leafiqa.data.selection import STRATEGIES
-from leafiqa.defaults import DEFAULT_CACHE
+from leafiqa.defaults import CACHE_HELP
+from leafiqa.errors import ConfigError
 
 if TYPE_CHECKING:
     from leafiqa.data.manifest import Manifest
@@ -40,7 +41,7 @@ def select(
     split: str = typer.Option("split_1", help="split column of AGIQA-3K and clive-dev; only "
                                                  "its training images are chosen"),
     seed: int = typer.Option(0, help="seed of random choices (random selection, ties)"),
-    cache: Path = typer.Option(Path(DEFAULT_CACHE), help="feature cache folder"),
+    cache: Path = typer.Option(None, help=CACHE_HELP),
 ) -> None:
     """Write the N images to rate next, in the order to ask (--labels: given those rated;
     --exclude: never these)."""
@@ -52,7 +53,7 @@ def select(
         typer.echo("note: --strategy is now --selection (as in `leaf calibrate`)", err=True)
         selection = strategy
     if selection not in STRATEGIES:
-        raise ValueError(f"unknown selection '{selection}'; choose from {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown selection '{selection}'; choose from {', '.join(STRATEGIES)}")
     if labels is not None and not labels.is_file():
         raise FileNotFoundError(f"{labels}: no such labels file")
     options: dict = {}

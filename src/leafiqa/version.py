@@ -1,11 +1,37 @@
-"""The tool's version (kept in step with pyproject.toml) and where a build came from."""
+"""The tool's version and where a build came from. The version has one source: pyproject.toml,
+read from the installed distribution's metadata."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
-__version__ = "0.1.0"
+DISTRIBUTION = "leaf-iqa"
+
+
+def _source_tree_version() -> str | None:
+    """The version pyproject.toml declares, for a source tree run without installing it
+    (``PYTHONPATH=src``)."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    project = re.search(r"(?ms)^\[project\]$(.*?)(^\[|\Z)", text)
+    found = re.search(r'(?m)^version\s*=\s*"([^"]+)"', project.group(1)) if project else None
+    return found.group(1) if found else None
+
+
+def _version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return _source_tree_version() or "0+unknown"
+
+
+__version__ = _version()
 
 
 def git_commit(folder: str | Path | None = None) -> str | None:

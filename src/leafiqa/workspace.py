@@ -24,6 +24,7 @@ from leafiqa.data.readers import (
     split_file_has,
 )
 from leafiqa.data.splits import prepare_splits
+from leafiqa.errors import ConfigError
 from leafiqa.judgments.ensemble import (
     MemberWeight,
     ensemble_id,
@@ -208,7 +209,7 @@ class Workspace:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol '{self.protocol}' is not one of {PROTOCOLS}")
+            raise ConfigError(f"protocol '{self.protocol}' is not one of {PROTOCOLS}")
 
     def with_protocol(self, protocol: str) -> Workspace:
         """The same data, judgments and features with the student distilled per ``protocol``
@@ -385,7 +386,7 @@ def label_count(budget: float, n_train: int) -> int:
     """A budget ≤ 1 given as a float is a fraction of the training split (1.0 = all of it);
     an integer or a value above 1 is a count of labels."""
     if budget < 0:
-        raise ValueError(f"label budget must be ≥ 0, got {budget}")
+        raise ConfigError(f"label budget must be ≥ 0, got {budget}")
     if budget < 1 or (isinstance(budget, float) and budget == 1.0):
         return int(round(budget * n_train))
     return min(int(budget), n_train)

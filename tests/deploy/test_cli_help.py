@@ -9,10 +9,10 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
-import typer._click as click
 from typer.testing import CliRunner
 
 from leafiqa.cli import app
@@ -23,8 +23,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 TYPE_TAG = re.compile(r"<(bool|str|int|float|path|list\[[a-z]+\]|[a-z]+ range)>")
 
 
-def commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[
-        tuple[tuple[str, ...], click.Command]]:
+def commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[
+        tuple[tuple[str, ...], Any]]:  # Typer's commands (its private copy of click's classes)
     yield path, command
     for name, sub in sorted(getattr(command, "commands", {}).items()):
         yield from commands(sub, (*path, name))
@@ -78,7 +78,7 @@ def test_first_sentence_ignores_abbreviations_and_line_breaks() -> None:
 def test_every_parameter_is_described() -> None:
     missing = []
     for path, command in ALL:
-        context = click.Context(command)
+        context = typer.Context(command)
         for param in command.get_params(context):
             if not (getattr(param, "help", None) or "").strip():
                 missing.append(f"leaf {' '.join(path)} {param.name}")

@@ -44,7 +44,7 @@ def test_a_data_set_on_another_mos_scale_is_flagged() -> None:
 
 
 def test_the_feature_cache_stays_put_when_the_output_moves() -> None:
-    from leafiqa.config import DEFAULT_CACHE, RunConfig
+    from leafiqa.config import RunConfig, default_cache
 
-    assert str(RunConfig(output="/tmp/elsewhere").cache_dir) == DEFAULT_CACHE
+    assert RunConfig(output="/tmp/elsewhere").cache_dir == default_cache()
     assert str(RunConfig(cache="/tmp/c").cache_dir) == "/tmp/c"

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from leafiqa.errors import ModelFileError
+
 MIN_LABELS_FOR_LOGISTIC = 8
 #: when the labels' least-squares slope is not positive (a few noisy labels against the
 #: student's order), the slope kept, as a fraction of std(MOS)/std(scores): the map then
@@ -40,7 +42,7 @@ class ScoreMap:
             return slope * scores + intercept
         if self.kind == "logistic4":
             return logistic4(scores, *self.params)
-        raise ValueError(f"unknown score map '{self.kind}'")
+        raise ModelFileError(f"unknown score map '{self.kind}'")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from leafiqa.errors import DataError
+from leafiqa.errors import ConfigError, DataError
 
 # PIL's own default (about 89 MP) unless raised on purpose: LEAF_MAX_IMAGE_PIXELS, or
 # set_max_pixels(). Checked from the header, before any pixel is decoded.
@@ -132,9 +132,9 @@ def _array_rgb(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]
     if 0 in array.shape:
-        raise ValueError(f"empty image array (shape {array.shape})")
+        raise DataError(f"empty image array (shape {array.shape})")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
-        raise ValueError(f"expected an H×W or H×W×3 image array, got shape {array.shape}")
+        raise DataError(f"expected an H×W or H×W×3 image array, got shape {array.shape}")
     if array.dtype == np.bool_:
         out = array.astype(np.uint8) * 255
     elif array.dtype == np.uint8:
@@ -149,15 +149,15 @@ def _array_rgb(array: np.ndarray) -> Image.Image:
         values = array.astype(np.float64)
         if not np.isfinite(values).all():
             bad = int((~np.isfinite(values)).sum())
-            raise ValueError(f"{bad} pixel value(s) are NaN or infinite")
+            raise DataError(f"{bad} pixel value(s) are NaN or infinite")
         low, high = (float(values.min()), float(values.max())) if values.size else (0, 0)
         if low < -1e-3 or high > 255.001:
-            raise ValueError(f"a float image must hold values in [0, 1] or [0, 255] (got "
-                             f"{low:.4g} to {high:.4g})")
+            raise DataError(f"a float image must hold values in [0, 1] or [0, 255] (got "
+                            f"{low:.4g} to {high:.4g})")
         scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
         out = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
     else:
-        raise ValueError(f"unsupported image array dtype {array.dtype}")
+        raise DataError(f"unsupported image array dtype {array.dtype}")
     image = Image.fromarray(np.ascontiguousarray(out))
     return image.convert("RGB")
 
@@ -387,9 +387,9 @@ def as_sizes(size: int | Sequence[int]) -> tuple[int, ...]:
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
         sizes = tuple(int(s) for s in size)
     else:
-        raise ValueError(f"expected a size or a list of sizes, got {size!r}")
+        raise ConfigError(f"expected a size or a list of sizes, got {size!r}")
     if not sizes or any(s < 32 for s in sizes) or len(set(sizes)) != len(sizes):
-        raise ValueError(f"expected one size ≥ 32 or a list of distinct ones, got {size!r}")
+        raise ConfigError(f"expected one size ≥ 32 or a list of distinct ones, got {size!r}")
     return sizes
 
 

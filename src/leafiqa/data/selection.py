@@ -23,6 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
+from leafiqa.errors import ConfigError, DataError
+
 STRATEGIES = ("random", "spread", "kcenter", "variance")
 #: dimensions of the feature PCA the diversity and model-based designs work in
 EMBED_DIMS = 32
@@ -116,7 +118,7 @@ def select_order(
     to ask, given the ``labelled`` ones (never picked again). ``embedding`` (``embed`` of the
     features, computed once for many selections) may stand in for ``features``."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown label selection '{strategy}'; choose from {STRATEGIES}")
+        raise ConfigError(f"unknown label selection '{strategy}'; choose from {STRATEGIES}")
     done = np.unique(np.asarray(labelled, dtype=np.int64))
     if done.size and (done.min() < 0 or done.max() >= n_candidates):
         raise ValueError("labelled rows out of range of the candidates")
@@ -128,13 +130,13 @@ def select_order(
     if strategy == "random":
         return rng.choice(free, size=n_new, replace=False)
     if teacher_scores is None or len(teacher_scores) != n_candidates:
-        raise ValueError(f"label selection '{strategy}' needs a teacher score for every "
-                         "candidate")
+        raise DataError(f"label selection '{strategy}' needs a teacher score for every "
+                        "candidate")
     scores = np.asarray(teacher_scores, dtype=np.float64)
     missing = np.isnan(scores)
     if missing.all() or (strategy == "spread" and missing.any()):
-        raise ValueError(f"label selection '{strategy}' needs a teacher score for every "
-                         "candidate; some have none")
+        raise DataError(f"label selection '{strategy}' needs a teacher score for every "
+                        "candidate; some have none")
     # the variance design reads an image the teacher did not judge as an average one
     scores = np.where(missing, np.nanmean(scores), scores)
     if strategy == "spread":
@@ -143,7 +145,7 @@ def select_order(
         return rng.permutation(picks)
     z = embedding if embedding is not None else None if features is None else embed(features)
     if z is None or len(z) != n_candidates:
-        raise ValueError(f"label selection '{strategy}' needs the features of every candidate")
+        raise DataError(f"label selection '{strategy}' needs the features of every candidate")
     if strategy == "kcenter":
         return _kcenter(z, done, n_new, rng)
     return _variance(z, scores, done, n_new)

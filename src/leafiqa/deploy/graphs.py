@@ -4,9 +4,10 @@ no ``onnx`` package: ``leaf score`` starts in a fraction of a second).
 Every graph derived from a model file records that file's SHA-256 (``MODEL_SHA_KEY`` in the
 graph's metadata) and is used only for that file (``graph_matches``): a model replaced by
 another keeps no stale graph, whatever the file dates say. Derived graphs are cached by that
-hash (``cache_path``: ``~/.cache/leaf/<sha16>…``) and written to a temporary file renamed into
-place (``atomic_output``), so an interrupted export never leaves a truncated graph behind. Only
-building a graph needs PyTorch (``deploy.onnx_export``), and it is imported then."""
+hash (``cache_path``: ``<cache>/graphs/<sha16>…``, in ``defaults.default_cache``) and written
+to a temporary file renamed into place (``atomic_output``), so an interrupted export never
+leaves a truncated graph behind. Only building a graph needs PyTorch
+(``deploy.onnx_export``), and it is imported then."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from leafiqa.defaults import default_cache
+from leafiqa.errors import ConfigError
 
 log = logging.getLogger(__name__)
 MODEL_SHA_KEY = "leaf_model_sha256"
@@ -41,7 +45,7 @@ def model_sha256(model_path: str | Path) -> str:
 def cache_path(model_path: str | Path, suffix: str = ".onnx", sha: str | None = None) -> Path:
     """Where a graph derived from ``model_path`` is cached: keyed by the file's hash."""
     sha = sha or model_sha256(model_path)
-    return Path.home() / ".cache" / "leaf" / f"{sha[:16]}{suffix}"
+    return default_cache() / "graphs" / f"{sha[:16]}{suffix}"
 
 
 @contextmanager
@@ -90,7 +94,7 @@ def optimised_cache_path(graph: Path) -> Path:
     key = "|".join([str(graph.resolve()), str(stat.st_size), str(stat.st_mtime_ns),
                     ort.__version__, platform.machine(), flags])
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return Path.home() / ".cache" / "leaf" / "optimised" / f"{digest}.onnx"
+    return default_cache() / "graphs" / "optimised" / f"{digest}.onnx"
 
 
 def _cpuinfo() -> str:
@@ -245,7 +249,7 @@ def open_pixel_graph(model_path: str | Path, precision: str,
     another file's. Each graph is checked from the metadata of what ``open_session`` opened,
     so a scoring session is opened once."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+        raise ConfigError(f"unknown precision '{precision}' (auto, fp32 or int8)")
     model_path = Path(model_path)
     sha = model_sha256(model_path)
     int8 = int8_path(model_path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from leafiqa.data.manifest import csv_cell, printable
-from leafiqa.errors import DataError
+from leafiqa.errors import ConfigError, DataError
 
 FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
 COLUMNS = ["path", "score", "error"]
@@ -39,8 +39,8 @@ def output_format(path: Path) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(f"--out {printable(path)}: unknown output format "
-                         f"'{path.suffix or '(none)'}'; use one of {sorted(FORMATS)}") from None
+        raise ConfigError(f"--out {printable(path)}: unknown output format "
+                          f"'{path.suffix or '(none)'}'; use one of {sorted(FORMATS)}") from None
 
 
 def _same_path(a: Path, b: Path) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from leafiqa.data.pixels import PixelBatch, iter_pixel_batches
 from leafiqa.deploy.graphs import load_session, session_metadata
+from leafiqa.errors import DataError, ModelFileError
 
 _INPUT = re.compile(r"pixels(_\d+)?$")
 
@@ -51,16 +52,16 @@ def graph_sizes(session: Any) -> tuple[int, ...]:
         shape = list(node.shape)
         if (not _INPUT.match(node.name) or len(shape) != 4 or shape[3] != 3
                 or not isinstance(shape[1], int) or shape[1] != shape[2]):
-            raise ValueError(f"not a LEAF pixel graph: input '{node.name}' {shape} "
-                             "(expected pixels or pixels_S, (batch, S, S, 3))")
+            raise ModelFileError(f"not a LEAF pixel graph: input '{node.name}' {shape} "
+                                 "(expected pixels or pixels_S, (batch, S, S, 3))")
         sizes.append(shape[1])
     return tuple(sizes)
 
 
 def check_one_array_per_size(arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> None:
     if len(arrays) != len(sizes):
-        raise ValueError(f"the model reads {len(sizes)} input size(s) {list(sizes)}, "
-                         f"got {len(arrays)} array(s)")
+        raise DataError(f"the model reads {len(sizes)} input size(s) {list(sizes)}, "
+                        f"got {len(arrays)} array(s)")
 
 
 class PixelGraphScorer:

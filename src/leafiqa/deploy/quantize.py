@@ -30,6 +30,7 @@ from leafiqa.deploy.graphs import (  # noqa: F401 - kept importable from here
 )
 from leafiqa.deploy.modelfile import read_info
 from leafiqa.deploy.onnx_export import export_pixel_onnx, pixel_input_names, stamp_graph
+from leafiqa.errors import ConfigError, DataError
 
 METADATA_KEY = PARITY_KEY
 FORMATS = ("qdq", "qoperator")
@@ -140,7 +141,7 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
     recipe = recipe or Recipe(quant_format=quant_format)
     quant_format = recipe.quant_format
     if quant_format not in FORMATS:
-        raise ValueError(f"unknown quantization format '{quant_format}' ({', '.join(FORMATS)})")
+        raise ConfigError(f"unknown quantization format '{quant_format}' ({', '.join(FORMATS)})")
     model_path = Path(model_path)
     sizes = read_info(model_path).input_sizes
     sample = list(images)
@@ -148,7 +149,7 @@ def quantize_int8(model_path: str | Path, images: Sequence[Path], out: str | Pat
     calibration_paths = sample[:calibration]
     parity_paths = sample[calibration : calibration + parity] or calibration_paths
     if len(calibration_paths) < 8:
-        raise ValueError(f"INT8 calibration needs at least 8 images, got {len(calibration_paths)}")
+        raise DataError(f"INT8 calibration needs at least 8 images, got {len(calibration_paths)}")
     out = Path(out) if out else int8_path(model_path)
 
     class Reader(CalibrationDataReader):

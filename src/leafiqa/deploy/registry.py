@@ -1,10 +1,13 @@
-"""Models by name: the ones shipped inside the package (``leafiqa/models/*.safetensors``) and
-any a user keeps in the folders named by ``LEAF_MODEL_PATH`` (separated like ``PATH``). A
-model's name is its file name without ``.safetensors``; a packaged name cannot be shadowed."""
+"""Models by name: the packaged ones (the separate distribution ``leaf-iqa-models``, installed
+by ``pip install 'leaf-iqa[models]'``: its package ``leafiqa_models`` holds the
+``*.safetensors``, under their own non-commercial terms) and any a user keeps in the folders
+named by ``LEAF_MODEL_PATH`` (separated like ``PATH``). A model's name is its file name without
+``.safetensors``; a packaged name cannot be shadowed."""
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.resources
 import json
 import os
 import re
@@ -13,13 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leafiqa.deploy.modelinfo import ModelInfo, read_info
+from leafiqa.errors import ConfigError
 
-PACKAGED_DIR = Path(__file__).resolve().parents[1] / "models"
-__all__ = ["ENV_VAR", "PACKAGED_DIR", "SUFFIX", "RegisteredModel", "list_models", "model_dirs",
-           "recorded_card", "registered_models", "resolve_model"]
+__all__ = ["ENV_VAR", "MODELS_EXTRA", "PACKAGED_NAMES", "SUFFIX", "RegisteredModel",
+           "list_models", "model_dirs", "packaged_dir", "recorded_card", "registered_models",
+           "resolve_model"]
 
 ENV_VAR = "LEAF_MODEL_PATH"
 SUFFIX = ".safetensors"
+MODELS_PACKAGE = "leafiqa_models"  # the import name of the leaf-iqa-models distribution
+MODELS_EXTRA = "pip install 'leaf-iqa[models]'"
+# the names leaf-iqa-models ships, known without it: asking for one says what to install
+PACKAGED_NAMES = ("leaf-agiqa3k", "leaf-agiqa3k-10pct", "leaf-clive")
+
+
+def packaged_dir() -> Path | None:
+    """The folder of the installed ``leafiqa_models`` package; None when it is not installed."""
+    try:
+        root = importlib.resources.files(MODELS_PACKAGE)
+    except ModuleNotFoundError:
+        return None
+    return root if isinstance(root, Path) and root.is_dir() else None  # a real folder only
 
 
 @dataclass(frozen=True)
@@ -53,19 +70,22 @@ def recorded_card(path: Path) -> dict:
 
 
 def model_dirs() -> list[Path]:
-    """Where named models are looked for, in order: the package's, then ``LEAF_MODEL_PATH``."""
+    """Where named models are looked for, in order: the packaged ones' (when leaf-iqa-models is
+    installed), then ``LEAF_MODEL_PATH``."""
     extra = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    return [PACKAGED_DIR, *extra]
+    packaged = packaged_dir()
+    return [packaged, *extra] if packaged else extra
 
 
 def registered_models() -> dict[str, RegisteredModel]:
     found: dict[str, RegisteredModel] = {}
+    packaged = packaged_dir()
     for folder in model_dirs():
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob(f"*{SUFFIX}")):
             name = path.name[: -len(SUFFIX)]
-            found.setdefault(name, RegisteredModel(name, path, folder == PACKAGED_DIR))
+            found.setdefault(name, RegisteredModel(name, path, folder == packaged))
     return found
 
 
@@ -87,7 +107,7 @@ def list_models(metric_mode: str | None = None,
     ``exclude_filters`` are a wildcard or a list of them (a name matching any filter is kept,
     one matching any exclusion is dropped), sorted naturally as pyiqa sorts."""
     if metric_mode not in (None, "NR", "FR"):
-        raise ValueError(f"metric_mode: 'NR', 'FR' or None, got {metric_mode!r}")
+        raise ConfigError(f"metric_mode: 'NR', 'FR' or None, got {metric_mode!r}")
     if metric_mode == "FR":
         return []
     names = set(registered_models())
@@ -109,6 +129,9 @@ def resolve_model(model: str | Path) -> Path:
         return models[str(model)].path
     if path.suffix == SUFFIX or path.parent != Path("."):
         raise FileNotFoundError(f"{path}: model file not found")
+    if str(model) in PACKAGED_NAMES:
+        raise FileNotFoundError(f"'{model}' is a packaged model of leaf-iqa-models, which is not "
+                                f"installed: {MODELS_EXTRA}")
     raise FileNotFoundError(
         f"'{model}': no model file or registered model of that name; registered: "
         f"{sorted(models) or 'none'} (add folders of your own with {ENV_VAR})")

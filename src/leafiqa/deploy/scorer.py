@@ -33,6 +33,7 @@ from leafiqa.deploy.pixel_graph import (
     iter_scored,
 )
 from leafiqa.deploy.registry import resolve_model
+from leafiqa.errors import ConfigError
 
 if TYPE_CHECKING:
     from leafiqa.deploy.modelfile import LeafNetwork
@@ -65,11 +66,11 @@ class Scorer:
         if runtime == "auto":
             runtime = "onnx" if _onnx_available() else "torch"
         if runtime not in {"torch", "onnx"}:
-            raise ValueError(f"unknown runtime '{runtime}' (torch, onnx or auto)")
+            raise ConfigError(f"unknown runtime '{runtime}' (torch, onnx or auto)")
         if precision not in {"auto", "fp32", "int8"}:
-            raise ValueError(f"unknown precision '{precision}' (auto, fp32 or int8)")
+            raise ConfigError(f"unknown precision '{precision}' (auto, fp32 or int8)")
         if precision == "int8" and runtime != "onnx":
-            raise ValueError("INT8 scoring needs the ONNX runtime (pip install 'leaf-iqa[onnx]')")
+            raise ConfigError("INT8 scoring needs the ONNX runtime (pip install 'leaf-iqa[onnx]')")
         self.runtime = runtime
         self.precision = precision
         self.parity: Parity | None = None  # the INT8 graph's parity record, once it is in use

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from leafiqa.errors import LeafError
+from leafiqa.errors import ConfigError, LeafError
 
 # A Ray that LEAF starts itself serves this process only: by default Ray picks the machine's
 # network address and its processes (GCS, raylet, object manager, workers) talk over it, open
@@ -15,11 +15,47 @@ from leafiqa.errors import LeafError
 LOCAL_RAY_OPTIONS: dict = {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
 
 
+# -- Ray internals, read in one place ------------------------------------------------------------
+# Three things LEAF needs have no public Ray API (Ray 2.60): keeping a local node on 127.0.0.1
+# once ray is imported (ray.init's `_node_ip_address` above, and a switch whose variable,
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER, Ray reads at import only),
+# the address `ray start` recorded on this machine (ray.init(address="auto") would also join any
+# other process's local Ray), and the actor table without a dashboard (ray.util.state needs the
+# dashboard and ray[default]). pyproject.toml pins the Ray tested (the `ray` extra); a Ray
+# without these names fails loudly rather than, say, listening on the network.
+
+def _ray_constants():  # noqa: ANN202 - ray._private.ray_constants
+    from ray._private import ray_constants
+
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        raise ConfigError("this Ray has no switch to keep a local node on 127.0.0.1 (LEAF is "
+                          "tested with the Ray its `ray` extra pins); give --ray-address")
+    return ray_constants
+
+
+def _recorded_address() -> str | None:
+    """The address of the cluster `ray start` recorded on this machine, if any."""
+    try:
+        from ray._private.utils import read_ray_address
+    except ImportError:
+        raise ConfigError("this Ray does not say where `ray start` put its cluster (LEAF is "
+                          "tested with the Ray its `ray` extra pins); give --ray-address"
+                          ) from None
+    return read_ray_address()
+
+
+def _actor_table() -> dict:
+    """Every actor the cluster's control store knows, by id (works without a dashboard)."""
+    from ray._private import state
+
+    return state.actors()
+
+
 def require_ray():  # noqa: ANN201 - the ray module
     try:
         import ray
     except ImportError:
-        raise ValueError("--engine ray needs Ray: pip install 'leaf-iqa[ray]'") from None
+        raise ConfigError("--engine ray needs Ray: pip install 'leaf-iqa[ray]'") from None
     return ray
 
 
@@ -30,7 +66,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None):  # noqa
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, log_to_driver=False)
-        elif _recorded_local_cluster():
+        elif _recorded_address():
             # `ray start` ran on this machine: join it as plain ray.init() does (its nodes
             # listen where their owner chose)
             ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
@@ -46,22 +82,13 @@ def loopback_only() -> Iterator[None]:
     127.0.0.1 into the machine's network address unless it runs without cluster support (its
     Windows/macOS default, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER), which this switches on for
     the start only."""
-    from ray._private import ray_constants
-
+    ray_constants = _ray_constants()
     before = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
-
-
-def _recorded_local_cluster() -> bool:
-    try:
-        from ray._private.utils import read_ray_address
-    except ImportError:
-        return False
-    return bool(read_ray_address())
 
 
 def start_local_ray(num_cpus: int | None = None, **options: object):  # noqa: ANN201
@@ -79,14 +106,13 @@ def actors_alive(class_name: str) -> list[dict]:
     yet marked dead by Ray, or marked dead while their process (on this node) still runs —
     ``ray.kill`` marks an actor dead before its process has exited."""
     import ray
-    from ray._private import state  # the GCS actor table: works without a dashboard
 
     from leafiqa.judgments.store import process_running
 
     job = ray.get_runtime_context().get_job_id()
     node = ray.get_runtime_context().get_node_id()
     alive = []
-    for info in state.actors().values():
+    for info in _actor_table().values():
         if class_name not in str(info.get("ActorClassName", "")) or \
                 str(info.get("JobID", "")) not in {job, ""}:
             continue
@@ -108,7 +134,7 @@ def wait_for_actors_gone(class_name: str, timeout: float = 30.0) -> bool:
         try:
             if not actors_alive(class_name):
                 return True
-        except (ImportError, AttributeError):  # a Ray without this (private) table
+        except (ImportError, AttributeError):  # a Ray without this (internal) table
             return False
         time.sleep(0.05)
     return False

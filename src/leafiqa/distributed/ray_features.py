@@ -20,6 +20,7 @@ import numpy as np
 
 from leafiqa.data.manifest import DataError, Manifest
 from leafiqa.distributed.cluster import cluster_cpus, ensure_ray
+from leafiqa.errors import ConfigError
 from leafiqa.student.features import FeatureExtractor, SingleSizeFeatures
 
 
@@ -134,7 +135,7 @@ def extract_with_ray(extractor: FeatureExtractor, manifest: Manifest, keys: Sequ
     start = time.perf_counter()
     for level in extractor.levels:
         if level.runtime != "onnx":
-            raise ValueError("--engine ray needs ONNX Runtime (pip install onnxruntime)")
+            raise ConfigError("--engine ray needs ONNX Runtime (pip install onnxruntime)")
         _extract_level(level, paths, keys, report, report.actors, threads, block_size)
     report.seconds = time.perf_counter() - start
     if report.failures:

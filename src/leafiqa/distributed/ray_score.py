@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.distributed.cluster import cluster_cpus, ensure_ray
+from leafiqa.errors import ConfigError
 
 COLUMNS = ("path", "score", "error")
 
@@ -174,7 +175,7 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
 
     model_path, out = resolve_model(model_path), Path(out)
     if out.suffix not in {".csv", ".parquet"}:
-        raise ValueError(f"--out {out}: expected a .csv or .parquet file")
+        raise ConfigError(f"--out {out}: expected a .csv or .parquet file")
     ray = ensure_ray(address, num_cpus)
     report = RayScoreReport(out)
     done = done_paths(out)

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 
 from leafiqa.calibration.mapping import fit_score_map
+from leafiqa.errors import DataError
 
 
 def _correlation(function, pred: np.ndarray, mos: np.ndarray) -> float:  # noqa: ANN001
@@ -41,7 +42,7 @@ def evaluate(pred: np.ndarray, mos: np.ndarray, calibrated: bool = True) -> dict
     pred = np.asarray(pred, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
     if pred.shape != mos.shape or pred.size < 3:
-        raise ValueError(f"need ≥3 matched predictions and MOS, got {pred.shape} and {mos.shape}")
+        raise DataError(f"need ≥3 matched predictions and MOS, got {pred.shape} and {mos.shape}")
     if np.std(pred) == 0:
         return {"srcc": 0.0, "krcc": 0.0, "plcc": 0.0, "plcc_fitted": 0.0,
                 "rmse": float(np.sqrt(np.mean((pred - mos) ** 2))) if calibrated else float("nan"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from leafiqa.errors import ConfigError
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.records import pair_record, point_record, read_jsonl
 
@@ -24,7 +25,7 @@ def export_store(store: JudgmentStore, out: str | Path) -> list[Path]:
                     handle.write(json.dumps(pair_record(pair)) + "\n")
         return [out]
     if out.suffix not in {".csv", ".parquet"}:
-        raise ValueError(f"{out}: export to .jsonl, .csv or .parquet")
+        raise ConfigError(f"{out}: export to .jsonl, .csv or .parquet")
     import pandas as pd
 
     written = []

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from leafiqa.errors import ConfigError
 from leafiqa.ratings.screening import Votes
 
 KINDS = ("honest", "random", "one-button", "inverse")
@@ -37,7 +38,7 @@ class RaterSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"RaterSpec.kind: '{self.kind}' is not one of {KINDS}")
+            raise ConfigError(f"RaterSpec.kind: '{self.kind}' is not one of {KINDS}")
 
     @property
     def careless(self) -> bool:
@@ -82,12 +83,12 @@ def simulate_panel(truth: np.ndarray, ambiguity: np.ndarray, raters: Sequence[Ra
     truth = np.asarray(truth, dtype=np.float64)
     ambiguity = np.broadcast_to(np.asarray(ambiguity, dtype=np.float64), truth.shape)
     if scale not in ("acr", "slider"):
-        raise ValueError(f"scale: '{scale}' is not 'acr' or 'slider'")
+        raise ConfigError(f"scale: '{scale}' is not 'acr' or 'slider'")
     if gold_truth is None:
         gold_truth = default_gold_truth(truth, gold)
     gold_truth = np.asarray(gold_truth, dtype=np.float64)[:gold]
     if len(gold_truth) < gold:
-        raise ValueError(f"gold_truth: {len(gold_truth)} values for {gold} gold images")
+        raise ConfigError(f"gold_truth: {len(gold_truth)} values for {gold} gold images")
     if gold_ambiguity is None:
         gold_ambiguity = np.full(gold, float(np.median(ambiguity)) if truth.size else 0.0)
     all_truth = np.concatenate([truth, gold_truth])

@@ -58,23 +58,62 @@ def build_efficientnet(name: str, pretrained: bool = True) -> nn.Module:
     return EfficientNet.from_name(name)
 
 
+# -- efficientnet_lite_pytorch's layers, read in one place ----------------------------------------
+# The package has no public accessor for its stem, blocks and head, which LEAF taps (multi-level
+# features, fine-tuning the last blocks): every read of its private attributes is below. Model
+# files name these layers too (state-dict keys ``net._blocks.N.…``), so pyproject.toml pins the
+# package's one release (0.1.0) exactly.
+
+@dataclass(frozen=True)
+class EfficientNetParts:
+    """The layers of an ``efficientnet_lite_pytorch.EfficientNet``, by role."""
+
+    conv_stem: nn.Module
+    bn0: nn.Module
+    swish: nn.Module
+    blocks: nn.ModuleList
+    conv_head: nn.Module
+    bn1: nn.Module
+    strides: tuple[int, ...]  # each block's stride
+    channels: tuple[int, ...]  # each block's output channels
+    head_channels: int
+
+
+def efficientnet_parts(network: nn.Module) -> EfficientNetParts:
+    """The parts of ``network`` (read afresh each time: nothing goes stale)."""
+    net: Any = network
+    blocks = net._blocks
+    strides = [block._block_args.stride for block in blocks]
+    return EfficientNetParts(
+        conv_stem=net._conv_stem, bn0=net._bn0, swish=net._swish, blocks=blocks,
+        conv_head=net._conv_head, bn1=net._bn1,
+        strides=tuple(int(s[0] if isinstance(s, (list, tuple)) else s) for s in strides),
+        channels=tuple(int(block._block_args.output_filters) for block in blocks),
+        head_channels=int(net._conv_head.out_channels))
+
+
+def drop_classifier(network: nn.Module) -> nn.Module:
+    """``network`` without its ImageNet classification layer (unused; not in model files)."""
+    del network._fc
+    return network
+
+
 @dataclass(frozen=True)
 class LevelInfo:
     block_index: int  # -1 = head convolution
     channels: int
 
 
-def stage_ends(network: Any) -> list[LevelInfo]:  # an EfficientNet (untyped)
+def stage_ends(network: nn.Module) -> list[LevelInfo]:
     """The last block before each down-sampling, from stride 4 on, plus the head conv."""
-    blocks = list(network._blocks)
+    parts = efficientnet_parts(network)
     levels: list[LevelInfo] = []
-    for index, block in enumerate(blocks):
-        last = index == len(blocks) - 1
-        next_stride = 1 if last else blocks[index + 1]._block_args.stride
-        next_stride = next_stride[0] if isinstance(next_stride, (list, tuple)) else next_stride
+    for index, channels in enumerate(parts.channels):
+        last = index == len(parts.channels) - 1
+        next_stride = 1 if last else parts.strides[index + 1]
         if (last or next_stride == 2) and index > 1:
-            levels.append(LevelInfo(index, block._block_args.output_filters))
-    levels.append(LevelInfo(-1, network._conv_head.out_channels))
+            levels.append(LevelInfo(index, channels))
+    levels.append(LevelInfo(-1, parts.head_channels))
     return levels
 
 
@@ -104,27 +143,30 @@ class MultiLevelBackbone(nn.Module):
     def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = True) -> None:
         super().__init__()
         self.name = name
-        self.net: Any = build_efficientnet(name, pretrained)  # its blocks are untyped
-        del self.net._fc  # classification layer unused
+        self.net = drop_classifier(build_efficientnet(name, pretrained))
         self.levels = stage_ends(self.net)
         self._taps = {level.block_index for level in self.levels}
         self.feature_dim = 2 * sum(level.channels for level in self.levels)
 
     @property
+    def parts(self) -> EfficientNetParts:
+        return efficientnet_parts(self.net)
+
+    @property
     def block_count(self) -> int:
-        return len(self.net._blocks)
+        return len(self.parts.blocks)
 
     def front(self, images: torch.Tensor, cut: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Stem and blocks before ``cut``: (pooled features of their levels, the activation
         entering block ``cut``). With ``tail`` this is ``forward`` split in two, so partial
         fine-tuning can cache the frozen front. ``cut < 0``: nothing is frozen, not even the
         stem — the front is the images themselves (full fine-tuning)."""
-        net = self.net
+        parts = self.parts
         if cut < 0:
             return images.new_zeros((images.shape[0], 0)), images
-        x = net._swish(net._bn0(net._conv_stem(images)))
+        x = parts.swish(parts.bn0(parts.conv_stem(images)))
         pooled = []
-        for index, block in enumerate(net._blocks):
+        for index, block in enumerate(parts.blocks):
             if index == cut:
                 break
             x = block(x)  # no drop-connect: features must be deterministic
@@ -135,15 +177,15 @@ class MultiLevelBackbone(nn.Module):
 
     def tail(self, before: torch.Tensor, x: torch.Tensor, cut: int) -> torch.Tensor:
         """Blocks from ``cut`` on and the head convolution, after ``front``: the features."""
-        net = self.net
+        parts = self.parts
         pooled = [before]
         if cut < 0:
-            x = net._swish(net._bn0(net._conv_stem(x)))
-        for index in range(max(cut, 0), len(net._blocks)):
-            x = net._blocks[index](x)
+            x = parts.swish(parts.bn0(parts.conv_stem(x)))
+        for index in range(max(cut, 0), len(parts.blocks)):
+            x = parts.blocks[index](x)
             if index in self._taps:
                 pooled.append(mean_std_pool(x))
-        x = net._swish(net._bn1(net._conv_head(x)))
+        x = parts.swish(parts.bn1(parts.conv_head(x)))
         pooled.append(mean_std_pool(x))
         return torch.cat(pooled, dim=1)
 
@@ -155,10 +197,11 @@ class MultiLevelBackbone(nn.Module):
         ``n_blocks > block_count`` adds the stem: every layer (full fine-tuning)."""
         if n_blocks <= 0:
             return []
-        modules: list[nn.Module] = list(self.net._blocks)[-n_blocks:]
-        modules += [self.net._conv_head, self.net._bn1]
+        parts = self.parts
+        modules: list[nn.Module] = list(parts.blocks)[-n_blocks:]
+        modules += [parts.conv_head, parts.bn1]
         if n_blocks > self.block_count:
-            modules += [self.net._conv_stem, self.net._bn0]
+            modules += [parts.conv_stem, parts.bn0]
         return [p for m in modules for p in m.parameters()]
 
 

@@ -22,6 +22,7 @@ import torch
 from scipy.stats import spearmanr
 
 from leafiqa.config import DistillConfig
+from leafiqa.errors import ConfigError, DataError
 from leafiqa.student.head import QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
 from leafiqa.student.ridge import (
@@ -122,7 +123,7 @@ def build_targets(
     ``target="score"``) are standardised over the judged images so the student learns the
     teacher's ordering and spread, not its raw scale."""
     if target not in TARGETS:
-        raise ValueError(f"distill.target: unknown target '{target}'; choose from {TARGETS}")
+        raise ConfigError(f"distill.target: unknown target '{target}'; choose from {TARGETS}")
     row_of: dict[str, int] = {}
     for row, key in enumerate(keys):
         row_of.setdefault(key, row)
@@ -306,7 +307,7 @@ def ridge_head(features: np.ndarray | FeatureSource, targets: TeacherTargets,
     ``features`` may be a ``FeatureSource`` over a pool too big for memory."""
     config = config or DistillConfig()
     if targets.n_points < 3:
-        raise ValueError("the ridge head needs point-wise judgments of at least 3 images")
+        raise DataError("the ridge head needs point-wise judgments of at least 3 images")
     rows = targets.point_index
     weights = judgment_weights(targets.point_reliability, config).numpy()
     source = (features.subset(rows) if isinstance(features, FeatureSource)
@@ -353,7 +354,7 @@ def distill_head(
     point-wise + pair-wise loss (which gathers a source's rows in memory)."""
     config = config or DistillConfig()
     if targets.n_points == 0 and targets.n_pairs == 0:
-        raise ValueError("no teacher judgments to distil from")
+        raise DataError("no teacher judgments to distil from")
     if config.head == "ridge" and config.point_weight > 0:
         return ridge_head(features, targets, config, scaler)
     if isinstance(features, FeatureSource):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from leafiqa.errors import DataError
 from leafiqa.student.ridge import CHUNK_ROWS, FeatureSource
 
 MIGRATED = "migrated.json"
@@ -103,8 +104,8 @@ class FeatureStore:
         block = np.ascontiguousarray(np.asarray(rows, dtype=np.float32)[fresh])
         width = self.n_features
         if width is not None and block.shape[1] != width:
-            raise ValueError(f"{self.directory}: stored features have {width} columns, "
-                             f"new ones {block.shape[1]}")
+            raise DataError(f"{self.directory}: stored features have {width} columns, "
+                            f"new ones {block.shape[1]}")
         if self.directory is None:
             self._add(block, new_keys)
             return

@@ -22,6 +22,7 @@ from leafiqa import config
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
+from leafiqa.defaults import default_cache
 from leafiqa.student.backbone import build_backbone, cache_id, feature_blocks, network_blocks
 from leafiqa.student.feature_store import FeatureStore
 from leafiqa.student.onnx_runtime import export_onnx, onnx_available, onnx_session
@@ -154,7 +155,7 @@ class SingleSizeFeatures:
 
     def onnx_graph(self) -> Path:
         """The backbone's ONNX graph at this input size (exported once into the cache)."""
-        onnx_path = (self.cache_dir or Path(".leaf-cache")) / f"backbone-{self.tag}.onnx"
+        onnx_path = (self.cache_dir or default_cache()) / f"backbone-{self.tag}.onnx"
         if not onnx_path.is_file():
             export_onnx(self.network, self.input_size, onnx_path)
         return onnx_path

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from leafiqa.errors import ConfigError
+
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp_min(1e-8)
@@ -33,5 +35,5 @@ def pair_loss(
         disagree = ((1 - p) * (1 - prob_a_better) + 1e-8).sqrt()
         losses = 1.0 - agree - disagree
     else:
-        raise ValueError(f"unknown pair loss '{kind}' (bce or fidelity)")
+        raise ConfigError(f"unknown pair loss '{kind}' (bce or fidelity)")
     return weighted_mean(losses, weight)

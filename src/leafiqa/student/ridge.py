@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from leafiqa.errors import ConfigError
+
 DEFAULT_ALPHAS = np.logspace(-1, 6, 29)
 CHUNK_ROWS = 2048  # rows per chunk of a streamed pass (2,048 × 7,104 float64: 116 MB)
 
@@ -309,7 +311,7 @@ def ridge_basis(source: FeatureSource, scaler: FeatureScaler | None = None,
     if form == "primal":
         return PrimalRidgeBasis.fit(source, scaler, weights)
     if form != "dual":
-        raise ValueError(f"ridge form: expected auto, dual or primal, got '{form}'")
+        raise ConfigError(f"ridge form: expected auto, dual or primal, got '{form}'")
     return RidgeBasis.fit(source.array(), scaler, weights)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from leafiqa.errors import ConfigError
 from leafiqa.redact import redact, redact_url
 
 UNHEALTHY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -73,13 +74,13 @@ class EndpointPool(httpx.AsyncBaseTransport):
                  clock: Callable[[], float] = time.monotonic) -> None:
         urls = list(dict.fromkeys(u.rstrip("/") for u in urls))
         if not urls:
-            raise ValueError("an endpoint pool needs at least one URL")
+            raise ConfigError("an endpoint pool needs at least one URL")
         for url in urls:
             parsed = httpx.URL(url)
             if parsed.scheme not in {"http", "https"} or not parsed.host:
-                raise ValueError(f"--url {redact_url(url)!r}: expected http(s)://host[:port]/path")
+                raise ConfigError(f"--url {redact_url(url)!r}: expected http(s)://host[:port]/path")
         if concurrency < 1:
-            raise ValueError("per-endpoint concurrency must be ≥ 1")
+            raise ConfigError("per-endpoint concurrency must be ≥ 1")
         self.endpoints = [Endpoint(url, concurrency) for url in urls]
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max

@@ -91,7 +91,7 @@ class TeacherSettings:
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if prompt_overrides:
             if "prompt_version" not in prompt_overrides:
-                raise ValueError("a custom prompt needs its own prompt_version")
+                raise ConfigError("a custom prompt needs its own prompt_version")
             settings.prompts = replace(
                 settings.prompts,
                 version=prompt_overrides["prompt_version"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from leafiqa.errors import ConfigError
 from leafiqa.teachers.protocol import Teacher
 
 SPECS = """\
@@ -56,4 +57,4 @@ def make_teacher(spec: str, **options: object) -> Teacher:
 
         return VLLMTeacher(argument or os.environ.get("LEAF_TEACHER_MODEL", ""),
                            **options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")
+    raise ConfigError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")

@@ -18,6 +18,7 @@ from PIL import Image
 
 from leafiqa.data.images import open_rgb
 from leafiqa.data.manifest import ImageItem
+from leafiqa.errors import ConfigError
 from leafiqa.teachers.prompts import DEFAULT_PROMPTS, PromptSet, match_word
 from leafiqa.teachers.protocol import (
     JudgmentFailure,
@@ -72,8 +73,8 @@ class TransformersTeacher(Teacher):
             raise ImportError("the transformers teacher needs `pip install "
                               "leaf-iqa[transformers]`") from None
         if not model:
-            raise ValueError("transformers teacher: give a model id or path "
-                             "(transformers:MODEL or LEAF_TEACHER_MODEL)")
+            raise ConfigError("transformers teacher: give a model id or path "
+                              "(transformers:MODEL or LEAF_TEACHER_MODEL)")
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() \
             else torch.float32

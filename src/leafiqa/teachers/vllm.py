@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from leafiqa.data.manifest import ImageItem
+from leafiqa.errors import ConfigError
 from leafiqa.teachers.openai import distribution_from_logprobs, image_data_url
 from leafiqa.teachers.prompts import DEFAULT_PROMPTS
 from leafiqa.teachers.protocol import (
@@ -34,7 +35,7 @@ class VLLMTeacher(Teacher):
     def __init__(self, model: str, max_image_side: int = 1024, top_logprobs: int = 20,
                  **engine_options: object) -> None:
         if not model:
-            raise ValueError("vllm teacher: give the model, e.g. vllm:Qwen/Qwen2-VL-7B-Instruct")
+            raise ConfigError("vllm teacher: give the model, e.g. vllm:Qwen/Qwen2-VL-7B-Instruct")
         self.model = model
         self.teacher_id = f"vllm:{model}"
         self.prompts = DEFAULT_PROMPTS
