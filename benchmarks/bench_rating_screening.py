@@ -1,5 +1,5 @@
 """Does screening keep honest raters and drop careless ones? Simulated studies
-(``leafiqa.ratings.simulate.simulate_panel``) drawn from a shared set's MOS and per-image std
+(``leafiqa.labelling.simulate.simulate_panel``) drawn from a shared set's MOS and per-image std
 (mapped onto the 1..5 ACR scale), screened by the code ``leaf ratings export`` runs
 (``screening.estimate``, default ``bt500``).
 
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leafiqa.ratings import screening
-from leafiqa.ratings.screening import RULES, ScreeningRules, Votes, check_raters, estimate
-from leafiqa.ratings.simulate import KINDS, RaterSpec, errors, simulate_panel, to_acr
-from leafiqa.ratings.study import StudySettings
+from leafiqa.labelling import screening
+from leafiqa.labelling.screening import RULES, ScreeningRules, Votes, check_raters, estimate
+from leafiqa.labelling.simulate import KINDS, RaterSpec, errors, simulate_panel, to_acr
+from leafiqa.labelling.study import StudySettings
 
 CARELESS = [kind for kind in KINDS if kind != "honest"]
 

@@ -37,7 +37,7 @@ CORES = 2
 def run_mode(mode: str, model: Path, paths: list[str], batch_size: int) -> dict:
     import numpy as np
 
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model.scorer import Scorer
 
     scores: list[float] = []
     if mode == "naive":
@@ -159,8 +159,8 @@ def main() -> None:
         return
     from scipy.stats import spearmanr
 
-    from leafiqa.deploy.modelfile import read_info
-    from leafiqa.deploy.quantize import int8_path, read_parity
+    from leafiqa.model.file import read_info
+    from leafiqa.model.quantize import int8_path, read_parity
 
     paths, mos = test_images(args.data)
     paths, mos = paths[: args.images], mos[: args.images]
@@ -184,7 +184,7 @@ def main() -> None:
         if parity is None:
             raise SystemExit(f"{model}: no INT8 graph; run leaf export {model} --quantize int8 "
                              f"--data {args.data}")
-        from leafiqa.deploy.scorer import Scorer
+        from leafiqa.model.scorer import Scorer
 
         Scorer(model, runtime="onnx", precision="fp32").engine  # noqa: B018 - export the FP32
         # graph here, so the FP32 child's peak memory is scoring's, not the export's

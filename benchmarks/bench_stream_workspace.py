@@ -30,10 +30,10 @@ import numpy as np
 from leafiqa.config import load_config
 from leafiqa.data.manifest import ImageItem, Manifest
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.methods import run_leaf, run_linear_probe, run_teacher_alone
+from leafiqa.experiments.methods import run_leaf, run_linear_probe, run_teacher_alone
+from leafiqa.experiments.workspace import TeacherView, Workspace
 from leafiqa.student.ridge import FeatureSource
 from leafiqa.teachers.protocol import PointJudgment
-from leafiqa.workspace import TeacherView, Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from leafiqa.data import read_agiqa3k
 from leafiqa.judgments.runner import teach
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
 from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
+from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "agiqa3k"
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.config import load_config
-from leafiqa.data.selection import select_labels
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.methods import run_leaf
-from leafiqa.pipeline import tune_backbone
+from leafiqa.experiments.methods import run_leaf
+from leafiqa.experiments.pipeline import tune_backbone
+from leafiqa.experiments.workspace import label_count, prepare
+from leafiqa.labelling.designs import select_labels
 from leafiqa.student.tail_tuning import training_device
-from leafiqa.workspace import label_count, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 

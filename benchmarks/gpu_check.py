@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from leafiqa.config import RunConfig, load_config
-from leafiqa.data.selection import embed
 from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.methods import run_leaf
-from leafiqa.pipeline import tune_backbone
+from leafiqa.experiments.methods import run_leaf
+from leafiqa.experiments.pipeline import tune_backbone
+from leafiqa.experiments.workspace import label_count, prepare
+from leafiqa.labelling.designs import embed
 from leafiqa.student.tail_tuning import autocast_dtype, training_device
-from leafiqa.workspace import label_count, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"AGIQA-3K": REPO / "configs" / "demo.yaml",

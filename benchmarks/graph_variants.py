@@ -41,7 +41,7 @@ class DataSet:
 
 
 def recipes() -> dict:
-    from leafiqa.deploy.quantize import Recipe
+    from leafiqa.model.quantize import Recipe
 
     base = Recipe()
     # (percentile calibration is left out: its histograms of the 512-px activations took more
@@ -61,7 +61,7 @@ def recipes() -> dict:
 def load_set(name: str, kind: str, data: Path, model: Path, model_224: Path | None) -> DataSet:
     from leafiqa.cli import read_data
     from leafiqa.data.images import load_pixels
-    from leafiqa.deploy.modelinfo import read_info
+    from leafiqa.model.info import read_info
 
     manifest = read_data(str(data), kind, "split_1")
     train = [Path(item.path) for item in manifest.split("train")]
@@ -132,8 +132,8 @@ def speed(sessions: dict, pixels: list[tuple[np.ndarray, ...]], rounds: int) -> 
 def main() -> None:
     from scipy.stats import spearmanr
 
-    from leafiqa.deploy.graphs import pixel_graph
-    from leafiqa.deploy.quantize import quantize_int8
+    from leafiqa.model.graphs import pixel_graph
+    from leafiqa.model.quantize import quantize_int8
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agiqa", type=Path, default=Path("runs/demo/leaf-model.safetensors"))

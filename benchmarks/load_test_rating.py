@@ -327,7 +327,7 @@ def main() -> None:
                         help="seconds a rater looks at an image (uniform)")
     parser.add_argument("--abuse", type=int, default=120, help="hostile requests in all")
     args = parser.parse_args()
-    from leafiqa.ratings.study import Study, StudySettings, read_image_list
+    from leafiqa.labelling.study import Study, StudySettings, read_image_list
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:

@@ -53,7 +53,7 @@ def photos(folder: Path, count: int = 24) -> list[bytes]:
 
 
 def default_model(folder: Path) -> Path:
-    from tests.deploy.conftest import write_model_file
+    from tests.conftest import write_model_file
 
     return write_model_file(folder / "model.safetensors", [224, 512])
 

@@ -48,9 +48,9 @@ def main() -> None:
 
     from leafiqa.cli import read_data
     from leafiqa.data.images import to_pixels
-    from leafiqa.deploy.scorer import Scorer
     from leafiqa.evaluation.metrics import evaluate
-    from leafiqa.metric import create_metric
+    from leafiqa.model.metric import create_metric
+    from leafiqa.model.scorer import Scorer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(SHARED))

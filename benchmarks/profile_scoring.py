@@ -23,7 +23,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from leafiqa.data.images import load_pixels
-    from leafiqa.deploy.pixel_graph import graph_sizes, pixel_session
+    from leafiqa.model.pixel_graph import graph_sizes, pixel_session
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("graph", type=Path)

@@ -121,9 +121,9 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 def child_stages(model: str, precision: str, listing: str, limit: int) -> dict:
     """ms per image for each stage, one core, in order; works with today's code too."""
     from leafiqa.data import images
-    from leafiqa.deploy.outputs import ScoreWriter
-    from leafiqa.deploy.pixel_graph import pixel_session
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model.outputs import ScoreWriter
+    from leafiqa.model.pixel_graph import pixel_session
+    from leafiqa.model.scorer import Scorer
 
     paths = Path(listing).read_text().split("\n")[:limit]
     scorer = Scorer(model, runtime="onnx", precision=precision, threads=1)
@@ -229,7 +229,7 @@ def stage_table(rows: list[tuple[str, dict, float]]) -> None:
 
 def startup_seconds(source: Path, model: Path, precision: str) -> float:
     """A new process until the scoring graph is loaded (best of 3)."""
-    code = ("from leafiqa.deploy.scorer import Scorer; "
+    code = ("from leafiqa.model.scorer import Scorer; "
             f"Scorer({str(model)!r}, runtime='onnx', precision={precision!r}).engine")
     return min(timed([sys.executable, "-c", code], env_for(source))[0] for _ in range(3))
 
@@ -238,7 +238,7 @@ def agreement(model: Path, photos: list[Path]) -> None:
     from scipy.stats import spearmanr
 
     from leafiqa.data.images import load_pixels, open_rgb, to_pixels
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model.scorer import Scorer
 
     for precision in ("int8", "fp32"):
         scorer = Scorer(model, runtime="onnx", precision=precision)
@@ -310,8 +310,8 @@ def decoders(photos: list[Path], side: int, rounds: int = 3) -> None:
 def sweep(model: Path, paths: list[Path], rounds: int = 2) -> None:
     """images/s (decode included, in this process) for inference lanes × threads per lane,
     batch size and decoding threads, the configurations in turns, best of ``rounds``."""
-    from leafiqa.deploy.pixel_graph import PixelGraphScorer, iter_scored, pixel_session
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model.pixel_graph import PixelGraphScorer, iter_scored, pixel_session
+    from leafiqa.model.scorer import Scorer
 
     graph = Scorer(model, runtime="onnx", precision="int8").pixel_graph_path()
     scorers = {}
@@ -361,7 +361,7 @@ def main() -> None:
         return
     import logging
 
-    from leafiqa.deploy.graphs import int8_path
+    from leafiqa.model.graphs import int8_path
 
     if args.decoders:
         with tempfile.TemporaryDirectory() as tmp_name:

@@ -17,10 +17,10 @@ import time
 import numpy as np
 
 from leafiqa.config import load_config
-from leafiqa.data.selection import embed, select_order
 from leafiqa.data.splits import labelled_rows
+from leafiqa.experiments.workspace import label_count, prepare
+from leafiqa.labelling.designs import embed, select_order
 from leafiqa.student.ridge import FeatureSource
-from leafiqa.workspace import label_count, prepare
 
 
 def main() -> None:

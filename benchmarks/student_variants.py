@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.config import load_config
-from leafiqa.data.selection import select_labels
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.methods import run_labels_only, run_leaf, run_linear_probe
-from leafiqa.pipeline import save_student
-from leafiqa.workspace import Workspace, label_count, prepare
+from leafiqa.experiments.methods import run_labels_only, run_leaf, run_linear_probe
+from leafiqa.experiments.pipeline import save_student
+from leafiqa.experiments.workspace import Workspace, label_count, prepare
+from leafiqa.labelling.designs import select_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = ("efficientnet-lite0:224,efficientnet-lite0:384,efficientnet-lite0:512,"
@@ -31,7 +31,7 @@ DEFAULT_VARIANTS = ("efficientnet-lite0:224,efficientnet-lite0:384,efficientnet-
 
 
 def scoring_speed(model: Path, paths: list[Path]) -> float:
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model.scorer import Scorer
 
     scorer = Scorer(model, runtime="auto")
     scorer.score_paths(paths[:8])
@@ -43,7 +43,7 @@ def scoring_speed(model: Path, paths: list[Path]) -> float:
 def model_size(ws: Workspace, result, labels: np.ndarray, paths: list[Path]  # noqa: ANN001
                ) -> tuple[int, float]:
     """Parameters and `leaf score` images/s of the saved model file."""
-    from leafiqa.deploy.modelfile import load_network
+    from leafiqa.model.file import load_network
 
     with tempfile.TemporaryDirectory() as tmp:
         model = save_student(ws, result, Path(tmp) / "m.safetensors", labels)

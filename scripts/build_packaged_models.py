@@ -25,10 +25,10 @@ import numpy as np
 from leafiqa.config import load_config, run_provenance
 from leafiqa.data.manifest import Manifest
 from leafiqa.data.readers import read_dataset
-from leafiqa.deploy.modelfile import load_network, save_model
-from leafiqa.deploy.scorer import Scorer
 from leafiqa.evaluation.metrics import evaluate
-from leafiqa.registry import PACKAGED_NAMES
+from leafiqa.model.file import load_network, save_model
+from leafiqa.model.registry import PACKAGED_NAMES
+from leafiqa.model.scorer import Scorer
 from leafiqa.version import git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="build only this model (repeatable)")
     args = parser.parse_args()
     if sorted(spec.name for spec in MODELS) != sorted(PACKAGED_NAMES):
-        sys.exit(f"leafiqa.registry.PACKAGED_NAMES {PACKAGED_NAMES} must name exactly the "
+        sys.exit(f"leafiqa.model.registry.PACKAGED_NAMES {PACKAGED_NAMES} must name exactly the "
                  f"models built here ({[spec.name for spec in MODELS]})")
     started = time.time()
     commit = git_commit()
@@ -240,7 +240,7 @@ def main() -> None:
         if args.only and spec.name not in args.only:
             existing = PACKAGED_DIR / f"{spec.name}.safetensors"
             if existing.is_file():
-                from leafiqa.deploy.modelfile import read_info
+                from leafiqa.model.file import read_info
 
                 cards.append(read_info(existing).card)
             continue

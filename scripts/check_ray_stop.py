@@ -22,7 +22,7 @@ from leafiqa.data import read_folder  # noqa: E402
 from leafiqa.distributed.cluster import quiet_data_context  # noqa: E402
 from leafiqa.distributed.ray_teach import RaySettings, teach_with_ray  # noqa: E402
 from leafiqa.judgments.store import JudgmentStore  # noqa: E402
-from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app  # noqa: E402
+from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app  # noqa: E402
 from tests.conftest import make_image  # noqa: E402
 
 

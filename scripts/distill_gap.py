@@ -13,8 +13,8 @@ import sys
 from scipy.stats import spearmanr
 
 from leafiqa.config import load_config
-from leafiqa.methods import distilled_head, unseen_scores
-from leafiqa.workspace import prepare
+from leafiqa.experiments.methods import distilled_head, unseen_scores
+from leafiqa.experiments.workspace import prepare
 
 args = sys.argv[1:]
 splits = ["split_1"]

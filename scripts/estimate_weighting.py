@@ -3,7 +3,7 @@
 calibration is cross-validated once (``methods.estimate_folds``, exactly as ``leaf bench``
 does) and the same folds are then re-weighted each way: no weights, each label's
 Voronoi cell in the feature PCA (1 neighbour), and every pool image shared among its 3, 5
-(``data.selection.REPRESENTATION_NEIGHBOURS``) or 10 nearest labels. Prints, per budget and
+(``labelling.designs.REPRESENTATION_NEIGHBOURS``) or 10 nearest labels. Prints, per budget and
 weighting, the estimate's mean error against the test SRCC and how often its 90 % interval,
 widened for the test set's size, covers it — the columns of ``leaf bench``'s labelling.md.
 
@@ -20,13 +20,19 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from leafiqa.bench import BenchGrid, label_draws, labelled_views, split_config, train_embedding
 from leafiqa.calibration.estimate import MIN_LABELS_FOR_ESTIMATE, estimate_from_folds
 from leafiqa.config import load_config
-from leafiqa.data.selection import representation_weights
 from leafiqa.evaluation.report import budget_label
-from leafiqa.methods import estimate_folds, run_leaf
-from leafiqa.workspace import Workspace, prepare
+from leafiqa.experiments.bench import (
+    BenchGrid,
+    label_draws,
+    labelled_views,
+    split_config,
+    train_embedding,
+)
+from leafiqa.experiments.methods import estimate_folds, run_leaf
+from leafiqa.experiments.workspace import Workspace, prepare
+from leafiqa.labelling.designs import representation_weights
 
 WEIGHTINGS = {"none": 0, "cells (1)": 1, "shared 3": 3, "shared 5": 5, "shared 10": 10}
 

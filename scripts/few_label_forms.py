@@ -19,12 +19,12 @@ from collections import Counter
 import numpy as np
 from scipy.stats import spearmanr
 
-from leafiqa.bench import train_embedding
 from leafiqa.calibration import prior
 from leafiqa.config import load_config
 from leafiqa.data.splits import labelled_rows, select_among_labelled
-from leafiqa.methods import distilled_head
-from leafiqa.workspace import label_count, prepare
+from leafiqa.experiments.bench import train_embedding
+from leafiqa.experiments.methods import distilled_head
+from leafiqa.experiments.workspace import label_count, prepare
 
 args = sys.argv[1:]
 splits = ["split_1", "split_2", "split_3", "split_4", "split_5"]

@@ -16,8 +16,8 @@ from headless import chromium_driver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from leafiqa.deploy.service import create_app
-from leafiqa.teachers.mock_server import ServerThread
+from leafiqa.serve.service import create_app
+from leafiqa.testing.mock_teacher import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 

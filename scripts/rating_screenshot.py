@@ -14,9 +14,9 @@ from pathlib import Path
 
 from headless import chromium_driver
 
-from leafiqa.deploy.rating_service import create_rating_app
-from leafiqa.ratings.study import Study, StudySettings, read_image_list
-from leafiqa.teachers.mock_server import ServerThread
+from leafiqa.labelling.service import create_rating_app
+from leafiqa.labelling.study import Study, StudySettings, read_image_list
+from leafiqa.testing.mock_teacher import ServerThread
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from leafiqa.ratings.study import Study
+from leafiqa.labelling.study import Study
 
 MAX_RETRIES = 30
 MAX_WAIT = 10.0  # seconds, whatever Retry-After says

@@ -76,7 +76,7 @@ def test_reading_a_config_does_not_import_torch() -> None:
 
 def test_stages_use_the_config_sections_themselves() -> None:
     """Each default is stated once: the stages take their sections from config.py."""
-    from leafiqa.calibration.finetune import CalibrationConfig as StageCalibration
+    from leafiqa.experiments.labels_only import CalibrationConfig as StageCalibration
     from leafiqa.student.distill import DistillConfig as StageDistill
 
     assert StageDistill is DistillConfig and StageCalibration is CalibrationConfig

@@ -33,7 +33,7 @@ def small_config(tmp_path: Path, cache_dir: Path, teacher: str, **extra: object)
 
 @pytest.mark.parametrize("teacher", ["qbench", "cues"])
 def test_leaf_run_on_real_images(tmp_path: Path, cache_dir: Path, teacher: str) -> None:
-    from leafiqa.pipeline import format_results, run_pipeline
+    from leafiqa.experiments.pipeline import format_results, run_pipeline
 
     spec = f"qbench:{QBENCH / 'internlm_xcomposer_vl.json'}" if teacher == "qbench" else "cues"
     if teacher == "cues":
@@ -93,7 +93,7 @@ def test_cli_stages_teach_distill_calibrate_evaluate(tmp_path: Path, cache_dir: 
 
 
 def test_teach_openai_backend_on_200_images(tmp_path: Path) -> None:
-    from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
+    from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app
 
     pytest.importorskip("fastapi")
     subset = tmp_path / "subset.csv"
@@ -127,14 +127,14 @@ def test_teach_openai_backend_on_200_images(tmp_path: Path) -> None:
 
 
 def test_bench_quick_grid(tmp_path: Path, cache_dir: Path) -> None:
-    from leafiqa.bench import run_bench
+    from leafiqa.experiments.bench import run_bench
 
     config = small_config(tmp_path, cache_dir,
                           f"qbench:{QBENCH / 'internlm_xcomposer_vl.json'}",
                           **{"bench": {"limit": 300}})
     report = run_bench(config, quick=True, progress=False, workers=1)
     rows = report.rows
-    from leafiqa.bench import BenchGrid
+    from leafiqa.experiments.bench import BenchGrid
 
     methods = BenchGrid.from_config({}, quick=True).methods_for("random", ensemble=False)
     # 1 split × 1 seed × 3 budgets × every method, less the two label-only ones at 0 labels

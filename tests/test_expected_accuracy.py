@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from leafiqa.cli import app
-from leafiqa.deploy.modelfile import read_info
+from leafiqa.model.file import read_info
 from tests.conftest import REPO, write_recorded_dataset
 
 runner = CliRunner()

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 import leafiqa
 from leafiqa.cli import app, read_data
-from leafiqa.deploy.scorer import Scorer
 from leafiqa.evaluation.metrics import evaluate
+from leafiqa.model.scorer import Scorer
 from tests.conftest import AGIQA, needs_agiqa
 
 pytestmark = needs_agiqa
@@ -34,7 +34,7 @@ def test_agiqa_test_images_score_the_same_through_every_entry_point(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
-    from leafiqa.deploy.service import create_app
+    from leafiqa.serve.service import create_app
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     paths, mos = test_set

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from leafiqa.cli import app
 from leafiqa.data.readers import read_plain_csv
-from leafiqa.deploy.modelfile import read_info
+from leafiqa.model.file import read_info
 from tests.conftest import AGIQA, QBENCH, needs_agiqa
 
 pytestmark = [needs_agiqa, pytest.mark.e2e]

@@ -16,10 +16,13 @@ from leafiqa.calibration.estimate import (
 )
 from leafiqa.calibration.prior import PoolSample, calibrate_prior, sample_pool_rows
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.data.selection import embed, representation_weights
 from leafiqa.data.splits import labelled_rows, select_among_labelled
 from leafiqa.defaults import cache_folder
-from leafiqa.deploy.modelfile import (
+from leafiqa.errors import ConfigError
+from leafiqa.judgments.runner import hash_manifest
+from leafiqa.judgments.store import JudgmentStore
+from leafiqa.labelling.designs import embed, representation_weights
+from leafiqa.model.file import (
     LeafNetwork,
     ModelInfo,
     load_network,
@@ -27,9 +30,6 @@ from leafiqa.deploy.modelfile import (
     save_model,
     trained_digests,
 )
-from leafiqa.errors import ConfigError
-from leafiqa.judgments.runner import hash_manifest
-from leafiqa.judgments.store import JudgmentStore
 from leafiqa.student.backbone import build_backbone
 from leafiqa.student.distill import DistillConfig, TeacherTargets, build_targets, distill_head
 from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
@@ -153,7 +153,7 @@ def calibrate(
     speaks for ``target``: "pool" (the images of ``manifest`` left unlabelled) or "new"; with
     ``next_labels``, the model file also records what that many more labels are expected to add
     (``calibration.estimate.learning_curve``)."""
-    from leafiqa.workspace import label_count
+    from leafiqa.experiments.workspace import label_count
 
     network, info = load_network(model_path)
     pool = training_images(manifest)

@@ -148,7 +148,7 @@ class DistillConfig:
 @dataclass(config=_STRICT)
 class CalibrationConfig:
     """The ``calibration`` section: the forms LEAF's calibration chooses among, and the
-    labels-only student's training (used as is by ``leafiqa.calibration.finetune``)."""
+    labels-only student's training (used as is by ``leafiqa.experiments.labels_only``)."""
 
     forms: list[Literal["two-stage", "joint"]] = Field(
         default_factory=lambda: ["two-stage", "joint"],

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from leafiqa.calibration.finetune import CalibrationConfig, finetune_head, train_on_labels
 from leafiqa.calibration.mapping import ScoreMap, fit_score_map, logistic4
-from leafiqa.data.selection import select_labels
+from leafiqa.experiments.labels_only import CalibrationConfig, finetune_head, train_on_labels
+from leafiqa.labelling.designs import select_labels
 from leafiqa.student.distill import DistillConfig, build_targets, distill_head
 from leafiqa.student.ridge import fit_ridge
 from tests.student.test_student import synthetic, teacher_points

@@ -156,7 +156,7 @@ def test_shared_weights_estimate_better_than_voronoi_cells() -> None:
     each pool image shared among its 5 nearest labels the estimate errs less than with each
     label's Voronoi cell, whose counts in 8 dimensions hang on which label happens to be
     nearest."""
-    from leafiqa.data.selection import embed, representation_weights, select_order
+    from leafiqa.labelling.designs import embed, representation_weights, select_order
 
     errors: dict[int, list[float]] = {5: [], 1: []}
     for seed in range(8):

@@ -7,7 +7,7 @@ import sys
 
 
 def test_default_path_does_not_import_ray() -> None:
-    code = ("import sys, leafiqa, leafiqa.cli, leafiqa.deploy.scorer, leafiqa.deploy.quantize, "
+    code = ("import sys, leafiqa, leafiqa.cli, leafiqa.model.scorer, leafiqa.model.quantize, "
             "leafiqa.teachers.endpoints, leafiqa.judgments.runner; "
             "print('ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 
 import leafiqa
-from tests.conftest import AGIQA
-from tests.deploy.conftest import write_model_file
-from tests.deploy.test_one_path import NOISE, large_photos
+from tests.conftest import AGIQA, write_model_file
+from tests.model.test_one_path import NOISE, large_photos
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'leaf-iqa[ray]')")
 

@@ -12,7 +12,7 @@ import pytest
 from leafiqa.data import read_folder
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
+from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app
 from tests.conftest import make_image
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'leaf-iqa[ray]')")

@@ -15,9 +15,8 @@ from leafiqa.data import read_folder
 from leafiqa.distributed.cluster import quiet_data_context, start_local_ray
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
-from tests.conftest import make_image
-from tests.deploy.conftest import write_model_file
+from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app
+from tests.conftest import make_image, write_model_file
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'leaf-iqa[ray]')")
 pytest.importorskip("fastapi")
@@ -192,8 +191,8 @@ def test_teach_records_failures_and_the_next_run_retries_them(image_folder: Path
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_score_writes_a_row_per_input_and_resumes(tmp_path: Path, image_folder: Path,
                                                   suffix: str) -> None:
-    from leafiqa.deploy.scorer import Scorer
     from leafiqa.distributed.ray_score import score_with_ray
+    from leafiqa.model.scorer import Scorer
 
     model = write_model_file(tmp_path / "model.safetensors", [64])
     paths = sorted(image_folder.glob("*.jpg"))

@@ -123,9 +123,9 @@ def test_leaf_run_export_score_metric_serve_with_a_tiny_hf_backbone(
         tmp_path: Path, tiny_folders: dict[str, Path], name: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     import leafiqa
-    from leafiqa.deploy import quantize
-    from leafiqa.deploy.modelfile import read_info
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model import quantize
+    from leafiqa.model.file import read_info
+    from leafiqa.model.scorer import Scorer
 
     # a copy of the folder, removed before the fresh process scores: the model file suffices
     folder = tmp_path / name
@@ -162,7 +162,7 @@ def test_leaf_run_export_score_metric_serve_with_a_tiny_hf_backbone(
 
     from fastapi.testclient import TestClient
 
-    from leafiqa.deploy.service import create_app
+    from leafiqa.serve.service import create_app
 
     with TestClient(create_app(model, runtime="torch", max_batch=8)) as client:
         answer = client.post("/score", files=[("files", (p.name, p.read_bytes(), "image/jpeg"))
@@ -171,7 +171,7 @@ def test_leaf_run_export_score_metric_serve_with_a_tiny_hf_backbone(
 
     shutil.rmtree(folder)
     fresh = subprocess.run(
-        [sys.executable, "-c", "import sys; from leafiqa.deploy.scorer import Scorer; "
+        [sys.executable, "-c", "import sys; from leafiqa.model.scorer import Scorer; "
          "print(*Scorer(sys.argv[1], runtime='torch').score_paths(sys.argv[2:]))",
          str(model), *map(str, images[:3])],
         capture_output=True, text=True, env=_offline_env(tmp_path), timeout=120)
@@ -181,7 +181,7 @@ def test_leaf_run_export_score_metric_serve_with_a_tiny_hf_backbone(
 
 def test_full_finetune_of_a_tiny_hf_backbone_changes_its_weights(
         tmp_path: Path, tiny_folders: dict[str, Path]) -> None:
-    from leafiqa.deploy.modelfile import load_network
+    from leafiqa.model.file import load_network
 
     # no validation slice: the tuned state is kept even where it validates worse
     model = _tiny_run(tmp_path, f"hf:{tiny_folders['convnext']}", {"val_fraction": 0.0},
@@ -225,7 +225,7 @@ def test_cli_stages_distill_then_calibrate_with_a_tiny_hf_backbone(
         tmp_path: Path, tiny_folders: dict[str, Path]) -> None:
     """``leaf distill --backbone hf:FOLDER`` then ``leaf calibrate``: calibration rebuilds the
     backbone from the model file (its folder may be gone) and reads the same cached features."""
-    from leafiqa.deploy.modelfile import read_info
+    from leafiqa.model.file import read_info
 
     csv, recorded = write_recorded_dataset(
         tmp_path / "data", 24, mos=lambda i: round(1 + (i % 6) / 2, 2),

@@ -50,7 +50,7 @@ def run_tuned_pipeline(tmp_path: Path, size: int, student: dict, budget: int) ->
     """``leaf run`` on 48 synthetic images (every 4th a test image) with the recorded teacher
     and ``student`` settings; returns its summary."""
     from leafiqa.config import load_config
-    from leafiqa.pipeline import run_pipeline
+    from leafiqa.experiments.pipeline import run_pipeline
     from tests.conftest import REPO, write_recorded_dataset
 
     csv, recorded = write_recorded_dataset(
@@ -70,8 +70,8 @@ def run_tuned_pipeline(tmp_path: Path, size: int, student: dict, budget: int) ->
 @pytest.mark.parametrize("input_size", [64, [48, 64]], ids=["one-size", "pyramid"])
 def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
         tmp_path: Path, input_size: int | list[int]) -> None:
-    from leafiqa.deploy.modelfile import load_network
-    from leafiqa.deploy.scorer import Scorer
+    from leafiqa.model.file import load_network
+    from leafiqa.model.scorer import Scorer
 
     summary = run_tuned_pipeline(tmp_path, 64, {"input_size": input_size, "unfreeze_blocks": 1,
                                                 "tail_epochs": 2}, budget=12)
@@ -88,7 +88,7 @@ def test_pipeline_with_unfrozen_blocks_saves_the_tuned_backbone(
 
 
 def test_full_finetuning_trains_every_layer_stem_included(tmp_path: Path) -> None:
-    from leafiqa.deploy.modelfile import load_network
+    from leafiqa.model.file import load_network
 
     summary = run_tuned_pipeline(tmp_path, 48, {"input_size": 48, "finetune": "full",
                                                 "tail_epochs": 2}, budget=8)

@@ -11,7 +11,7 @@ from leafiqa.data import read_folder
 from leafiqa.judgments.runner import teach
 from leafiqa.judgments.store import JudgmentStore
 from leafiqa.teachers.endpoints import EndpointPool, pooled_teacher
-from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app, free_port
+from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app, free_port
 
 pytest.importorskip("fastapi")
 

@@ -1,5 +1,5 @@
 """The OpenAI-compatible teacher against a real HTTP server on 127.0.0.1 whose answers depend on
-the images it receives (``leafiqa.teachers.mock_server``)."""
+the images it receives (``leafiqa.testing.mock_teacher``)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from leafiqa.data import read_folder
 from leafiqa.data.images import open_rgb
 from leafiqa.judgments.runner import hash_manifest, teach
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.teachers.mock_server import (
+from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
+from leafiqa.teachers.prompts import match_word
+from leafiqa.testing.mock_teacher import (
     MockBehaviour,
     ServerThread,
     create_mock_app,
     detail_quality,
     image_detail,
 )
-from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
-from leafiqa.teachers.prompts import match_word
 
 pytest.importorskip("fastapi")
 

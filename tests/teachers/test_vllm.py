@@ -15,10 +15,10 @@ import pytest
 from leafiqa.data import read_folder
 from leafiqa.judgments.runner import hash_manifest, teach
 from leafiqa.judgments.store import JudgmentStore
-from leafiqa.teachers.mock_server import MockBehaviour, ServerThread, create_mock_app
 from leafiqa.teachers.openai import OpenAITeacher, TeacherSettings
 from leafiqa.teachers.protocol import JudgmentFailure, PointJob, PointJudgment, TeacherError
-from leafiqa.teachers.registry import make_teacher
+from leafiqa.teachers.specs import make_teacher
+from leafiqa.testing.mock_teacher import MockBehaviour, ServerThread, create_mock_app
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 

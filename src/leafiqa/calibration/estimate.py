@@ -25,13 +25,13 @@ bootstrap over the labelled images of that statistic.
 
 Labels chosen on purpose are not a random sample (k-center picks spread-out images, which
 inflates a rank correlation): ``weights`` — how many pool images each labelled image stands for
-(``data.selection.representation_weights``) — make every term a weighted correlation over the
+(``labelling.designs.representation_weights``) — make every term a weighted correlation over the
 pool those images represent.
 
 What it estimates is agreement with what a large panel would say. Labels from a lab (dozens of
 raters an image) are that panel; labels from two or three people are not: their own noise
 attenuates every correlation against them. ``label_noise`` — each label's error variance
-against a large panel's MOS, from the ratings themselves (``ratings.reliability``) — gives the
+against a large panel's MOS, from the ratings themselves (``labelling.reliability``) — gives the
 labels' reliability over the pool, ``1 − mean(noise) / variance(MOS)``, and every correlation is
 divided by its square root (Spearman's correction for attenuation); the bootstrap recomputes it
 on each resample, so its own uncertainty is in the interval.

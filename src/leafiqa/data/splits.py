@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.data.manifest import DataError, Manifest, printable
-from leafiqa.data.selection import select_labels
+from leafiqa.labelling.designs import select_labels
 
 MIN_TEST_IMAGES = 3  # the fewest the correlation metrics accept
 

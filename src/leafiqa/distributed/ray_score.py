@@ -54,7 +54,7 @@ class ScoreActor:
                  decode_threads: int) -> None:
         import ray
 
-        from leafiqa.deploy.pixel_graph import PixelGraphScorer
+        from leafiqa.model.pixel_graph import PixelGraphScorer
 
         if isinstance(graph, ray.ObjectRef):
             graph = ray.get(graph)
@@ -170,8 +170,8 @@ def score_with_ray(model_path: str | Path, paths: Sequence[Path], out: str | Pat
                    on_batch: Callable[[dict], None] | None = None) -> RayScoreReport:
     """Score ``paths`` with ``actors`` scoring actors (default: one per CPU of the cluster, one
     inference thread each) and write one row per path to ``out`` (CSV or Parquet)."""
-    from leafiqa.deploy.registry import resolve_model
-    from leafiqa.deploy.scorer import graph_engine, pixel_graph
+    from leafiqa.model.registry import resolve_model
+    from leafiqa.model.scorer import graph_engine, pixel_graph
 
     model_path, out = resolve_model(model_path), Path(out)
     if out.suffix not in {".csv", ".parquet"}:

@@ -96,7 +96,7 @@ class TeacherActor:
     def __init__(self, spec: str, options: dict) -> None:
         import ray
 
-        from leafiqa.teachers.registry import make_teacher
+        from leafiqa.teachers.specs import make_teacher
 
         self.teacher = make_teacher(spec, **options)
         self.node = ray.get_runtime_context().get_node_id()
@@ -212,7 +212,7 @@ def teach_with_ray(teacher_spec: str, teacher_options: dict, manifest: Manifest,
                    on_batch: Callable[[dict], None] | None = None) -> RayTeachReport:
     """Like ``judgments.runner.teach`` (same store, same pair plan, same resume rule), with
     the teacher running in a Ray actor pool."""
-    from leafiqa.teachers.registry import make_teacher
+    from leafiqa.teachers.specs import make_teacher
 
     settings = settings or RaySettings()
     ensure_ray(settings.address, settings.local_cpus)

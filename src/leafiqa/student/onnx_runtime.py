@@ -1,10 +1,10 @@
 """ONNX Runtime helpers: export a PyTorch module to ONNX, and open an inference session.
 
 Shared by the student's feature extractor (``student.features`` runs the frozen backbone
-through ONNX Runtime when it is installed) and by ``deploy/`` (the scorer, int8 quantisation,
-``leaf export``). They live here, with the student, rather than in ``deploy/`` because the
-student needs them too and ``deploy/`` sits above it: imports go one way, from deploy down to
-the student, never back (README, "Architecture")."""
+through ONNX Runtime when it is installed) and by ``model/`` (the scorer, int8 quantisation,
+``leaf export``). They live here, with the student, rather than in ``model/`` because the
+student needs them too and ``model/`` sits above it: imports go one way, from the model down to
+the student, never back (docs: Architecture)."""
 
 from __future__ import annotations
 

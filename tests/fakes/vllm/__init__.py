@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from leafiqa.teachers.mock_server import decode_data_url, mock_answer
+from leafiqa.testing.mock_teacher import decode_data_url, mock_answer
 
 
 @dataclass
