@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from leafiqa.config import RunConfig, load_config
-from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.data.splits import labelled_rows
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.experiments.methods import run_leaf
 from leafiqa.experiments.pipeline import tune_backbone
 from leafiqa.experiments.workspace import label_count, prepare
-from leafiqa.labelling.designs import embed
+from leafiqa.labelling.designs import embed, select_among_labelled
 from leafiqa.student.tail_tuning import autocast_dtype, training_device
 
 REPO = Path(__file__).resolve().parents[1]

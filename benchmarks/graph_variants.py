@@ -59,8 +59,8 @@ def recipes() -> dict:
 
 
 def load_set(name: str, kind: str, data: Path, model: Path, model_224: Path | None) -> DataSet:
-    from leafiqa.cli import read_data
     from leafiqa.data.images import load_pixels
+    from leafiqa.data.inputs import read_data
     from leafiqa.model.info import read_info
 
     manifest = read_data(str(data), kind, "split_1")
@@ -132,8 +132,8 @@ def speed(sessions: dict, pixels: list[tuple[np.ndarray, ...]], rounds: int) -> 
 def main() -> None:
     from scipy.stats import spearmanr
 
-    from leafiqa.model.graphs import pixel_graph
     from leafiqa.model.quantize import quantize_int8
+    from leafiqa.model.scorer import pixel_graph
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agiqa", type=Path, default=Path("runs/demo/leaf-model.safetensors"))

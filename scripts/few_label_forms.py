@@ -21,10 +21,11 @@ from scipy.stats import spearmanr
 
 from leafiqa.calibration import prior
 from leafiqa.config import load_config
-from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.data.splits import labelled_rows
 from leafiqa.experiments.bench import train_embedding
 from leafiqa.experiments.methods import distilled_head
 from leafiqa.experiments.workspace import label_count, prepare
+from leafiqa.labelling.designs import select_among_labelled
 
 args = sys.argv[1:]
 splits = ["split_1", "split_2", "split_3", "split_4", "split_5"]

@@ -19,14 +19,17 @@ import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
-from leafiqa.defaults import CACHE_ENV, default_cache
+from leafiqa.defaults import (
+    CACHE_ENV,
+    DATASET_KINDS,
+    DEFAULT_BACKBONE,
+    DEFAULT_INPUT_SIZE,
+    DEFAULT_SPLIT,
+    default_cache,
+)
 from leafiqa.errors import ConfigError, quoted
 
-DEFAULT_BACKBONE = "efficientnet-lite0"
 EFFICIENTNET_BACKBONES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
-# The default student reads an image pyramid: the whole image at 224 px (global composition)
-# and at 512 px (fine detail); see student/features.py.
-DEFAULT_INPUT_SIZE: tuple[int, ...] = (224, 512)
 
 # inf and nan are refused for every float (``labels.budget: 1e400`` reads as inf)
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
@@ -37,11 +40,10 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 @dataclass(config=_STRICT)
 class DataConfig:
-    kind: str = Field("agiqa3k", description="dataset reader: agiqa3k, koniq10k, spaq, livec, "
-                                             "kadid10k, csv or folder")
+    kind: str = Field("agiqa3k", description="dataset reader: " + ", ".join(DATASET_KINDS))
     path: str = Field("../shared/data/agiqa3k", description="dataset folder or manifest CSV")
-    split: str | None = Field("split_1", description="split column of the splits file "
-                                                      "(train/test per image)")
+    split: str | None = Field(DEFAULT_SPLIT, description="split column of the splits file "
+                                                        "(train/test per image)")
     splits: str | None = Field(None, description="splits CSV (name, split_1, …); default: "
                                                  "splits.csv beside the data, or the data CSV's "
                                                  "own columns")
@@ -178,7 +180,7 @@ class LabelConfig:
     budget: float = Field(0.1, ge=0, description="< 1: fraction of the training split; ≥ 1: "
                                                  "a count; 0: none (ranks only)")
     selection: str = Field("variance", description="label selection: random, spread, kcenter or "
-                           "variance (data.selection)")
+                           "variance (labelling.designs)")
     seed: int = 0
 
 

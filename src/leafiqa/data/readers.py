@@ -19,6 +19,7 @@ from leafiqa.data.manifest import (
     printable,
     require_columns,
 )
+from leafiqa.defaults import DEFAULT_SPLIT
 
 if TYPE_CHECKING:  # pandas is imported where a table is read: `leaf score` needs none
     import pandas as pd
@@ -122,7 +123,7 @@ def _read_with_splits(
 
 def read_agiqa3k(
     root: str | Path,
-    split: str | None = "split_1",
+    split: str | None = DEFAULT_SPLIT,
     *,
     check_files: bool = True,
 ) -> Manifest:
@@ -133,7 +134,7 @@ def read_agiqa3k(
 
 def read_clive_dev(
     root: str | Path,
-    split: str | None = "split_1",
+    split: str | None = DEFAULT_SPLIT,
     *,
     check_files: bool = True,
 ) -> Manifest:

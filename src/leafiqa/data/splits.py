@@ -11,13 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.data.manifest import DataError, Manifest, printable
-from leafiqa.labelling.designs import select_labels
+from leafiqa.defaults import DEFAULT_SPLIT
 
 MIN_TEST_IMAGES = 3  # the fewest the correlation metrics accept
 
 
 def has_split(manifest: Manifest) -> bool:
     return any(item.split for item in manifest)
+
+
+def training_images(manifest: Manifest) -> Manifest:
+    """The train split when the manifest has one, else every image."""
+    return manifest.split("train") if has_split(manifest) else manifest
 
 
 def all_train(manifest: Manifest) -> Manifest:
@@ -59,22 +64,6 @@ def labelled_rows(mos: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.isnan(values))
 
 
-def select_among_labelled(train_mos: np.ndarray, n_labels: int, *, strategy: str = "random",
-                          teacher_scores: np.ndarray | None = None, seed: int = 0,
-                          features: np.ndarray | None = None,
-                          embedding: np.ndarray | None = None) -> np.ndarray:
-    """``select_labels`` restricted to the training images that have a MOS: positions into the
-    training rows. With every image labelled it is ``select_labels`` itself. ``features`` /
-    ``embedding``: of every training row (the designs that need them)."""
-    pool = labelled_rows(train_mos)
-    scores = None if teacher_scores is None else np.asarray(teacher_scores)[pool]
-    picked = select_labels(pool.size, min(n_labels, pool.size), strategy=strategy,
-                           teacher_scores=scores, seed=seed,
-                           features=None if features is None else np.asarray(features)[pool],
-                           embedding=None if embedding is None else np.asarray(embedding)[pool])
-    return pool[picked]
-
-
 def write_manifest_csv(manifest: Manifest, path: Path) -> Path:
     """``name,mos,std,split`` with absolute image paths: readable from anywhere by the ``csv``
     reader. Written to a temporary file beside ``path`` and renamed, so a failed write never
@@ -97,14 +86,17 @@ def write_manifest_csv(manifest: Manifest, path: Path) -> Path:
     return path
 
 
-def load_data(kind: str, path: str | Path, *, split: str | None = "split_1",
+def load_data(kind: str, path: str | Path, *, split: str | None = DEFAULT_SPLIT,
               image_root: str | Path | None = None, holdout: float | None = None,
               holdout_seed: int = 0, limit: int | None = None) -> Manifest:
-    """Read a dataset and give it the splits a run needs (``prepare_splits``). ``split`` is the
-    split column of the datasets that ship several (AGIQA-3K, clive-dev); ``image_root`` is
-    where a CSV's image names resolve (default: the CSV's folder)."""
+    """Read a dataset (``kind`` auto: the reader ``data.inputs.detect_kind`` finds) and give it
+    the splits a run needs (``prepare_splits``). ``split`` is the split column of the datasets
+    that ship several (AGIQA-3K, clive-dev); ``image_root`` is where a CSV's image names
+    resolve (default: the CSV's folder)."""
+    from leafiqa.data.inputs import resolve_kind
     from leafiqa.data.readers import read_dataset
 
+    kind = resolve_kind(kind, path)
     options: dict[str, object] = {}
     if kind in ("agiqa3k", "clive"):
         options["split"] = split

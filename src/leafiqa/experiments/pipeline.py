@@ -14,7 +14,7 @@ import numpy as np
 
 from leafiqa.config import RunConfig, config_to_dict, run_provenance
 from leafiqa.data.images import as_sizes
-from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.data.splits import labelled_rows
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.experiments.methods import (
     MethodResult,
@@ -23,7 +23,7 @@ from leafiqa.experiments.methods import (
     run_teacher_alone,
 )
 from leafiqa.experiments.workspace import Workspace, label_count, prepare, stage
-from leafiqa.labelling.designs import embed, representation_weights
+from leafiqa.labelling.designs import embed, representation_weights, select_among_labelled
 from leafiqa.model.file import LeafNetwork, model_info, save_model
 from leafiqa.student.backbone import build_backbone
 from leafiqa.student.ridge import FeatureSource

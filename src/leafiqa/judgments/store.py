@@ -188,7 +188,7 @@ def _chunks(values: Sequence[str], size: int = 900) -> Iterable[Sequence[str]]:
 
 
 class JudgmentStore:
-    """``with JudgmentStore("runs/judgments.sqlite") as store: ...``"""
+    """``with JudgmentStore("judgments.sqlite") as store: ...``"""
 
     def __init__(self, path: str | Path = ":memory:", create: bool = True,
                  timeout: float = 30.0) -> None:
@@ -536,6 +536,20 @@ class JudgmentStore:
         )
         return [(t, v, points.get((t, v), 0), pairs.get((t, v), 0))
                 for (t, v) in sorted(set(points) | set(pairs))]
+
+    def resolve_teacher(self, teacher_id: str | None = None) -> str:
+        """The teacher whose judgments to read: ``teacher_id`` when the store holds its
+        judgments, else the only teacher there is; a DataError naming the store otherwise."""
+        found = sorted({teacher for teacher, *_ in self.teachers()})
+        if teacher_id:
+            if teacher_id not in found:
+                raise DataError(f"{self.path}: no judgments by teacher '{teacher_id}'; found "
+                                f"{found}")
+            return teacher_id
+        if len(found) != 1:
+            raise DataError(f"{self.path}: holds judgments of {found or 'no teacher'}; "
+                            "choose one with --teacher-id")
+        return found[0]
 
     @_sql
     def image_names(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from leafiqa.data.splits import labelled_rows
 from leafiqa.errors import ConfigError, DataError
 
 STRATEGIES = ("random", "spread", "kcenter", "variance")
@@ -245,9 +246,10 @@ def _variance(z: np.ndarray, scores: np.ndarray, done: np.ndarray, n_new: int) -
 #: strategies whose labelled images are a (stratified) random sample of the pool: their
 #: estimate needs no re-weighting (``spread`` draws one image per equal-count bin)
 SELF_WEIGHTING = ("random", "spread")
-#: each pool image is shared among this many nearest labelled images: one (Voronoi cells) in a
-#: 32-d embedding lets a few images' cells decide the estimate (clive-dev split_4, 43 labels:
-#: first term .76 unweighted, .62 with cells, test .70); sharing smooths the counts
+#: each pool image is shared among this many nearest labelled images: with one (Voronoi cells)
+#: in a 32-d embedding a few images' cells decide the estimate, which then strays from the
+#: test SRCC; sharing smooths the counts (scripts/estimate_weighting.py compares them;
+#: docs/results/estimate.md)
 REPRESENTATION_NEIGHBOURS = 5
 WEIGHT_CHUNK_ROWS = 8192
 
@@ -272,3 +274,19 @@ def representation_weights(embedding: np.ndarray, labelled: Sequence[int] | np.n
         counts += np.bincount(nearest.ravel(), minlength=rows.size)
     counts = np.maximum(counts / k, 1.0)
     return counts / counts.mean()
+
+
+def select_among_labelled(train_mos: np.ndarray, n_labels: int, *, strategy: str = "random",
+                          teacher_scores: np.ndarray | None = None, seed: int = 0,
+                          features: np.ndarray | None = None,
+                          embedding: np.ndarray | None = None) -> np.ndarray:
+    """``select_labels`` restricted to the training images that have a MOS: positions into the
+    training rows. With every image labelled it is ``select_labels`` itself. ``features`` /
+    ``embedding``: of every training row (the designs that need them)."""
+    pool = labelled_rows(train_mos)
+    scores = None if teacher_scores is None else np.asarray(teacher_scores)[pool]
+    picked = select_labels(pool.size, min(n_labels, pool.size), strategy=strategy,
+                           teacher_scores=scores, seed=seed,
+                           features=None if features is None else np.asarray(features)[pool],
+                           embedding=None if embedding is None else np.asarray(embedding)[pool])
+    return pool[picked]

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.defaults import cache_folder
+from leafiqa.data.splits import training_images
+from leafiqa.defaults import DEFAULT_BACKBONE, DEFAULT_INPUT_SIZE, cache_folder
 from leafiqa.errors import ConfigError
 from leafiqa.judgments.runner import hash_manifest
 from leafiqa.labelling.designs import embed, select_order
-from leafiqa.student.features import DEFAULT_INPUT_SIZE, FeatureExtractor
+from leafiqa.student.features import FeatureExtractor
 
 #: designs that read the teacher's judgments / the student's features
 NEEDS_TEACHER = ("spread", "kcenter", "variance")
@@ -111,13 +112,12 @@ def excluded_names(source: Path, manifest: Manifest) -> set[str]:
 
 def teacher_scores(store: Path, teacher_id: str | None, keys: list[str]) -> np.ndarray:
     """The teacher's point score (P(good)) of every image; NaN where it has none."""
-    from leafiqa.api import _only_teacher
     from leafiqa.judgments.store import JudgmentStore
 
     if not store.is_file():
         raise DataError(f"{store}: no such judgment store (run `leaf teach` first)")
     with JudgmentStore(store) as opened:
-        teacher_id = _only_teacher(opened, teacher_id)
+        teacher_id = opened.resolve_teacher(teacher_id)
         points = opened.points(teacher_id, keys=keys)
     return np.array([points[k].score if k in points else np.nan for k in keys])
 
@@ -131,7 +131,7 @@ def select_next(
     exclude: Sequence[Path] = (),
     store: Path | None = None,
     teacher_id: str | None = None,
-    backbone: str = "efficientnet-lite0",
+    backbone: str = DEFAULT_BACKBONE,
     input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
     cache_dir: str | Path | None = None,
     seed: int = 0,
@@ -139,8 +139,6 @@ def select_next(
     """The ``n`` images of ``manifest``'s training part (every image without a split) to rate
     next, given the ones named in ``labels``; the images ``exclude`` names (gold images, a test
     set: ``excluded_names``) are never candidates."""
-    from leafiqa.api import training_images
-
     if n < 1:
         raise ConfigError(f"--n must be at least 1 (got {n})")
     pool = training_images(manifest)

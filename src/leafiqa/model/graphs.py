@@ -6,8 +6,8 @@ graph's metadata) and is used only for that file (``graph_matches``): a model re
 another keeps no stale graph, whatever the file dates say. Derived graphs are cached by that
 hash (``cache_path``: ``<cache>/graphs/<sha16>…``, in ``defaults.default_cache``) and written
 to a temporary file renamed into place (``atomic_output``), so an interrupted export never
-leaves a truncated graph behind. Only building a graph needs PyTorch
-(``model.onnx_export``), and it is imported then."""
+leaves a truncated graph behind. Only building a graph needs PyTorch (``model.onnx_export``,
+which the caller passes in and imports then: this module imports nothing of it)."""
 
 from __future__ import annotations
 
@@ -241,13 +241,14 @@ def _usable_int8(model_path: Path, metadata: dict[str, str] | None, sha: str,
 def open_pixel_graph(model_path: str | Path, precision: str,
                      open_session: Callable[[Path], Loaded],
                      metadata: Callable[[Loaded], dict[str, str]],
+                     export: Callable[[Path, Path], object],
                      ) -> tuple[Path, Parity | None, Loaded]:
     """The uint8-pixel graph that scores ``model_path``, opened by ``open_session``: the INT8
     graph ``MODEL.int8.onnx`` when it belongs to this model file and passed its parity check
     (``precision`` auto) or whenever it is this file's (int8), else the FP32 pixel graph cached
-    by the file's hash, exported (PyTorch imported then) when it is missing, damaged or
-    another file's. Each graph is checked from the metadata of what ``open_session`` opened,
-    so a scoring session is opened once."""
+    by the file's hash, written by ``export(model_path, graph_path)`` (the caller's, which
+    imports PyTorch then) when it is missing, damaged or another file's. Each graph is checked
+    from the metadata of what ``open_session`` opened, so a scoring session is opened once."""
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision '{precision}' (auto, fp32 or int8)")
     model_path = Path(model_path)
@@ -270,17 +271,5 @@ def open_pixel_graph(model_path: str | Path, precision: str,
     if path.exists():
         log.warning("%s is damaged, from an older LEAF or from another model file (it does "
                     "not record this file's SHA-256); rebuilding it", path)
-    from leafiqa.model.onnx_export import export_pixel_onnx
-
-    export_pixel_onnx(model_path, path)
+    export(model_path, path)
     return path, None, open_session(path)
-
-
-def pixel_graph(model_path: str | Path, precision: str = "auto") -> tuple[Path, Parity | None]:
-    """The path of the uint8-pixel graph that scores ``model_path`` and, for an INT8 graph,
-    its parity record (``open_pixel_graph``; for callers that ship the graph elsewhere, as
-    the Ray engine does)."""
-    path, parity, _ = open_pixel_graph(model_path, precision,
-                                       lambda p: load_session(p, optimise=False),
-                                       session_metadata)
-    return path, parity

@@ -18,12 +18,13 @@ from PIL import Image
 from leafiqa.data.images import to_model_inputs
 from leafiqa.data.pixels import input_pixels
 from leafiqa.errors import ConfigError
-from leafiqa.model.graphs import (  # noqa: F401 - pixel_graph kept importable from here
+from leafiqa.model.graphs import (
     Parity,
     cache_path,
     graph_engine,
+    load_session,
     open_pixel_graph,
-    pixel_graph,
+    session_metadata,
 )
 from leafiqa.model.info import ModelInfo, read_info
 from leafiqa.model.pixel_graph import (
@@ -42,6 +43,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def export_pixels(model_path: Path, graph: Path) -> None:
+    """Write the uint8-pixel graph of ``model_path`` to ``graph`` (imports PyTorch)."""
+    from leafiqa.model.onnx_export import export_pixel_onnx
+
+    export_pixel_onnx(model_path, graph)
+
+
+def pixel_graph(model_path: str | Path, precision: str = "auto") -> tuple[Path, Parity | None]:
+    """The path of the uint8-pixel graph that scores ``model_path`` and, for an INT8 graph,
+    its parity record (``graphs.open_pixel_graph``; for callers that ship the graph elsewhere,
+    as the Ray engine does)."""
+    path, parity, _ = open_pixel_graph(model_path, precision,
+                                       lambda p: load_session(p, optimise=False),
+                                       session_metadata, export_pixels)
+    return path, parity
+
+
 def _onnx_available() -> bool:
     import importlib.util
 
@@ -51,8 +69,9 @@ def _onnx_available() -> bool:
 class Scorer:
     """``Scorer("model.leaf")(image)`` → calibrated quality score, like a pyiqa metric.
 
-    ``runtime``: ``torch``, ``onnx`` or ``auto`` (ONNX Runtime when installed: about 3× faster
-    on small CPUs). The ONNX graph is exported once and cached beside the user's cache.
+    ``runtime``: ``torch``, ``onnx`` or ``auto`` (ONNX Runtime when installed: faster than
+    eager PyTorch on a CPU, docs/results/speed.md). The ONNX graph is exported once and cached
+    beside the user's cache.
 
     ``precision`` (ONNX only): ``auto`` runs the INT8 graph ``MODEL.int8.onnx`` written by
     ``leaf export --quantize int8`` when it belongs to this model file and its parity check
@@ -148,7 +167,7 @@ class Scorer:
         if self._pixel_graph is None:
             self._graph_path, self.parity, scorer = open_pixel_graph(
                 self.model_path, self.precision, lambda p: PixelGraphScorer(p, self.threads),
-                lambda opened: opened.metadata)
+                lambda opened: opened.metadata, export_pixels)
             scorer.engine = graph_engine(self.parity)
             self._pixel_graph = scorer
         return self._pixel_graph

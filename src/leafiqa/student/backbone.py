@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from leafiqa.defaults import DEFAULT_BACKBONE
 from leafiqa.errors import BackboneError
 
 # name → (weights package, class holding get_model_file_path)
@@ -140,7 +141,7 @@ def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
 class MultiLevelBackbone(nn.Module):
     """images (B, 3, H, W), ImageNet-normalised → features (B, D): mean and std of each level."""
 
-    def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = True) -> None:
+    def __init__(self, name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> None:
         super().__init__()
         self.name = name
         self.net = drop_classifier(build_efficientnet(name, pretrained))

@@ -12,7 +12,6 @@ early.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from scipy.stats import spearmanr
 
 from leafiqa.config import DistillConfig
 from leafiqa.errors import ConfigError, DataError
-from leafiqa.student.head import QualityHead
+from leafiqa.student.head import DistillFit, QualityHead
 from leafiqa.student.losses import pair_loss, point_loss
 from leafiqa.student.ridge import (
     FeatureScaler,
@@ -75,37 +74,6 @@ class TeacherTargets:
         return int(max(values))
 
 
-@dataclass
-class DistillFit:
-    """How the head fits the teacher's judgments it was distilled from: what ``leaf distill``
-    prints and the model file keeps in its notes (``distill``)."""
-
-    images: int
-    point_judgments: int
-    pair_judgments: int  # the MLP head trains on them; the ridge head reads point-wise ones
-    head: str  # ridge or mlp
-    penalty: float | None  # the ridge's α, chosen by leave-one-out (inf: no feature used)
-    in_sample: float  # SRCC of the head's scores with the teacher's, on the judged images
-    # the same with each image scored without its own judgment: the ridge's exact
-    # leave-one-out, the MLP's validation slice (None: no validation slice)
-    out_of_sample: float | None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def summary(self) -> str:
-        used = (f"{self.point_judgments} point-wise judgments (the ridge head reads no "
-                f"pair-wise ones; {self.pair_judgments} stored)" if self.head == "ridge"
-                else f"{self.point_judgments} point-wise and {self.pair_judgments} pair-wise "
-                     "judgments")
-        penalty = "" if self.penalty is None else f", penalty α {self.penalty:.3g} (leave-one-out)"
-        held_out = ("" if self.out_of_sample is None else
-                    f", {self.out_of_sample:.3f} " + ("leave-one-out" if self.head == "ridge"
-                                                       else "on the validation slice"))
-        return (f"distilled a {self.head} head on {self.images} images from {used}{penalty}; "
-                f"agreement with the teacher: SRCC {self.in_sample:.3f} in-sample{held_out}")
-
-
 def rank_agreement(scores: np.ndarray, targets: np.ndarray) -> float:
     """Spearman correlation (NaN for fewer than 3 values or a constant side)."""
     if scores.size < 3 or np.ptp(scores) == 0 or np.ptp(targets) == 0:
@@ -133,7 +101,7 @@ def build_targets(
                        for _, p in judged], dtype=np.float64)
     if target == "blend" and scores.size:
         # half log-odds (order and resolution), half the [0, 1] score (robust to confident
-        # extremes, which on camera photos are not accuracy): see the README's ablations
+        # extremes, which on camera photos are not accuracy): docs/results/label-budget.md
         raw = np.array([p.score for _, p in judged], dtype=np.float64)
         scores = (scores - scores.mean()) / (scores.std() or 1.0) + (raw - raw.mean()) / (
             raw.std() or 1.0)

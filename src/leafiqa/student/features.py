@@ -1,11 +1,12 @@
 """Frozen-backbone features, computed once per image and stored on disk.
 
-Features run through ONNX Runtime when it is installed (about 3× faster than eager PyTorch on
-small CPUs), otherwise through PyTorch. They go to a ``FeatureStore`` per (backbone, input
-size) — append-only shards keyed by image content hash (``student.feature_store``), written
-every ``shard_rows`` images so a killed extraction resumes where it stopped — so renamed or
-moved images are not recomputed. An image pyramid (several input sizes) concatenates the
-features of each size, in the order given, reusing each size's store."""
+Features run through ONNX Runtime when it is installed (faster than eager PyTorch on a CPU:
+docs/results/backbones.md), otherwise through PyTorch. They go to a ``FeatureStore`` per
+(backbone, input size) — append-only shards keyed by image content hash
+(``student.feature_store``), written every ``shard_rows`` images so a killed extraction
+resumes where it stopped — so renamed or moved images are not recomputed. An image pyramid
+(several input sizes) concatenates the features of each size, in the order given, reusing each
+size's store."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from leafiqa import config
 from leafiqa.data.images import as_sizes
 from leafiqa.data.loader import iter_batches
 from leafiqa.data.manifest import DataError, Manifest
-from leafiqa.defaults import default_cache
+from leafiqa.defaults import DEFAULT_BACKBONE, DEFAULT_INPUT_SIZE, default_cache
 from leafiqa.student.backbone import build_backbone, cache_id, feature_blocks, network_blocks
 from leafiqa.student.feature_store import FeatureStore
 from leafiqa.student.onnx_runtime import export_onnx, onnx_available, onnx_session
@@ -30,11 +30,6 @@ from leafiqa.student.ridge import CHUNK_ROWS, FeatureSource
 
 log = logging.getLogger(__name__)
 
-# The default student reads an image pyramid: the whole image at 224 px (global composition)
-# and at 512 px (AGIQA-3K's native size: fine detail, artefacts). Over split_1…5 of AGIQA-3K it
-# beats one 384-px view by +0.015 SRCC at 100 % labels, at half the scoring speed
-# (benchmarks/student_variants.py). Stated once, in the config (which imports no stage).
-DEFAULT_INPUT_SIZE = config.DEFAULT_INPUT_SIZE
 
 
 def set_cpu_threads(threads: int | None = None) -> int:
@@ -51,7 +46,7 @@ class FeatureExtractor:
 
     def __init__(
         self,
-        backbone: str = "efficientnet-lite0",
+        backbone: str = DEFAULT_BACKBONE,
         input_size: int | Sequence[int] = DEFAULT_INPUT_SIZE,
         cache_dir: str | Path | None = None,
         runtime: str = "auto",
@@ -105,7 +100,7 @@ class SingleSizeFeatures:
 
     def __init__(
         self,
-        backbone: str = "efficientnet-lite0",
+        backbone: str = DEFAULT_BACKBONE,
         input_size: int = 384,
         cache_dir: str | Path | None = None,
         runtime: str = "auto",

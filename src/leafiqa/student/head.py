@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from leafiqa.student.distill import DistillFit
+
+@dataclass
+class DistillFit:
+    """How the head fits the teacher's judgments it was distilled from: what ``leaf distill``
+    prints and the model file keeps in its notes (``distill``)."""
+
+    images: int
+    point_judgments: int
+    pair_judgments: int  # the MLP head trains on them; the ridge head reads point-wise ones
+    head: str  # ridge or mlp
+    penalty: float | None  # the ridge's α, chosen by leave-one-out (inf: no feature used)
+    in_sample: float  # SRCC of the head's scores with the teacher's, on the judged images
+    # the same with each image scored without its own judgment: the ridge's exact
+    # leave-one-out, the MLP's validation slice (None: no validation slice)
+    out_of_sample: float | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        used = (f"{self.point_judgments} point-wise judgments (the ridge head reads no "
+                f"pair-wise ones; {self.pair_judgments} stored)" if self.head == "ridge"
+                else f"{self.point_judgments} point-wise and {self.pair_judgments} pair-wise "
+                     "judgments")
+        penalty = "" if self.penalty is None else f", penalty α {self.penalty:.3g} (leave-one-out)"
+        held_out = ("" if self.out_of_sample is None else
+                    f", {self.out_of_sample:.3f} " + ("leave-one-out" if self.head == "ridge"
+                                                       else "on the validation slice"))
+        return (f"distilled a {self.head} head on {self.images} images from {used}{penalty}; "
+                f"agreement with the teacher: SRCC {self.in_sample:.3f} in-sample{held_out}")
+
 
 _PCA_CACHE: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -53,8 +83,8 @@ def principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FastDropout(nn.Module):
-    """Inverted dropout from a uniform mask: same maths as ``nn.Dropout`` but about 3× faster
-    on CPU (torch's bernoulli_ dominates full-batch head training otherwise)."""
+    """Inverted dropout from a uniform mask: same maths as ``nn.Dropout`` but faster on CPU
+    (torch's bernoulli_ dominates full-batch head training otherwise)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
