@@ -46,8 +46,8 @@ def speed(paths: list[Path], sizes: tuple[int, ...], rounds: int = 3) -> dict[st
 def main() -> None:
     import torch
 
-    from leafiqa.cli import read_data
     from leafiqa.data.images import to_pixels
+    from leafiqa.data.inputs import read_data
     from leafiqa.evaluation.metrics import evaluate
     from leafiqa.model.metric import create_metric
     from leafiqa.model.scorer import Scorer

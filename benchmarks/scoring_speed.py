@@ -257,7 +257,7 @@ def agreement(model: Path, photos: list[Path]) -> None:
 def test_srcc(source: Path, model: Path, kind: str, data: Path, tmp: Path) -> tuple[float, int]:
     from scipy.stats import spearmanr
 
-    from leafiqa.cli import read_data
+    from leafiqa.data.inputs import read_data
 
     manifest = read_data(str(data), kind, "split_1").split("test")
     listing = tmp / f"{kind}-test.txt"

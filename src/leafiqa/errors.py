@@ -25,6 +25,13 @@ class ConfigError(LeafError, ValueError):
     """A config file or option with a wrong key, type or value."""
 
 
+class NothingSucceeded(DataError):
+    """Every input of a step failed (no image scored, decoded or judged): the command exits 1,
+    not 2 — its arguments were fine, the inputs were not."""
+
+    exit_code = 1
+
+
 class TeacherError(LeafError, RuntimeError):
     """One judgment could not be obtained (server error, garbage answer, missing record)."""
 
@@ -38,4 +45,4 @@ class BackboneError(LeafError, RuntimeError):
 
 
 __all__ = ["BackboneError", "ConfigError", "DataError", "LeafError", "ModelFileError",
-           "TeacherError", "quoted"]
+           "NothingSucceeded", "TeacherError", "quoted"]

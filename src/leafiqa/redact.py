@@ -124,3 +124,10 @@ def redact_library_logs(names: tuple[str, ...] = ("httpx", "httpcore")) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line of at most about 600 characters, secrets redacted: what a command
+    prints after ``error:`` and what a listing keeps of an unreadable file."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return redact(text if len(text) <= 600 else text[:600] + " …")

@@ -2,8 +2,8 @@
 labels.csv`` merges each study (one round) into the label file already there — the other
 rounds' rows kept, this study's rows replaced, each row's round in a ``round`` column (the
 study folder's name) — so ``leaf select --labels`` and ``leaf calibrate --labels`` always read
-every label so far. And a gold image chosen as a study image is dropped from the gold set
-while enough gold remains."""
+every label so far. And the gold images of a study (``read_gold``): one chosen as a study
+image is dropped from the gold set while enough gold remains."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leafiqa.errors import DataError
+from leafiqa.labelling.study import read_image_list
 
 ROUND_COLUMN = "round"
 #: gold images a study keeps at least when some of them are chosen as study images
@@ -152,3 +153,26 @@ def drop_chosen_gold(images: Sequence[tuple[str, Path]], gold: Sequence[tuple[st
                         "choose other gold images, or keep them out of selection with "
                         "`leaf select --exclude GOLD.csv`")
     return GoldSet(remaining, {k: v for k, v in answers.items() if k not in chosen}, chosen)
+
+
+def read_gold(path: Path, scale: str, allowed_roots: Sequence[Path] = ()
+              ) -> tuple[list[tuple[str, Path]], dict[str, float]]:
+    """A CSV ``name,value`` (``mos`` or ``level`` also name the answer column) of hidden gold
+    images with their known answer on the study's scale; names relative to the CSV."""
+    images = read_image_list(path, allowed_roots=allowed_roots)
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        column = next((c for c in ("value", "mos", "level") if c in (reader.fieldnames or [])),
+                      None)
+        name_column = next(c for c in ("name", "path", "image") if c in (reader.fieldnames or []))
+        if column is None:
+            raise DataError(f"{path}: needs a 'value' column with each gold image's answer on "
+                            f"the {scale} scale")
+        answers: dict[str, float] = {}
+        for row_number, row in enumerate(reader, start=2):
+            try:
+                answers[row[name_column].strip()] = float(row[column])
+            except (TypeError, ValueError):
+                raise DataError(f"{path}: row {row_number}, column '{column}': expected a "
+                                f"number, got {row[column]!r}") from None
+    return images, answers

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from leafiqa.errors import ConfigError
 from leafiqa.model.info import ModelInfo, read_info
+from leafiqa.redact import one_line
 
 __all__ = ["ENV_VAR", "MODELS_EXTRA", "PACKAGED_NAMES", "SUFFIX", "RegisteredModel",
-           "list_models", "model_dirs", "packaged_dir", "recorded_card", "registered_models",
-           "resolve_model"]
+           "list_models", "model_dirs", "model_listing", "packaged_dir", "recorded_card",
+           "registered_models", "resolve_model"]
 
 ENV_VAR = "LEAF_MODEL_PATH"
 SUFFIX = ".safetensors"
@@ -117,6 +118,25 @@ def list_models(metric_mode: str | None = None,
     for pattern in _patterns(exclude_filters):
         names = {n for n in names if not fnmatch.fnmatchcase(n, pattern)}
     return sorted(names, key=_natural_key)
+
+
+def model_listing() -> list[dict]:
+    """Every registered model as ``leaf models`` lists it: name, path, whether it is packaged,
+    and its card's title, MOS scale and test metrics (a user's model: the card its run
+    recorded, ``recorded_card``); a file that cannot be read is listed with its error."""
+    listed: list[dict] = []
+    for name, entry in registered_models().items():
+        try:
+            info = entry.info()
+        except (FileNotFoundError, ValueError) as error:
+            listed.append({"name": name, "path": str(entry.path), "packaged": entry.packaged,
+                           "error": one_line(error)})
+            continue
+        card = info.card or ({} if entry.packaged else recorded_card(entry.path))
+        listed.append({"name": name, "path": str(entry.path), "packaged": entry.packaged,
+                       "title": card.get("title", "(own model)"), "scale": info.score_range,
+                       "test": card.get("test", {}), "card": card})
+    return listed
 
 
 def resolve_model(model: str | Path) -> Path:

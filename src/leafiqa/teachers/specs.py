@@ -58,3 +58,20 @@ def make_teacher(spec: str, **options: object) -> Teacher:
         return VLLMTeacher(argument or os.environ.get("LEAF_TEACHER_MODEL", ""),
                            **options)  # type: ignore[arg-type]
     raise ConfigError(f"unknown teacher '{spec}'. Teachers:\n{SPECS}")
+
+
+def teacher_options(spec: str, *, urls: list[str] | None = None, model: str | None = None,
+                    concurrency: int | None = None, timeout: float | None = None,
+                    engine_args: dict[str, object] | None = None) -> dict[str, object]:
+    """The options ``make_teacher(spec, **options)`` takes from a command's flags: the server's
+    for ``openai`` (the ones given), the vLLM engine's for ``vllm:MODEL``; none for the
+    others, which take none."""
+    if spec.startswith("vllm"):
+        return dict(engine_args or {})
+    if engine_args:
+        raise ConfigError(f"--vllm-arg is for a vllm:MODEL teacher, not '{spec}'")
+    if not spec.startswith("openai"):
+        return {}
+    given = {"urls": urls or None, "model": model, "concurrency": concurrency,
+             "timeout": timeout}
+    return {key: value for key, value in given.items() if value is not None}
