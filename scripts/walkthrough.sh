@@ -59,7 +59,7 @@ for ROUND in 1 2 3; do
   echo "=== round $ROUND"
   LABELS=()  # round 1 has no labels yet; later rounds are chosen given every label so far
   [ "$ROUND" -gt 1 ] && LABELS=(--labels "$PHOTOS/labels.csv")
-  run select "$PHOTOS" --n 24 "${LABELS[@]}" --exclude "$PHOTOS/gold.csv" \
+  run select --data "$PHOTOS" --n 24 "${LABELS[@]}" --exclude "$PHOTOS/gold.csv" \
     --out "$PHOTOS/round$ROUND.csv" --store "$OUT/judgments.sqlite" \
     --model "$OUT/student.safetensors"
   run rate create "$OUT/study$ROUND" --images "$PHOTOS/round$ROUND.csv" \
