@@ -47,26 +47,25 @@ from leafiqa.student.ridge import (
     fit_ridge_loo_covariate,
 )
 
-#: corrections need a few labels to be judged by leave-one-out at all (with 8–9 labels a
-#: correction picked by leave-one-out cost clive-dev's ranking as often as it helped)
+#: corrections need a few labels to be judged by leave-one-out at all (with fewer, a correction
+#: picked by leave-one-out costs the ranking as often as it helps: docs/results/selection.md)
 MIN_LABELS_FOR_CORRECTION = 16
 #: below this many labels the correction must beat the line by ``min_gain_se`` standard errors
 CLEAR_GAIN_BELOW = 30
 #: the joint form (the student's slope refitted beside a ridge over thousands of features) is
-#: weighed only from this many labels on: with 22–24 labels, on both AGIQA-3K and clive-dev, a
-#: joint correction that passed the one-standard-error rule lowered the test SRCC in 4 of 5
-#: runs (by up to .11: the features took over the student's ranking), while every two-stage
-#: one that passed raised it (``scripts/few_label_forms.py``)
+#: weighed only from this many labels on: with fewer, a joint correction that passes the
+#: one-standard-error rule mostly lowers the test SRCC (the features take over the student's
+#: ranking) where a two-stage one that passes raises it (``scripts/few_label_forms.py``;
+#: docs/results/selection.md)
 MIN_LABELS_FOR_JOINT = 30
 #: the default ``min_gain_se`` (``calibration.min_gain_se``)
 MIN_GAIN_SE = 1.0
 #: below ``CLEAR_GAIN_BELOW`` labels, the Spearman correlation between the student's ranking of
-#: the pool and the corrected one must be at least this: on AGIQA-3K split_1 the 24 images
-#: ``variance`` picks passed the one-standard-error rule with a two-stage correction that
-#: reordered the pool to .84 and cost the test SRCC .742 → .651. Of the 22–24-label
-#: corrections that passed that rule on both data sets with every form weighed (5 splits ×
-#: random draws 0–2 and ``variance``; ``scripts/few_label_forms.py``) it refuses the four joint
-#: ones that lowered the test SRCC and one two-stage one that raised it (+.108)
+#: the pool and the corrected one must be at least this: a few labels can pass the
+#: one-standard-error rule with a correction that reorders much of the pool, and such a
+#: correction mostly costs test SRCC. The threshold refuses those and keeps the corrections
+#: that move the ranking a little (``scripts/few_label_forms.py`` weighs every form on both
+#: data sets; docs/results/selection.md)
 MIN_POOL_AGREEMENT = 0.9
 #: how many of the pool's images that agreement is measured on (a fixed random sample)
 POOL_SAMPLE_SIZE = 512
@@ -285,9 +284,10 @@ def fit_two_stage_loo(basis: RidgeBasis, scores: np.ndarray, mos: np.ndarray,
     """The two-stage correction (a ridge on the least-squares line's ``residuals``) with its
     penalty and its leave-one-out error taken with the line refitted too: the whole fit is the
     linear smoother S = P + H − HP (P the line's hat matrix, H the ridge's), so each label's
-    held-out residual is ≈ (y − Sy)_i / (1 − S_ii) (within ~1 % of refitting both by brute
-    force). The returned fit's ``loo_predictions`` are of the MOS itself. None when no finite
-    penalty beats no correction, or with weighted bases (where the line is unweighted)."""
+    held-out residual is ≈ (y − Sy)_i / (1 − S_ii) (close to refitting both by brute force,
+    which tests/calibration/test_estimate.py checks). The returned fit's ``loo_predictions``
+    are of the MOS itself. None when no finite penalty beats no correction, or with weighted
+    bases (where the line is unweighted)."""
     if not np.allclose(basis.weights, 1.0):
         fit = fit_ridge_loo(basis, residuals, allow_none=True)
         if np.isinf(fit.alpha):

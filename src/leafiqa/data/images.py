@@ -45,18 +45,19 @@ REASONS = ("not found", "permission denied", "is a folder", "too many pixels", "
 ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "TGA",
                     "JPEG2000", "AVIF", "QOI", "ICO")
 # The formats PIL registers without loading every plugin (``Image.preinit``): tried first, so
-# decoding a JPEG or PNG does not import the other plugins (``Image.init`` costs ~0.1 s).
+# decoding a JPEG or PNG does not import the other plugins (``Image.init`` imports them all,
+# which a one-image ``leaf score`` would wait for).
 _COMMON_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "PPM")
 # JPEG files, which libjpeg can decode at 1/2, 1/4 or 1/8 scale in the DCT (PIL's ``draft``).
 _SCALABLE_FORMATS = ("JPEG", "MPO")
 # A large JPEG is decoded no smaller than twice the largest size the model reads
 # (``decode_side``): libjpeg's DCT scaling is then a first, anti-aliased reduction, and the
 # resize's bilinear filter still spans two or more decoded pixels per output pixel. The resize
-# itself filters the whole image in one step (no ``reducing_gap`` box reduction first): over the
-# 12-MP photos of benchmarks/scoring_speed.py, scores from the reduced-scale decoding then agree
-# with whole decoding to SRCC 0.999 (INT8) where a box reduction first gave 0.9985, for ~6 ms
-# more per photo; images up to twice a size (every AGIQA-3K and clive-dev image) resize to the
-# very same pixels either way.
+# itself filters the whole image in one step (no ``reducing_gap`` box reduction first): scores
+# from the reduced-scale decoding then agree more closely with whole decoding, for a little more
+# time per photo (benchmarks/scoring_speed.py measures both on 12-MP photos;
+# docs/results/speed.md); images up to twice a size (every AGIQA-3K and clive-dev image) resize
+# to the very same pixels either way.
 DECODE_MARGIN = 2
 # Leading bytes of documents PIL would otherwise hand to Ghostscript, for a clearer reason.
 _DOCUMENT_MAGIC = ((b"%!PS", "PostScript/EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"),
@@ -164,8 +165,8 @@ def _array_rgb(array: np.ndarray) -> Image.Image:
 
 def _upright(image: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation says: a new image when it says to turn it, the
-    image itself otherwise (``ImageOps.exif_transpose`` would copy every image: 30 ms at
-    12 MP)."""
+    image itself otherwise (``ImageOps.exif_transpose`` would copy every image, a full
+    12-MP copy per photo)."""
     try:
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation in range(2, 9):

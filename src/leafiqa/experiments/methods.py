@@ -171,10 +171,9 @@ def target_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.nd
 def unseen_scores(head: QualityHead, scores: np.ndarray, ws: Workspace) -> np.ndarray:
     """The student's scores as images it never saw get them: the training images (labelled
     ones among them) were distilled on, so their in-sample scores agree with the teacher, and
-    through it with MOS, more than a new image's do (AGIQA-3K split_1: student~MOS .771 on
-    training images, .745 on test). An estimate from those scores flatters; the ridge head's
-    exact leave-one-out scores of the training images do not. The MLP head has none: its
-    in-sample scores are used."""
+    through it with MOS, more than a new image's do (docs/results/estimate.md). An estimate
+    from those scores flatters; the ridge head's exact leave-one-out scores of the training
+    images do not. The MLP head has none: its in-sample scores are used."""
     unseen = getattr(head, "out_of_sample", None)
     if unseen is None or len(unseen) != ws.distill_rows.size:
         return scores

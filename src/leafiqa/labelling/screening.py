@@ -57,11 +57,11 @@ from leafiqa.labelling.study import Study, StudySettings
 
 METHODS = ("bt500", "mle", "mean")
 # BT.500's subject screening marks votes outside each image's mean ± 2σ; it asks for 15 or more
-# observers. On 6–8 simulated raters it rejected honest noisy raters the checks had kept (AGIQA-3K
-# draws, 100 studies of 8 raters: honest raters kept 94.0 % on ACR and 95.2 % on the slider with
-# it, 97.5 % and 98.9 % without; careless excluded 98.7 % both ways with it, 98.0 % and 98.7 %
-# without; benchmarks/bench_rating_screening.py --data ../shared/data/agiqa3k --studies 100
-# with and without --bt500-min-raters 2)
+# observers. With fewer (a study of 6–8 raters) its mean and σ rest on too few votes: on
+# simulated studies it rejected honest noisy raters the checks had kept, and excluded about as
+# many careless ones as the checks alone (benchmarks/bench_rating_screening.py --data
+# ../shared/data/agiqa3k --studies 100 with and without --bt500-min-raters 2;
+# docs/results/screening.md)
 BT500_MIN_RATERS = 15
 
 KEPT = "kept"
@@ -76,8 +76,8 @@ USED = "used"
 class ScreeningRules:
     """What decides which raters are kept, in ACR levels (a 0–100 slider's 25 points are one
     level). Chosen on simulated studies drawn from AGIQA-3K's MOS
-    (``benchmarks/bench_rating_screening.py --data ../shared/data/agiqa3k --tune``); the
-    README's table is measured on clive-dev with these values."""
+    (``benchmarks/bench_rating_screening.py --data ../shared/data/agiqa3k --tune``), and
+    checked on clive-dev with these values (docs/results/screening.md)."""
 
     min_votes: int = 8            # study images a rater shares with the others, to be judged
     min_spread: float = 0.3       # std of a rater's votes below this: one button

@@ -243,9 +243,9 @@ def redact_server_logs(names: tuple[str, ...] = ("uvicorn.access", "uvicorn.erro
 
 class RatingWriter:
     """Ratings that arrive while a commit is on its way to disk are written together in the
-    next one: one flush for many (``synchronous=FULL`` costs a disk flush per commit, ~30 ms
-    on a virtual disk, which one commit per rating would queue up behind), and each rating is
-    acknowledged only once the commit holding it has returned."""
+    next one: one flush for many (``synchronous=FULL`` costs a disk flush per commit, slow on a
+    virtual disk, which one commit per rating would queue up behind: docs/results/services.md),
+    and each rating is acknowledged only once the commit holding it has returned."""
 
     def __init__(self, study: Study) -> None:
         self.study = study

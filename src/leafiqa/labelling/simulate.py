@@ -55,8 +55,8 @@ def to_acr(mos: np.ndarray, spread: np.ndarray, low: float, high: float
 
 def owner_gold_answer(gold_truth: np.ndarray) -> np.ndarray:
     """What an owner enters for a gold image picked as clearly excellent or clearly broken (the
-    README's advice before issue 31): the top of the ACR scale for the good ones, the bottom for
-    the bad ones, whatever their real quality (e.g. 5 for a photo a lab puts at 4.3)."""
+    advice the README gave before issue 31): the top of the ACR scale for the good ones, the
+    bottom for the bad ones, whatever their real quality (e.g. 5 for a photo a lab puts at 4.3)."""
     return np.where(np.asarray(gold_truth) >= 3.0, 5.0, 1.0)
 
 

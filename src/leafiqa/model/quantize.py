@@ -36,14 +36,15 @@ METADATA_KEY = PARITY_KEY
 FORMATS = ("qdq", "qoperator")
 # The stem and the first block stay FP32: they run at half the input's resolution (256² at
 # 512 px) and their 8-bit noise reaches the standard-deviation pooling of the stride-4 level.
-# benchmarks/graph_variants.py (demo and clive-dev models, 224+512): quantizing block 0 too was
-# 1–2 % faster but moved clive-dev's test SRCC by +0.004 and its SRCC against FP32 from 0.9992
-# to 0.9979; quantizing the stem as well cost 0.005 on AGIQA-3K and was slower.
+# Quantizing block 0 too gains little speed for a visible loss of parity with FP32, and the stem
+# as well loses accuracy without any gain (benchmarks/graph_variants.py measures the variants;
+# docs/results/speed.md).
 FP32_BLOCKS = 1
 # Besides the convolutions, the ReLU6 clips and residual adds run in INT8: each tensor then stays
 # 8-bit from one convolution to the next instead of being dequantized and quantized again
-# around every activation (1.3–1.6× faster than quantizing the convolutions alone, same parity).
-# Multiplications stay FP32: the head's standard-deviation pooling is made of them.
+# around every activation (faster than quantizing the convolutions alone, at the same parity:
+# docs/results/speed.md). Multiplications stay FP32: the head's standard-deviation pooling is
+# made of them.
 QUANTIZED_OPS = ["Conv", "Clip", "Relu", "Add"]
 
 

@@ -219,9 +219,10 @@ class PrimalRidgeBasis:
     hᵢᵢ(α) = Σⱼ zᵢⱼ²/(sⱼ + α), z = the row in the eigenbasis, computed once per α grid.
 
     ``dtype`` is the precision of the two n·d² products (XᵀX per chunk, the rows times the
-    eigenvectors); sums across chunks and everything else are float64. float32 halves the time
-    at ~1e-6 relative error in the leverages (benchmarks/bench_scale.py prints the difference
-    it makes); the default float64 matches the dual form to float noise."""
+    eigenvectors); sums across chunks and everything else are float64. float32 takes less time
+    at a small relative error in the leverages (benchmarks/bench_scale.py prints the difference
+    it makes; docs/results/scale.md); the default float64 matches the dual form to float
+    noise."""
 
     scaler: FeatureScaler
     centre: np.ndarray
