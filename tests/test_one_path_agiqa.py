@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 import leafiqa
-from leafiqa.cli import app, read_data
+from leafiqa.cli import app
+from leafiqa.data.inputs import read_data
 from leafiqa.evaluation.metrics import evaluate
 from leafiqa.model.scorer import Scorer
 from tests.conftest import AGIQA, needs_agiqa

@@ -26,8 +26,9 @@ def test_unlabeled_pool_and_holdout_through_the_cli_stages(tmp_path: Path) -> No
     ratings = tmp_path / "ratings.csv"
     pd.DataFrame({"name": frame["name"], "mos": mos}).to_csv(ratings, index=False)
     prepared = tmp_path / "prepared.csv"
-    result = runner.invoke(app, ["data", str(ratings), "--image-root", str(AGIQA / "images"),
-                                 "--holdout", "0.2", "--seed", "1", "--out", str(prepared)])
+    result = runner.invoke(app, ["data", "--data", str(ratings), "--image-root",
+                                 str(AGIQA / "images"), "--holdout", "0.2", "--seed", "1",
+                                 "--out", str(prepared)])
     assert result.exit_code == 0, result.output
     manifest = read_plain_csv(prepared)
     train = [i for i in manifest if i.split == "train"]

@@ -61,7 +61,8 @@ def test_corrupt_store_and_a_typo_in_its_path(tmp_path: Path) -> None:
     typo = tmp_path / "typo" / "x.sqlite"
     assert_user_error(invoke("judgments", "list", "--store", typo), "x.sqlite")
     assert not typo.exists() and not typo.parent.exists()
-    assert_user_error(invoke("judgments", "export", tmp_path / "out.jsonl", "--store", typo))
+    assert_user_error(invoke("judgments", "export", "--out", tmp_path / "out.jsonl", "--store",
+                             typo))
 
 
 def test_model_file_with_wrong_tensor_shapes(model_file: Path, image_folder: Path,

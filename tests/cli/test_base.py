@@ -59,7 +59,11 @@ def test_a_user_error_stays_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "input_size" in lines[0]
     missing = runner.invoke(app, ["config", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and missing.output.startswith("error: ")
-    unknown = runner.invoke(app, ["select", str(tmp_path), "--n", "3", "--selection", "bogus"])
+    unknown = runner.invoke(app, ["select", "--data", str(tmp_path), "--n", "3", "--selection",
+                                  "bogus"])
     assert unknown.exit_code == 2, unknown.output
     assert unknown.output.strip().splitlines() == [
-        "error: unknown selection 'bogus'; choose from random, spread, kcenter, variance"]
+        "error: --selection: 'bogus' is not one of 'random', 'spread', 'kcenter', 'variance'."]
+    missing_value = runner.invoke(app, ["select", "--data", str(tmp_path)])
+    assert missing_value.exit_code == 2
+    assert missing_value.output.strip().splitlines() == ["error: Missing option '--n'."]

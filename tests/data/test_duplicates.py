@@ -75,7 +75,7 @@ def test_a_holdout_never_tests_on_a_training_image(tmp_path: Path) -> None:
         rows += [f"im{i}.jpg,{i}", f"im{i}.jpg,{i}", f"again{i}.jpg,{i}"]
     data = write_csv(folder, rows)
     out = tmp_path / "prepared.csv"
-    result = invoke("data", data, "--holdout", "0.3", "--out", out)
+    result = invoke("data", "--data", data, "--holdout", "0.3", "--out", out)
     assert result.exit_code == 0, result.output
     assert "10 images" in result.stdout and "listed more than once" in result.stderr
     prepared = read_plain_csv(out)
@@ -89,7 +89,8 @@ def test_data_out_writes_absolute_paths(image_folder: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     write_csv(image_folder, [f"image_{i:02d}.jpg,{i}" for i in range(12)])
     monkeypatch.chdir(image_folder.parent)
-    result = invoke("data", "images/data.csv", "--holdout", "0.25", "--out", "prepared.csv")
+    result = invoke("data", "--data", "images/data.csv", "--holdout", "0.25", "--out",
+                    "prepared.csv")
     assert result.exit_code == 0, result.output
     prepared = image_folder.parent / "prepared.csv"
     names = [line.split(",")[0] for line in prepared.read_text().splitlines()[1:]]
@@ -105,13 +106,14 @@ def test_data_out_never_replaces_its_input_or_an_existing_file(image_folder: Pat
     data = write_csv(image_folder, [f"image_{i:02d}.jpg,{i}" for i in range(12)])
     before = data.read_text()
     for extra in ([], ["--force"]):
-        result = invoke("data", data, "--holdout", "0.25", "--out", data, *extra)
+        result = invoke("data", "--data", data, "--holdout", "0.25", "--out", data, *extra)
         assert result.exit_code == 2 and "is one of the inputs" in result.output
         assert data.read_text() == before
     out = tmp_path / "prepared.csv"
     out.write_text("mine\n")
-    assert invoke("data", data, "--out", out).exit_code == 2 and out.read_text() == "mine\n"
-    assert invoke("data", data, "--out", out, "--force").exit_code == 0
+    assert invoke("data", "--data", data, "--out", out).exit_code == 2
+    assert out.read_text() == "mine\n"
+    assert invoke("data", "--data", data, "--out", out, "--force").exit_code == 0
     assert len(read_plain_csv(out)) == 12
 
 

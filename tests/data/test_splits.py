@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -14,7 +13,6 @@ from leafiqa.data.splits import (
     labelled_rows,
     load_data,
     prepare_splits,
-    select_among_labelled,
 )
 from tests.conftest import CLIVE, make_image, needs_shared_clive
 
@@ -81,20 +79,10 @@ def test_split_values_are_normalised_and_bad_ones_named(tmp_path: Path) -> None:
         read_plain_csv(table, bad / "photos")
 
 
-def test_labels_are_drawn_only_from_images_with_mos() -> None:
-    mos = np.array([np.nan, 2.0, np.nan, 3.0, 1.0, np.nan, 4.0])
-    picked = select_among_labelled(mos, 3, seed=0)
-    assert len(picked) == 3 and not np.isnan(mos[picked]).any()
-    assert sorted(select_among_labelled(mos, 10).tolist()) == [1, 3, 4, 6]
-    spread = select_among_labelled(mos, 2, strategy="spread",
-                                   teacher_scores=np.arange(7.0), seed=0)
-    assert not np.isnan(mos[spread]).any()
-
-
 def test_leaf_data_reports_and_writes_a_prepared_manifest(tmp_path: Path) -> None:
     table = people_csv(tmp_path, n=40)
     out = tmp_path / "prepared.csv"
-    result = CliRunner().invoke(app, ["data", str(table), "--image-root",
+    result = CliRunner().invoke(app, ["data", "--data", str(table), "--image-root",
                                       str(tmp_path / "photos"), "--holdout", "0.2",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -102,7 +90,7 @@ def test_leaf_data_reports_and_writes_a_prepared_manifest(tmp_path: Path) -> Non
     assert "test: 4 images (4 with MOS)" in result.output
     prepared = read_plain_csv(out)  # absolute paths: readable from its own folder
     assert len(prepared) == 40 and sum(i.split == "test" for i in prepared) == 4
-    result = CliRunner().invoke(app, ["data", str(table)])
+    result = CliRunner().invoke(app, ["data", "--data", str(table)])
     assert result.exit_code == 2 and "p00.jpg" in result.output
 
 

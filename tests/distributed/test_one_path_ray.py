@@ -52,7 +52,7 @@ def test_ray_scores_equal_the_metric_on_large_jpegs(tmp_path: Path,
                     reason=f"AGIQA-3K not found at {AGIQA} (a fresh clone without ../shared)")
 def test_ray_scores_agiqa_test_images_as_the_metric_does(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from leafiqa.cli import read_data
+    from leafiqa.data.inputs import read_data
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     manifest = read_data(str(AGIQA), "agiqa3k", "split_1").split("test")

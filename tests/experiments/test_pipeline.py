@@ -51,7 +51,7 @@ def test_input_size_is_one_size_or_a_pyramid() -> None:
 
 
 def test_cli_reads_pyramid_sizes() -> None:
-    from leafiqa.cli import parse_sizes
+    from leafiqa.cli.base import parse_sizes
 
     assert parse_sizes("384") == (384,)
     assert parse_sizes("224,512") == (224, 512)
@@ -60,7 +60,7 @@ def test_cli_reads_pyramid_sizes() -> None:
 
 
 def test_cli_overrides_are_read_as_yaml() -> None:
-    from leafiqa.cli import parse_overrides
+    from leafiqa.cli.base import parse_overrides
 
     assert parse_overrides(["student.input_size=[224, 512]", "teacher.fallback=null"]) == {
         "student.input_size": [224, 512], "teacher.fallback": None}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leafiqa.config import RunConfig, load_config
-from leafiqa.data.splits import labelled_rows, select_among_labelled
+from leafiqa.data.splits import labelled_rows
 from leafiqa.experiments.methods import (
     run_labels_only,
     run_leaf,
@@ -18,7 +18,7 @@ from leafiqa.experiments.methods import (
     run_teacher_alone,
 )
 from leafiqa.experiments.workspace import Workspace, label_count, prepare
-from leafiqa.labelling.designs import embed, representation_weights
+from leafiqa.labelling.designs import embed, representation_weights, select_among_labelled
 from leafiqa.student.ridge import FeatureSource
 from tests.conftest import REPO, write_recorded_dataset
 

@@ -119,8 +119,8 @@ def test_damage_deep_in_the_store_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"s\.sqlite: .*damaged.*backup"):
         store.points("t")
     store.close()
-    result = CliRunner().invoke(_app(), ["judgments", "export", str(tmp_path / "out.jsonl"),
-                                         "--store", str(path)])
+    result = CliRunner().invoke(_app(), ["judgments", "export", "--out",
+                                         str(tmp_path / "out.jsonl"), "--store", str(path)])
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "s.sqlite" in result.output
 

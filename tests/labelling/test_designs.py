@@ -11,6 +11,7 @@ from leafiqa.labelling.designs import (
     STRATEGIES,
     embed,
     representation_weights,
+    select_among_labelled,
     select_labels,
     select_order,
     select_rounds,
@@ -158,3 +159,13 @@ def test_streamed_embedding_is_the_in_memory_one_and_picks_the_same_images(n: in
         np.testing.assert_array_equal(picks[0], picks[1])
     np.testing.assert_allclose(representation_weights(streamed, [1, 5, 9]),
                                representation_weights(whole, [1, 5, 9]))
+
+
+def test_labels_are_drawn_only_from_images_with_mos() -> None:
+    mos = np.array([np.nan, 2.0, np.nan, 3.0, 1.0, np.nan, 4.0])
+    picked = select_among_labelled(mos, 3, seed=0)
+    assert len(picked) == 3 and not np.isnan(mos[picked]).any()
+    assert sorted(select_among_labelled(mos, 10).tolist()) == [1, 3, 4, 6]
+    spread = select_among_labelled(mos, 2, strategy="spread",
+                                   teacher_scores=np.arange(7.0), seed=0)
+    assert not np.isnan(mos[spread]).any()

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from leafiqa.cli import app, read_data
+from leafiqa.cli import app
+from leafiqa.data.inputs import read_data
 from leafiqa.labelling.select import select_next
 from tests.conftest import write_recorded_dataset
 
@@ -40,8 +41,8 @@ def test_select_writes_the_next_round_given_the_rated_ones(study: tuple[Path, Pa
                                                             tmp_path: Path) -> None:
     csv_path, store = study
     first = tmp_path / "round1.csv"
-    result = runner.invoke(app, ["select", str(csv_path), "--n", "6", "--selection", "spread",
-                                 "--store", str(store), "--out", str(first)])
+    result = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "6", "--selection",
+                                 "spread", "--store", str(store), "--out", str(first)])
     assert result.exit_code == 0, result.output
     picked = rows(first)
     assert [int(r["order"]) for r in picked] == list(range(1, 7))
@@ -52,8 +53,8 @@ def test_select_writes_the_next_round_given_the_rated_ones(study: tuple[Path, Pa
     rated = tmp_path / "rated.csv"
     rated.write_text("name,mos\n" + "".join(f"{n},3.0\n" for n in names))
     second = tmp_path / "round2.json"
-    result = runner.invoke(app, ["select", str(csv_path), "--n", "30", "--selection", "random",
-                                 "--labels", str(rated), "--out", str(second)])
+    result = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "30", "--selection",
+                                 "random", "--labels", str(rated), "--out", str(second)])
     assert result.exit_code == 0, result.output
     answer = json.loads(second.read_text())
     assert answer["already_rated"] == 6 and answer["pool"] == 24
@@ -83,36 +84,40 @@ def test_bad_input_is_one_line(study: tuple[Path, Path], tmp_path: Path) -> None
     rated.write_text("name,mos\nim01.jpg,3\nnot-there.jpg,2\nalso-missing.png,1\n")
     cases = [
         (["--labels", str(rated)], "not-there.jpg, also-missing.png"),
-        (["--selection", "best"], "unknown selection 'best'"),
+        (["--selection", "best"], "--selection: 'best' is not one of"),
         (["--labels", str(tmp_path / "none.csv")], "none.csv"),
         (["--selection", "variance", "--store", str(tmp_path / "no.sqlite")], "no.sqlite"),
     ]
     for extra, message in cases:
-        result = runner.invoke(app, ["select", str(csv_path), "--n", "3", "--store", str(store),
-                                     "--out", str(tmp_path / "x.csv"), *extra])
+        result = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "3", "--store",
+                                     str(store), "--out", str(tmp_path / "x.csv"), *extra])
         assert result.exit_code == 2, result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
     nameless = tmp_path / "nameless.csv"
     nameless.write_text("image,mos\nim01.jpg,3\n")
-    result = runner.invoke(app, ["select", str(csv_path), "--n", "3", "--labels",
+    result = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "3", "--labels",
                                  str(nameless), "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "no 'name' column" in result.output
     assert not (tmp_path / "x.csv").exists()  # nothing written on bad input
 
 
-def test_the_old_option_name_still_works_and_says_so(study: tuple[Path, Path],
-                                                     tmp_path: Path) -> None:
+def test_the_old_names_still_work_and_say_so(study: tuple[Path, Path], tmp_path: Path) -> None:
     csv_path, store = study
     result = runner.invoke(app, ["select", str(csv_path), "--n", "6", "--strategy", "spread",
                                  "--store", str(store), "--out", str(tmp_path / "old.csv")])
     assert result.exit_code == 0, result.output
-    assert "--strategy is now --selection" in result.output
-    new = runner.invoke(app, ["select", str(csv_path), "--n", "6", "--selection", "spread",
-                              "--store", str(store), "--out", str(tmp_path / "new.csv")])
+    assert "note: --strategy is now --selection" in result.output
+    assert "note: `leaf select DATA` is now `leaf select --data DATA`" in result.output
+    new = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "6", "--selection",
+                              "spread", "--store", str(store), "--out", str(tmp_path / "new.csv")])
+    assert new.exit_code == 0, new.output
+    assert "note:" not in new.output
     assert rows(tmp_path / "old.csv") == rows(tmp_path / "new.csv")
-    assert "--strategy" not in runner.invoke(app, ["select", "--help"]).output
-    assert new.exit_code == 0
+    usage = runner.invoke(app, ["select", "--help"]).output
+    assert "--strategy" not in usage and "old_data" not in usage
+    twice = runner.invoke(app, ["select", str(csv_path), "--data", str(csv_path), "--n", "6"])
+    assert twice.exit_code == 2 and "give the data set once" in twice.output
 
 
 def test_exclude_keeps_images_out_of_selection(study: tuple[Path, Path],
@@ -130,8 +135,8 @@ def test_exclude_keeps_images_out_of_selection(study: tuple[Path, Path],
     splits.write_text("name,split\n" + "".join(
         f"im{i:02d}.jpg,{'test' if i >= 18 else 'train'}\n" for i in range(24)))
     out = tmp_path / "next.json"
-    result = runner.invoke(app, ["select", str(csv_path), "--n", "30", "--selection", "random",
-                                 "--exclude", str(gold), "--exclude", str(names_list),
+    result = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "30", "--selection",
+                                 "random", "--exclude", str(gold), "--exclude", str(names_list),
                                  "--exclude", str(splits), "--out", str(out)])
     assert result.exit_code == 0, result.output
     picked = {image["name"] for image in json.loads(out.read_text())["images"]}
@@ -139,7 +144,8 @@ def test_exclude_keeps_images_out_of_selection(study: tuple[Path, Path],
     assert "of 15; 9 excluded)" in result.output
     typo = tmp_path / "typo.txt"
     typo.write_text("im01.jpg\nim99.jpg\n")
-    result = runner.invoke(app, ["select", str(csv_path), "--n", "3", "--selection", "random",
-                                 "--exclude", str(typo), "--out", str(tmp_path / "x.csv")])
+    result = runner.invoke(app, ["select", "--data", str(csv_path), "--n", "3", "--selection",
+                                 "random", "--exclude", str(typo), "--out",
+                                 str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "typo.txt: images not in" in result.output
     assert "im99.jpg" in result.output and not (tmp_path / "x.csv").exists()

@@ -115,7 +115,7 @@ def test_leaf_evaluate_measures_what_the_metric_scores(model_file: Path, photos:
                                                                               strict=True)))
     out = tmp_path / "metrics.json"
     result = runner.invoke(app, ["evaluate", str(model_file), "--data", str(table), "--kind",
-                                 "csv", "--subset", "", "--json", str(out)])
+                                 "csv", "--subset", "", "--out", str(out)])
     assert result.exit_code == 0, result.output
     measured = json.loads(out.read_text())
     scores = leafiqa.create_metric(model_file, device="cpu")(photos).numpy()
