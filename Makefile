@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leaf-installed
 
-.PHONY: setup demo demo-cues test typecheck lint bench bench-clive bench-quick clean table-recorded \
-	table-variants models
+.PHONY: setup demo demo-cues test typecheck lint docs docs-serve bench bench-clive bench-quick clean \
+	table-recorded table-variants models
 
 setup: $(STAMP)
 
@@ -27,10 +27,18 @@ demo: setup
 demo-cues: setup
 	$(BIN)/leaf run configs/demo-cues.yaml
 
-# every test, tests/test_lowest_versions.py included (a fresh venv from PyPI: minutes;
-# pytest -m "not slow" leaves it out)
-test: setup typecheck
+# the docs site (warnings are errors), then every test, tests/test_lowest_versions.py included
+# (a fresh venv from PyPI: minutes; pytest -m "not slow" leaves it out)
+test: setup typecheck docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# the documentation site into site/ (mkdocs.yml); the CLI, config and API references are
+# generated from the code, so a command or docstring that breaks them fails the build
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet
+
+docs-serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs serve
 
 # the package ships py.typed: its annotations must hold ([tool.mypy] in pyproject.toml)
 typecheck: setup
@@ -49,7 +57,7 @@ bench-quick: setup
 	$(BIN)/leaf bench configs/demo.yaml --quick
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache
 
 table-recorded: setup
 	$(BIN)/leaf bench configs/demo.yaml --set bench.protocol=new

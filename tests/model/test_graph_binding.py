@@ -1,6 +1,6 @@
-"""Graphs derived from a model file (``MODEL.onnx``, ``MODEL.int8.onnx``, the cached graphs in
-``~/.cache/leaf``) are used only for the file whose SHA-256 they record, are written atomically,
-and a damaged one is rebuilt or ignored, never fatal."""
+"""Graphs derived from a model file (``MODEL.onnx``, ``MODEL.int8.onnx``, the cached graphs
+in ``$LEAF_CACHE/graphs``) are used only for the file whose SHA-256 they record, are written
+atomically, and a damaged one is rebuilt or ignored, never fatal."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ def other_model(path: Path, sizes: Sequence[int] = (96,)) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    """The cache folder's graphs (``$LEAF_CACHE/graphs``), a fresh one per test."""
+    monkeypatch.setenv("LEAF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "graphs"
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_exported_graphs_record_the_model_files_hash(model_file: Path, tmp_path:
     sha = model_sha256(model_file)
     assert graph_metadata(export_model_onnx(model_file, tmp_path / "m.onnx"))[MODEL_SHA_KEY] == sha
     path, parity = pixel_graph(model_file, "fp32")
-    assert parity is None and path.parent == home / ".cache" / "leaf"
+    assert parity is None and path.parent == home
     assert graph_metadata(path)[MODEL_SHA_KEY] == sha
 
 
@@ -99,7 +100,7 @@ def test_exported_graphs_record_the_model_files_hash(model_file: Path, tmp_path:
 def test_a_damaged_cached_graph_is_rebuilt_not_fatal(model_file: Path, home: Path,
                                                      photos: list[Path], damage: str) -> None:
     expected = Scorer(model_file, runtime="onnx", precision="fp32").score_paths(photos)
-    cached = sorted((home / ".cache" / "leaf").glob("*-pixels.onnx"))
+    cached = sorted((home).glob("*-pixels.onnx"))
     assert len(cached) == 1
     data = cached[0].read_bytes()
     cached[0].write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x08\x07junk" * 99,
@@ -109,7 +110,7 @@ def test_a_damaged_cached_graph_is_rebuilt_not_fatal(model_file: Path, home: Pat
     assert graph_metadata(cached[0])[MODEL_SHA_KEY] == model_sha256(model_file)
     # the float-input graph's cache entry too
     Scorer(model_file, runtime="onnx").score_array(levels(photos))
-    float_graph = next(p for p in (home / ".cache" / "leaf").glob("*.onnx")
+    float_graph = next(p for p in (home).glob("*.onnx")
                        if not p.name.endswith("-pixels.onnx"))
     float_graph.write_bytes(float_graph.read_bytes()[:1000])
     Scorer(model_file, runtime="onnx").score_array(levels(photos))
@@ -148,7 +149,7 @@ def test_scorer_on_pil_images_needs_no_files(model_file: Path, home: Path) -> No
 def test_the_optimised_copy_scores_the_same_and_a_damaged_one_is_made_again(
         model_file: Path, home: Path, photos: list[Path]) -> None:
     first = Scorer(model_file, runtime="onnx", precision="fp32").score_paths(photos)
-    copies = sorted((home / ".cache" / "leaf" / "optimised").glob("*.onnx"))
+    copies = sorted((home / "optimised").glob("*.onnx"))
     assert len(copies) == 1  # ONNX Runtime's optimised graph, saved on first use
     again = Scorer(model_file, runtime="onnx", precision="fp32").score_paths(photos)
     np.testing.assert_allclose(again, first, atol=1e-6)  # read from the copy
