@@ -61,7 +61,7 @@ def recipes() -> dict:
 def load_set(name: str, kind: str, data: Path, model: Path, model_224: Path | None) -> DataSet:
     from leafiqa.data.images import load_pixels
     from leafiqa.data.inputs import read_data
-    from leafiqa.model.info import read_info
+    from leafiqa.model.modelinfo import read_info
 
     manifest = read_data(str(data), kind, "split_1")
     train = [Path(item.path) for item in manifest.split("train")]

@@ -203,7 +203,7 @@ def distill_from_store(
 def trained_with(info: ModelInfo, keys: list[str]) -> list[str] | None:
     """The training record of a model calibrated on the images ``keys``: the images that
     trained it before, and these; None when the earlier ones are not known."""
-    from leafiqa.model.info import trained_digests
+    from leafiqa.model.modelinfo import trained_digests
 
     before = trained_digests(info)
     return None if before is None else [*(d.hex() for d in before), *keys]
@@ -395,7 +395,7 @@ def evaluate_model(model_path: str | Path, manifest: Manifest, *, subset: str = 
     from leafiqa.errors import NothingSucceeded
     from leafiqa.evaluation.metrics import evaluate, scale_mismatch
     from leafiqa.judgments.runner import hash_manifest
-    from leafiqa.model.info import labelled_in_training, seen_in_training
+    from leafiqa.model.modelinfo import labelled_in_training, seen_in_training
     from leafiqa.model.scorer import Scorer
 
     if subset and any(item.split for item in manifest):
@@ -598,7 +598,7 @@ def quantize_model(model_path: str | Path, data: Manifest, *, calibration: int =
 def model_card(model: str | Path) -> dict[str, Any]:
     """``leaf info``: a model's path, card and metadata (training data, teacher, labels, MOS
     scale, test metrics, licence, tool version, commit, labels file, seeds)."""
-    from leafiqa.model.info import read_info
+    from leafiqa.model.modelinfo import read_info
     from leafiqa.model.registry import resolve_model
     from leafiqa.model.scorer import describe
 
@@ -623,7 +623,7 @@ def select_images(manifest: Manifest, n: int, *, selection: str = "variance",
         raise FileNotFoundError(f"{labels}: no such labels file")
     options: dict[str, Any] = {}
     if model is not None:
-        from leafiqa.model.info import read_info
+        from leafiqa.model.modelinfo import read_info
 
         info = read_info(model)
         options = {"backbone": info.backbone, "input_size": info.input_sizes}

@@ -53,7 +53,7 @@ def calibrate(
     from leafiqa.api import calibrate_labels
     from leafiqa.calibration.estimate import LearningCurve
     from leafiqa.experiments.pipeline import format_expected
-    from leafiqa.model.info import read_info
+    from leafiqa.model.modelinfo import read_info
 
     path = calibrate_labels(model_path, labels, pool=pool, kind=kind.value, split=split,
                             budget=budget, selection=selection.value, seed=seed, store=store,

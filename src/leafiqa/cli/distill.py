@@ -46,7 +46,7 @@ def distill(
     from the data set's training images."""
     from leafiqa.api import distill_from_store
     from leafiqa.data.inputs import read_data
-    from leafiqa.model.info import read_info
+    from leafiqa.model.modelinfo import read_info
     from leafiqa.student.head import DistillFit
 
     manifest = read_data(data, kind.value, split, limit)

@@ -1,7 +1,7 @@
 """The file a user keeps: one safetensors file with the student's weights (backbone, head,
 calibration) and its metadata — backbone name, input size, calibration, teacher id, training
 manifest hash. No pickle: loading a model file never runs code from it. The metadata is read
-without PyTorch by ``model.info`` (re-exported here)."""
+without PyTorch by ``model.modelinfo`` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from leafiqa.calibration.mapping import ScoreMap
 from leafiqa.calibration.prior import PriorCalibration
 from leafiqa.data.images import as_sizes
 from leafiqa.errors import ModelFileError
-from leafiqa.model.info import (  # noqa: F401 - kept importable from here
+from leafiqa.model.modelinfo import (  # noqa: F401 - kept importable from here
     FORMAT,
     MAX_HEAD_PARAMETERS,
     MAX_HEAD_WIDTH,

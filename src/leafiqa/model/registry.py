@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leafiqa.errors import ConfigError
-from leafiqa.model.info import ModelInfo, read_info
+from leafiqa.model.modelinfo import ModelInfo, read_info
 from leafiqa.redact import one_line
 
 __all__ = ["ENV_VAR", "MODELS_EXTRA", "PACKAGED_NAMES", "SUFFIX", "RegisteredModel",

@@ -1,7 +1,7 @@
 """Scoring images with a saved LEAF model: batched, parallel decoding, PyTorch or ONNX Runtime.
 
 With ONNX Runtime (the default when it is installed) scoring imports neither PyTorch nor the
-``onnx`` package nor SciPy: the model file's metadata is read by ``model.info``, its
+``onnx`` package nor SciPy: the model file's metadata is read by ``model.modelinfo``, its
 uint8-pixel graph found and checked by ``model.graphs``; PyTorch is imported only to build a
 graph that is not cached yet, or to score with ``runtime="torch"``."""
 
@@ -26,7 +26,7 @@ from leafiqa.model.graphs import (
     open_pixel_graph,
     session_metadata,
 )
-from leafiqa.model.info import ModelInfo, read_info
+from leafiqa.model.modelinfo import ModelInfo, read_info
 from leafiqa.model.pixel_graph import (
     PixelGraphScorer,
     ScoredBatch,
