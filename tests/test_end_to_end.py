@@ -107,7 +107,7 @@ def test_teach_openai_backend_on_200_images(tmp_path: Path) -> None:
     pd.DataFrame({"name": [str(p) for p in paths]}).to_csv(subset, index=False)
     store = tmp_path / "j.sqlite"
     behaviour = MockBehaviour()
-    args = ["teach", "--backend", "openai", "--data", str(subset), "--store", str(store),
+    args = ["teach", "--teacher", "openai", "--data", str(subset), "--store", str(store),
             "--model", "mock", "--pairs-per-image", "2", "--concurrency", "16", "--quiet"]
     with ServerThread(create_mock_app(behaviour)) as server:
         result = runner.invoke(app, [*args, "--url", server.url + "/v1"])

@@ -1,7 +1,8 @@
 """Options renamed for one convention across commands (issue 34) still work under their old
 names, each with a one-line note: a data set given as an argument (`leaf data DATA`, `leaf
 select DATA`), `leaf evaluate --json FILE` (now `--out`), `leaf judgments export FILE` (now
-`--out`); given both ways they are an error."""
+`--out`), `leaf teach --backend` (now `--teacher`). A data set or an output file given both
+ways is an error."""
 
 from __future__ import annotations
 
@@ -58,3 +59,13 @@ def test_judgments_export_file_is_now_out(tmp_path: Path) -> None:
     assert (tmp_path / "old.jsonl").read_text() == (tmp_path / "new.jsonl").read_text()
     missing = runner.invoke(app, ["judgments", "export", "--store", str(store)])
     assert missing.exit_code == 2 and "--out" in missing.output
+
+
+def test_teach_backend_is_now_teacher(image_folder: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["teach", "--backend", "cues", "--data", str(image_folder),
+                                 "--store", str(tmp_path / "j.sqlite"), "--pairs-per-image", "0",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "note: --backend is now --teacher" in result.output
+    assert "cues" in result.stdout and "12 images" in result.stdout
+    assert "--backend" not in runner.invoke(app, ["teach", "--help"]).output

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from leafiqa.cli.base import parse_json_object, parse_overrides
+from leafiqa.cli.base import parse_json_object, parse_overrides, renamed
 from leafiqa.cli.options import (
     ActorsOption,
     DataOption,
@@ -47,7 +47,7 @@ def teach(
         help="requests in flight (openai; per server with several --url)")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per request (openai)")] = None,
     backend: Annotated[str | None, typer.Option(
-        help="alias: --backend openai means --teacher openai")] = None,
+        hidden=True, help="old name of --teacher")] = None,
     engine: EngineOption = Engine.local,
     ray_address: RayAddressOption = None,
     actors: ActorsOption = None,
@@ -67,6 +67,8 @@ def teach(
     from leafiqa.data.inputs import read_data
     from leafiqa.teachers.specs import teacher_options
 
+    if backend is not None:  # the option's old name, still read
+        renamed("--backend", "--teacher")
     spec = backend if backend and teacher == "cues" else teacher
     options = teacher_options(spec, urls=url, model=model, concurrency=concurrency,
                               timeout=timeout,
