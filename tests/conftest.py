@@ -147,7 +147,11 @@ def browser() -> Iterator[object]:
 
 def write_model_file(path: Path, sizes: Sequence[int]) -> Path:
     """A small real LEAF model: Lite0 backbone reading ``sizes``, a head on random features, a
-    logistic map. (PyTorch is imported here, not when the test session starts.)"""
+    logistic map; the same model whatever ran before (the head's weights are drawn from a seeded
+    generator, not from PyTorch's global one, which earlier tests move). (PyTorch is imported
+    here, not when the test session starts.)"""
+    import torch
+
     from leafiqa.calibration.mapping import ScoreMap
     from leafiqa.model.file import LeafNetwork, ModelInfo, save_model
     from leafiqa.student.backbone import MultiLevelBackbone
@@ -156,7 +160,9 @@ def write_model_file(path: Path, sizes: Sequence[int]) -> Path:
     rng = np.random.default_rng(0)
     backbone = MultiLevelBackbone("efficientnet-lite0")
     dim = backbone.feature_dim * len(sizes)
-    head = QualityHead(dim, hidden=32, dropout=0.0, components=16)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        head = QualityHead(dim, hidden=32, dropout=0.0, components=16)
     head.set_normalisation(rng.normal(size=(64, dim)).astype(np.float32))
     score_map = ScoreMap("logistic4", [4.5, 0.5, 0.0, 1.5], 100)
     info = ModelInfo(backbone="efficientnet-lite0", input_sizes=tuple(sizes), head=head.config(),

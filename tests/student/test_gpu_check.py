@@ -4,7 +4,9 @@ tiny random ConvNeXt fully fine-tuned on 24 synthetic images) and prints its tab
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,11 @@ pytest.importorskip("transformers", reason="the smoke check builds a tiny transf
 
 
 def test_gpu_check_smoke_prints_frozen_and_fine_tuned_rows(tmp_path: Path) -> None:
+    # the interpreter running the tests (the script's default, .venv/bin/python, is the one of
+    # the checkout it is started in: a worktree may have none)
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--smoke",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable})
     assert done.returncode == 0, done.stderr[-2000:]
     table = [line.split() for line in done.stdout.splitlines() if line.startswith("synthetic")]
     assert [(row[2], row[3]) for row in table] == [
